@@ -1,0 +1,95 @@
+// Command idm-server runs n independent virtual servers, each serving its
+// own copy of a file over the idm protocol and HTTP. See idm-server --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/idmproject/idm/transport"
+)
+
+func main() {
+	cfg, err := parseArgs(os.Args[1:])
+	if errors.Is(err, errHelp) {
+		fmt.Print(usageText)
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "idm-server: %v\n\n%s", err, usageText)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "idm-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg *config) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Each distinct file is hashed once; the servers sharing it still
+	// each open their own copy.
+	manifests := map[string]*transport.Manifest{}
+	f := &fleet{ports: cfg.ports, log: log}
+	for i, path := range cfg.files {
+		m := manifests[path]
+		if m == nil {
+			start := time.Now()
+			var err error
+			if m, err = transport.BuildManifest(path, cfg.segSize); err != nil {
+				return err
+			}
+			manifests[path] = m
+			log.Info("hashed file", "path", path, "size", m.Size, "segments", len(m.Segments),
+				"segment_size", m.SegmentSize, "blake3", m.Content.String(), "took", time.Since(start).Round(time.Millisecond))
+		}
+		f.servers = append(f.servers, &transport.Server{
+			Addr:     net.JoinHostPort(cfg.bind, strconv.Itoa(cfg.ports[i])),
+			Path:     path,
+			Manifest: m,
+			Rate:     cfg.rates[i],
+			MaxConns: cfg.maxConns,
+			Logger:   log.With("server", i+1),
+		})
+	}
+	for i, s := range f.servers {
+		if err := s.Start(); err != nil {
+			for _, s := range f.servers[:i] {
+				s.Stop()
+			}
+			return fmt.Errorf("server %d: %w", i+1, err)
+		}
+	}
+	log.Info("serving", "servers", len(f.servers))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go f.console(os.Stdin, os.Stderr)
+	tick := time.NewTicker(cfg.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			f.statusLines(os.Stdout)
+		case <-ctx.Done():
+			log.Info("stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			for _, s := range f.servers {
+				wg.Go(func() { s.Shutdown(sctx) })
+			}
+			wg.Wait()
+			return nil
+		}
+	}
+}

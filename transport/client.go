@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// DefaultStallTimeout is how long a client read may receive nothing at all
+// before the connection counts as stalled.
+const DefaultStallTimeout = 10 * time.Second
+
+// ErrStalled reports a connection on which no byte arrived for the stall
+// time-out.
+var ErrStalled = errors.New("connection stalled")
+
+// Dialer opens idm protocol connections. Its zero value is ready to use.
+type Dialer struct {
+	// StallTimeout is how long any read may receive no byte before it
+	// fails with ErrStalled. Zero means DefaultStallTimeout.
+	StallTimeout time.Duration
+}
+
+// Dial connects to the idm server at addr (host:port) with a zero Dialer.
+func Dial(ctx context.Context, addr string) (*Conn, error) {
+	var d Dialer
+	return d.Dial(ctx, addr)
+}
+
+// Dial connects to the idm server at addr and completes the handshake.
+func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	stall := d.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	cn := &Conn{c: c, stall: stall}
+	cn.br = bufio.NewReaderSize(stallReader{cn}, 64<<10)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := cn.handshake(); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return cn, nil
+}
+
+// Conn is one idm protocol connection. Requests may be pipelined: send
+// several with Request, then read the answers, which come in the same
+// order, with Receive. Request and Receive may run in two goroutines at
+// once (one sending, one reading), but neither in two.
+type Conn struct {
+	c       net.Conn
+	br      *bufio.Reader
+	wbuf    []byte
+	stall   time.Duration
+	timeout bool // the last read failed on the stall deadline
+}
+
+// stallReader renews the read deadline before each read, so the deadline
+// measures silence, not the length of a transfer.
+type stallReader struct{ cn *Conn }
+
+func (s stallReader) Read(p []byte) (int, error) {
+	s.cn.c.SetReadDeadline(time.Now().Add(s.cn.stall))
+	n, err := s.cn.c.Read(p)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("%w: no data for %v", ErrStalled, s.cn.stall)
+	}
+	return n, err
+}
+
+func (cn *Conn) handshake() error {
+	hello := append([]byte(Magic), 0, 0)
+	binary.BigEndian.PutUint16(hello[len(Magic):], Version)
+	if _, err := cn.c.Write(hello); err != nil {
+		return err
+	}
+	typ, n, err := readHeader(cn.br, 2+MaxErrorMessage+2)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(cn.br, p); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	switch {
+	case typ == frameError:
+		return errorFrame(p)
+	case typ == frameHello && n == 2 && binary.BigEndian.Uint16(p) == Version:
+		return nil
+	}
+	return protocolErr("handshake answered with frame 0x%02x of %d bytes", typ, n)
+}
+
+// errorFrame turns an error frame's payload into the error it carries.
+func errorFrame(p []byte) error {
+	e, err := decodeError(p)
+	if err != nil {
+		return err
+	}
+	return e
+}
+
+// RemoteAddr returns the server's address.
+func (cn *Conn) RemoteAddr() net.Addr { return cn.c.RemoteAddr() }
+
+// Manifest asks for the file's manifest. Call it with no range
+// outstanding.
+func (cn *Conn) Manifest(ctx context.Context) (*Manifest, error) {
+	stop := context.AfterFunc(ctx, func() { cn.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	cn.c.SetWriteDeadline(time.Now().Add(cn.stall))
+	if _, err := cn.c.Write(appendHeader(nil, frameManifestReq, 0)); err != nil {
+		return nil, cn.ctxErr(ctx, err)
+	}
+	typ, n, err := readHeader(cn.br, maxManifestPayload)
+	if err != nil {
+		return nil, cn.ctxErr(ctx, err)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(cn.br, p); err != nil {
+		return nil, cn.ctxErr(ctx, err)
+	}
+	switch typ {
+	case frameManifest:
+		m := new(Manifest)
+		if err := m.UnmarshalBinary(p); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case frameError:
+		return nil, errorFrame(p)
+	}
+	return nil, protocolErr("manifest answered with frame 0x%02x", typ)
+}
+
+func (cn *Conn) ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Request asks for the bytes [off, off+n) of the file without waiting for
+// the answer.
+func (cn *Conn) Request(off, n int64) error {
+	if off < 0 || n < 0 || n > MaxRangeLen {
+		return fmt.Errorf("range %d+%d: invalid or longer than %d", off, n, MaxRangeLen)
+	}
+	cn.wbuf = encodeRangeRequest(cn.wbuf[:0], off, n)
+	cn.c.SetWriteDeadline(time.Now().Add(cn.stall))
+	_, err := cn.c.Write(cn.wbuf)
+	return err
+}
+
+// Receive reads the answer to the oldest outstanding request into p,
+// which must be exactly as long as the range asked for. An error frame
+// from the server comes back as an *Error; after one with
+// CodeOutOfRange the connection is still usable.
+func (cn *Conn) Receive(p []byte) error {
+	typ, n, err := readHeader(cn.br, max(MaxRangeLen, 4+MaxErrorMessage))
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case frameData:
+		if n != len(p) {
+			return protocolErr("answer of %d bytes to a request for %d", n, len(p))
+		}
+		_, err := io.ReadFull(cn.br, p)
+		return err
+	case frameError:
+		if n > 4+MaxErrorMessage {
+			return protocolErr("error frame of %d bytes", n)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(cn.br, b); err != nil {
+			return err
+		}
+		return errorFrame(b)
+	}
+	return protocolErr("range answered with frame 0x%02x", typ)
+}
+
+// Close closes the connection; a Receive blocked in another goroutine
+// returns at once. Closing twice is harmless.
+func (cn *Conn) Close() error {
+	err := cn.c.Close()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+var _ Stream = (*Conn)(nil)
