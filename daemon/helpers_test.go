@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
+	"github.com/idmproject/idm/transport"
+)
+
+// testFile writes size random bytes to a file in a new temporary
+// directory and returns its path and contents.
+func testFile(t testing.TB, size int64, seed uint64) (string, []byte) {
+	t.Helper()
+	b := make([]byte, size)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	r.Read(b)
+	path := filepath.Join(t.TempDir(), "video.bin")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, b
+}
+
+// startServers starts one virtual server per rate (0 for none) on
+// loopback, all serving path with the given segment size (0: default).
+func startServers(t testing.TB, path string, segSize int64, rates ...int64) []*transport.Server {
+	t.Helper()
+	m, err := transport.BuildManifest(path, segSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*transport.Server
+	for _, r := range rates {
+		s := &transport.Server{Addr: "127.0.0.1:0", Path: path, Manifest: m, Rate: r, Logger: quietLog()}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Later restarts must come back on the same port.
+		s.Addr = s.ListenAddr().String()
+		t.Cleanup(s.Stop)
+		out = append(out, s)
+	}
+	return out
+}
+
+func sourcesOf(addrs ...string) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, "idm://"+a)
+	}
+	return out
+}
+
+func serverSources(servers ...*transport.Server) []string {
+	var addrs []string
+	for _, s := range servers {
+		addrs = append(addrs, s.Addr)
+	}
+	return sourcesOf(addrs...)
+}
+
+// openDB opens a store in a new temporary directory.
+func openDB(t testing.TB, path string) *store.DB {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "state.db")
+	}
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newJob creates a queued job downloading from sources into a new
+// temporary directory.
+func newJob(t testing.TB, db *store.DB, sources []string) *store.Record {
+	t.Helper()
+	rec := &store.Record{Sources: sources, Dir: t.TempDir(), State: api.StateQueued}
+	if err := db.Create(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// runTransfer runs tr in the background and returns a function that waits
+// for its result.
+func runTransfer(t testing.TB, ctx context.Context, tr *Transfer) func() error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	return func() error {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(2 * time.Minute):
+			t.Fatal("transfer did not end within 2 minutes")
+			return nil
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkResult asserts the job completed and its file equals want.
+func checkResult(t testing.TB, db *store.DB, id uint64, want []byte) *store.Record {
+	t.Helper()
+	rec, err := db.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != api.StateCompleted {
+		t.Fatalf("job state %q, want completed (last error %q)", rec.State, rec.LastError)
+	}
+	got, err := os.ReadFile(rec.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("downloaded file differs from the original (%d bytes vs %d)", len(got), len(want))
+	}
+	if _, err := os.Stat(filepath.Join(rec.Dir, rec.Name+partSuffix)); !os.IsNotExist(err) {
+		t.Fatalf("partial file left behind: %v", err)
+	}
+	return rec
+}
+
+// freePort returns a loopback address nothing listens on.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

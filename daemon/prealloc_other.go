@@ -1,0 +1,9 @@
+//go:build !linux
+
+package daemon
+
+import "os"
+
+// preallocate does nothing where there is no portable fallocate; the
+// partial file is extended sparsely instead.
+func preallocate(*os.File, int64) error { return nil }

@@ -1,0 +1,557 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
+	"github.com/idmproject/idm/transport"
+)
+
+// Transfer defaults.
+const (
+	// DefaultConns is the number of connections per source.
+	DefaultConns = 1
+	// DefaultDepth is how many requests each connection keeps outstanding,
+	// so a fast link never idles between segments.
+	DefaultDepth = 2
+	// DefaultFlushInterval is how often the bitmap is written to the store.
+	DefaultFlushInterval = time.Second
+	// slowFactor and slowChecks: a source below a fifth of the median
+	// speed for three checks in a row gives its segments back.
+	slowFactor = 5
+	slowChecks = 3
+	// monitorInterval is how often speeds are compared.
+	monitorInterval = time.Second
+)
+
+// ErrNoSource reports a job none of whose sources can serve it: each was
+// rejected or quarantined.
+var ErrNoSource = errors.New("no usable source")
+
+// errCrash, as the cause of Run's context, makes Run return at once
+// without writing anything more to the store: tests and benchmarks use
+// it to stand in for a killed process.
+var errCrash = errors.New("simulated crash")
+
+// Transfer downloads one job of the store to completion: it pulls segments
+// from every source at once, verifies each, writes it at its offset in the
+// partial file, and keeps the job's record and bitmap in the store. Set
+// the fields, then call Run once.
+type Transfer struct {
+	// DB holds the job. Required.
+	DB *store.DB
+	// Job is the job's ID in DB. Required.
+	Job uint64
+	// Conns is the number of connections per source (default 1).
+	Conns int
+	// Depth is the number of requests outstanding per connection
+	// (default 2).
+	Depth int
+	// StallTimeout drops a connection on which no byte arrives for this
+	// long (default transport.DefaultStallTimeout, 10 s).
+	StallTimeout time.Duration
+	// FlushInterval is how often the bitmap is written (default 1 s).
+	FlushInterval time.Duration
+	// Recheck hashes the whole partial file before starting, trusting
+	// neither the bitmap nor the disk: set it after an unclean shutdown.
+	Recheck bool
+	// Limiters cap the download rate (a job's own limit and the global
+	// one, say); nil entries are skipped.
+	Limiters []*rate.Limiter
+	// Logger receives one line per job event. Nil means slog.Default().
+	Logger *slog.Logger
+	// OnChange, if set, is called when a source's state changes, from the
+	// goroutine that changed it; it must not block.
+	OnChange func()
+
+	t atomic.Pointer[transfer]
+}
+
+// transfer is the state of one Run.
+type transfer struct {
+	db       *store.DB
+	log      *slog.Logger
+	stall    time.Duration
+	depth    int
+	limiters []*rate.Limiter
+	onChange func()
+	cancel   context.CancelCauseFunc
+
+	mu      sync.Mutex // guards rec, man, sched, file and fatal
+	rec     *store.Record
+	man     *transport.Manifest
+	sched   *scheduler
+	file    *os.File
+	fatal   error
+	done    bool
+
+	sources  []*source
+	workers  []*worker
+	verified atomic.Int64
+	fetched  atomic.Int64
+	meter    meter
+}
+
+// mismatchError says why a source does not hold the job's file.
+type mismatchError struct{ reason string }
+
+func (e *mismatchError) Error() string { return e.reason }
+
+// Run downloads until the file is complete and in place (nil), ctx is
+// cancelled (context.Cause(ctx), after the state is flushed), or the job
+// cannot go on (ErrNoSource, or a local error such as a full disk). While
+// every source is down it keeps probing: a job waits, it does not fail.
+func (tr *Transfer) Run(ctx context.Context) error {
+	rec, err := tr.DB.Get(tr.Job)
+	if err != nil {
+		return err
+	}
+	if rec.State == api.StateCompleted {
+		return nil
+	}
+	t := &transfer{
+		db:       tr.DB,
+		log:      tr.Logger,
+		stall:    tr.StallTimeout,
+		depth:    tr.Depth,
+		limiters: tr.Limiters,
+		onChange: tr.OnChange,
+		rec:      rec,
+	}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	t.log = t.log.With("job", rec.ID)
+	if t.stall <= 0 {
+		t.stall = transport.DefaultStallTimeout
+	}
+	if t.depth <= 0 {
+		t.depth = DefaultDepth
+	}
+	conns := tr.Conns
+	if conns <= 0 {
+		conns = DefaultConns
+	}
+	flushEvery := tr.FlushInterval
+	if flushEvery <= 0 {
+		flushEvery = DefaultFlushInterval
+	}
+	for i, addr := range rec.Sources {
+		src, err := transport.ParseSource(addr)
+		if err != nil {
+			return err
+		}
+		if s, ok := src.(*transport.IDMSource); ok {
+			s.Dialer.StallTimeout = t.stall
+		}
+		s := &source{idx: i, src: src, state: api.SourceConnecting}
+		for _, st := range rec.SourceStats {
+			if st.Source == addr {
+				s.verified, s.fetched, s.errors, s.corrupt = st.Bytes, st.Fetched, st.Errors, st.Corrupt
+				s.lastErr = st.LastError
+				if st.Quarantined {
+					s.state = api.SourceQuarantined
+				}
+			}
+		}
+		t.sources = append(t.sources, s)
+	}
+	t.fetched.Store(rec.Fetched)
+	if rec.Content != ([32]byte{}) {
+		hashes, err := t.db.Hashes(rec.ID)
+		if err != nil {
+			return err
+		}
+		m := &transport.Manifest{Name: rec.Name, Size: rec.Size, SegmentSize: rec.SegmentSize, Content: rec.Content}
+		for h := range slices.Chunk(hashes, transport.HashSize) {
+			m.Segments = append(m.Segments, transport.Hash(h))
+		}
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("job %d: stored manifest: %w", rec.ID, err)
+		}
+		if err := t.prepare(m, tr.Recheck); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t.cancel = cancel
+	tr.t.Store(t)
+	var wg sync.WaitGroup
+	for _, s := range t.sources {
+		for range conns {
+			w := &worker{t: t, src: s}
+			t.workers = append(t.workers, w)
+			wg.Go(func() { w.run(ctx) })
+		}
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	var bgWG sync.WaitGroup
+	bgWG.Go(func() { t.flushLoop(bg, flushEvery) })
+	bgWG.Go(func() { t.monitor(bg) })
+	wg.Wait()
+	stopBG()
+	bgWG.Wait()
+
+	if errors.Is(context.Cause(ctx), errCrash) {
+		t.closeFile()
+		return errCrash
+	}
+	t.mu.Lock()
+	fatal, sched := t.fatal, t.sched
+	t.mu.Unlock()
+	switch {
+	case fatal != nil:
+		t.rec.LastError = fatal.Error()
+		t.closeFile()
+		t.flush()
+		return fatal
+	case sched != nil && sched.finished():
+		err := t.finish()
+		if err != nil {
+			t.rec.LastError = err.Error()
+		}
+		t.flush()
+		return err
+	case ctx.Err() != nil:
+		t.flush()
+		t.closeFile()
+		return context.Cause(ctx)
+	}
+	err = fmt.Errorf("%w: %s", ErrNoSource, t.sourceReasons())
+	t.rec.LastError = err.Error()
+	t.flush()
+	t.closeFile()
+	return err
+}
+
+// crash makes a running Run return without another write, as if the
+// process had been killed.
+func (tr *Transfer) crash() {
+	if t := tr.t.Load(); t != nil {
+		t.cancel(errCrash)
+	}
+}
+
+// Progress returns a snapshot of the transfer; before Run it is empty.
+func (tr *Transfer) Progress() api.Progress {
+	t := tr.t.Load()
+	if t == nil {
+		return api.Progress{State: api.StateQueued, Time: time.Now()}
+	}
+	return t.progress(time.Now())
+}
+
+func (t *transfer) progress(now time.Time) api.Progress {
+	p := api.Progress{
+		Verified: t.verified.Load(),
+		Fetched:  t.fetched.Load(),
+		Speed:    t.meter.rate(now),
+		Time:     now,
+		State:    api.StateWaiting,
+	}
+	t.mu.Lock()
+	p.Size = t.rec.Size
+	done := t.done
+	t.mu.Unlock()
+	for _, s := range t.sources {
+		sp := s.snapshot(now)
+		if sp.State == api.SourceUp || sp.State == api.SourceConnecting {
+			p.State = api.StateDownloading
+		}
+		p.Sources = append(p.Sources, sp)
+	}
+	if done {
+		p.State = api.StateCompleted
+	}
+	return p
+}
+
+// adopt checks a source's manifest against the job's identity; the first
+// manifest of a new job becomes its identity.
+func (t *transfer) adopt(m *transport.Manifest) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.man != nil {
+		switch {
+		case m.Size != t.man.Size:
+			return &mismatchError{fmt.Sprintf("holds a different file: %d bytes, the job's has %d", m.Size, t.man.Size)}
+		case m.Content != t.man.Content:
+			return &mismatchError{fmt.Sprintf("holds a different file: content %s, the job's is %s", m.Content, t.man.Content)}
+		case m.SegmentSize != t.man.SegmentSize:
+			return &mismatchError{fmt.Sprintf("cuts the file into %d-byte segments, the job uses %d", m.SegmentSize, t.man.SegmentSize)}
+		}
+		return nil
+	}
+	if err := m.Validate(); err != nil {
+		return &mismatchError{"invalid manifest: " + err.Error()}
+	}
+	hashes := make([]byte, 0, len(m.Segments)*transport.HashSize)
+	for _, h := range m.Segments {
+		hashes = append(hashes, h[:]...)
+	}
+	if err := t.db.SetManifest(t.rec.ID, m.Size, m.SegmentSize, m.Content, hashes); err != nil {
+		return fmt.Errorf("record manifest: %w", err)
+	}
+	t.rec.Size, t.rec.SegmentSize, t.rec.Content = m.Size, m.SegmentSize, m.Content
+	if t.rec.Name == "" {
+		t.rec.Name = SanitizeName(m.Name)
+	}
+	t.log.Info("file identified", "name", t.rec.Name, "size", m.Size, "segments", len(m.Segments), "blake3", m.Content.String())
+	return t.prepareLocked(m, false)
+}
+
+func (t *transfer) prepare(m *transport.Manifest, recheckAll bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.prepareLocked(m, recheckAll)
+}
+
+// prepareLocked opens the partial file and builds the scheduler from the
+// stored bitmap, or from the disk itself when recheckAll is set.
+func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
+	part := filepath.Join(t.rec.Dir, t.rec.Name+partSuffix)
+	f, created, err := openPart(part, m.Size)
+	if err != nil {
+		return err
+	}
+	bm, err := t.db.Bitmap(t.rec.ID)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	switch {
+	case created && bm.Count() > 0:
+		t.log.Warn("partial file was missing; starting over", "path", part)
+		bm = store.NewBitmap(len(m.Segments))
+	case recheckAll && !created:
+		start, before := time.Now(), bm.Count()
+		if bm, err = recheck(f, m); err != nil {
+			f.Close()
+			return err
+		}
+		t.log.Info("rechecked partial file after unclean shutdown", "segments_before", before,
+			"segments_verified", bm.Count(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	var verified int64
+	for i := range m.Segments {
+		if bm.Has(i) {
+			_, n := m.Segment(i)
+			verified += n
+		}
+	}
+	t.verified.Store(verified)
+	t.man, t.file = m, f
+	t.sched = newScheduler(bm, func(i int) int64 { _, n := m.Segment(i); return n }, t.estimate)
+	return nil
+}
+
+// estimate returns a worker's recent speed.
+func (t *transfer) estimate(w *worker) float64 { return w.src.meter.rate(time.Now()) }
+
+// throttle waits until every limiter allows n more bytes.
+func (t *transfer) throttle(ctx context.Context, n int64) error {
+	for _, l := range t.limiters {
+		if l == nil || l.Limit() == rate.Inf {
+			continue
+		}
+		for rem := n; rem > 0; {
+			k := min(rem, int64(max(l.Burst(), 1)))
+			if err := l.WaitN(ctx, int(k)); err != nil {
+				return err
+			}
+			rem -= k
+		}
+	}
+	return nil
+}
+
+// write puts a verified segment at its offset.
+func (t *transfer) write(i int, p []byte, off int64) error {
+	if _, err := t.file.WriteAt(p, off); err != nil {
+		return fmt.Errorf("write segment %d: %w", i, err)
+	}
+	return nil
+}
+
+// fail stops the transfer for a reason retrying cannot cure.
+func (t *transfer) fail(err error) {
+	t.mu.Lock()
+	if t.fatal == nil {
+		t.fatal = err
+	}
+	t.mu.Unlock()
+	t.cancel(err)
+}
+
+func (t *transfer) sourcesChanged() {
+	if t.onChange != nil {
+		t.onChange()
+	}
+}
+
+func (t *transfer) sourceReasons() string {
+	var b []byte
+	for i, s := range t.sources {
+		sp := s.snapshot(time.Now())
+		if i > 0 {
+			b = append(b, "; "...)
+		}
+		b = fmt.Appendf(b, "%s %s: %s", sp.Source, sp.State, sp.LastError)
+	}
+	return string(b)
+}
+
+// flushLoop writes the job's state on a timer, in one transaction.
+func (t *transfer) flushLoop(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := t.flush(); err != nil {
+				t.log.Error("flush job state", "err", err)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// flush writes the record and the bitmap in one transaction.
+func (t *transfer) flush() error {
+	now := time.Now()
+	p := t.progress(now)
+	t.mu.Lock()
+	rec := *t.rec
+	sched := t.sched
+	t.mu.Unlock()
+	rec.Verified, rec.Fetched = p.Verified, p.Fetched
+	rec.SourceStats = rec.SourceStats[:0:0]
+	for i, s := range t.sources {
+		s.mu.Lock()
+		rec.SourceStats = append(rec.SourceStats, store.SourceStat{
+			Source: rec.Sources[i], Bytes: s.verified, Fetched: s.fetched, Errors: s.errors,
+			Corrupt: s.corrupt, Quarantined: s.state == api.SourceQuarantined, LastError: s.lastErr,
+		})
+		s.mu.Unlock()
+	}
+	if sched == nil {
+		return t.db.Put(&rec)
+	}
+	bm, _ := sched.snapshot()
+	return t.db.Save(&rec, bm)
+}
+
+// monitor compares the sources' speeds once a second and makes a source
+// that stays under a fifth of the median give its segments back.
+func (t *transfer) monitor(ctx context.Context) {
+	tick := time.NewTicker(monitorInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		t.mu.Lock()
+		sched := t.sched
+		t.mu.Unlock()
+		if sched == nil {
+			continue
+		}
+		now := time.Now()
+		var speeds []float64
+		for _, s := range t.sources {
+			s.mu.Lock()
+			up := s.state == api.SourceUp
+			s.mu.Unlock()
+			if up {
+				speeds = append(speeds, s.meter.rate(now))
+			}
+		}
+		if len(speeds) < 2 {
+			continue
+		}
+		sort.Float64s(speeds)
+		median := speeds[len(speeds)/2]
+		if len(speeds)%2 == 0 {
+			median = (speeds[len(speeds)/2-1] + median) / 2
+		}
+		for _, s := range t.sources {
+			s.mu.Lock()
+			slow := s.state == api.SourceUp && s.meter.rate(now)*slowFactor < median
+			if slow {
+				s.slow++
+			} else {
+				s.slow = 0
+			}
+			n := s.slow
+			s.mu.Unlock()
+			if n < slowChecks {
+				continue
+			}
+			given := 0
+			for _, w := range t.workers {
+				if w.src == s {
+					given += sched.giveBack(w)
+				}
+			}
+			if given > 0 {
+				t.log.Info("slow source gives segments back", "source", s.src.String(), "segments", given)
+			}
+		}
+	}
+}
+
+// finish checks the whole file's hash, syncs it and moves it to its final
+// name.
+func (t *transfer) finish() error {
+	t.mu.Lock()
+	f, m, rec := t.file, t.man, t.rec
+	t.mu.Unlock()
+	start := time.Now()
+	sum, err := contentHash(f)
+	if err != nil {
+		return fmt.Errorf("hash %s: %w", f.Name(), err)
+	}
+	if sum != m.Content {
+		return fmt.Errorf("whole-file hash %s does not match the manifest's %s", sum, m.Content)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	t.closeFile()
+	path, err := publish(f.Name(), rec.Dir, rec.Name)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	rec.Path, rec.Finished, rec.LastError = path, time.Now(), ""
+	rec.State = api.StateCompleted
+	t.done = true
+	t.mu.Unlock()
+	t.log.Info("download complete", "path", path, "verify_took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (t *transfer) closeFile() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.file != nil {
+		t.file.Close()
+	}
+}

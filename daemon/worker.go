@@ -1,0 +1,288 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/transport"
+)
+
+// Errors that end a worker's session without marking its source down.
+var (
+	errCancelled = errors.New("request cancelled: another copy won")
+	errOut       = errors.New("source set aside for this job")
+	errComplete  = errors.New("download complete")
+)
+
+// corruptLimit is how many corrupt segments quarantine a source.
+const corruptLimit = 3
+
+// Back-off between attempts to reach a source that is down.
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+)
+
+// source is one server of a job and what the job knows of it.
+type source struct {
+	idx   int
+	src   transport.Source
+	meter meter
+
+	mu        sync.Mutex
+	state     string
+	nextRetry time.Time
+	lastErr   string
+	verified  int64
+	fetched   int64
+	errors    int
+	corrupt   int
+	slow      int // consecutive checks below a fifth of the median
+}
+
+func (s *source) snapshot(now time.Time) api.SourceProgress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := api.SourceProgress{
+		Source:    s.src.String(),
+		State:     s.state,
+		Verified:  s.verified,
+		Fetched:   s.fetched,
+		Corrupt:   s.corrupt,
+		LastError: s.lastErr,
+		Speed:     s.meter.rate(now),
+	}
+	if s.state == api.SourceDown {
+		p.NextRetry = s.nextRetry
+	}
+	return p
+}
+
+// out reports whether the source was set aside for the job.
+func (s *source) out() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == api.SourceQuarantined || s.state == api.SourceRejected
+}
+
+func (s *source) setState(state, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == api.SourceQuarantined || s.state == api.SourceRejected {
+		return
+	}
+	s.state = state
+	if reason != "" {
+		s.lastErr = reason
+	}
+}
+
+// worker is one connection to a source, pulling segments from the
+// scheduler with several requests outstanding.
+type worker struct {
+	t   *transfer
+	src *source
+	buf []byte
+
+	mu        sync.Mutex
+	stream    transport.Stream
+	cancelled bool
+}
+
+// cancel drops the worker's connection because a segment it is fetching
+// was verified from another source first.
+func (w *worker) cancel() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stream != nil {
+		w.cancelled = true
+		w.stream.Close()
+	}
+}
+
+func (w *worker) setStream(s transport.Stream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stream, w.cancelled = s, false
+}
+
+// run keeps the worker connected and fetching until the download is
+// complete, ctx ends, or its source is set aside. A failed session marks
+// the source down and retries with exponential back-off and jitter.
+func (w *worker) run(ctx context.Context) {
+	delay := backoffMin
+	for ctx.Err() == nil && !w.src.out() {
+		delivered, err := w.session(ctx)
+		switch {
+		case errors.Is(err, errComplete), errors.Is(err, errOut), ctx.Err() != nil:
+			return
+		case errors.Is(err, errCancelled):
+			continue
+		}
+		if delivered {
+			delay = backoffMin
+		}
+		// Jitter keeps the sources' retries from marching in step.
+		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+		w.src.mu.Lock()
+		w.src.errors++
+		w.src.lastErr = err.Error()
+		if w.src.state != api.SourceQuarantined && w.src.state != api.SourceRejected {
+			w.src.state = api.SourceDown
+			w.src.nextRetry = time.Now().Add(wait)
+		}
+		w.src.mu.Unlock()
+		w.t.log.Debug("source down", "source", w.src.src.String(), "retry_in", wait.Round(time.Millisecond), "err", err)
+		w.t.sourcesChanged()
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		delay = min(2*delay, backoffMax)
+	}
+}
+
+// session is one connection's life: connect, check the manifest, then
+// fetch until something fails. It reports whether any segment was
+// verified, so a flapping source's back-off is reset only by real work.
+func (w *worker) session(ctx context.Context) (delivered bool, err error) {
+	t := w.t
+	dctx, cancel := context.WithTimeout(ctx, t.stall)
+	st, err := w.src.src.Open(dctx)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	w.setStream(st)
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer func() {
+		stop()
+		st.Close()
+		w.setStream(nil)
+	}()
+	m, err := st.Manifest(ctx)
+	if err != nil {
+		return false, fmt.Errorf("manifest: %w", err)
+	}
+	if err := t.adopt(m); err != nil {
+		var bad *mismatchError
+		if errors.As(err, &bad) {
+			w.src.setState(api.SourceRejected, bad.Error())
+			t.log.Warn("source rejected", "source", w.src.src.String(), "reason", bad.Error())
+			t.sourcesChanged()
+			return false, errOut
+		}
+		t.fail(err)
+		return false, err
+	}
+	w.src.setState(api.SourceUp, "")
+	t.sourcesChanged()
+
+	sched := t.sched
+	var queue []int // segments asked for, in order
+	defer func() {
+		for _, i := range queue {
+			sched.release(w, i)
+		}
+	}()
+	for {
+		for len(queue) < t.depth {
+			i, wait, complete := sched.next(w)
+			if complete {
+				return delivered, errComplete
+			}
+			if i < 0 {
+				if len(queue) > 0 {
+					break
+				}
+				select {
+				case <-wait:
+					continue
+				case <-ctx.Done():
+					return delivered, ctx.Err()
+				}
+			}
+			off, n := t.man.Segment(i)
+			queue = append(queue, i)
+			if err := t.throttle(ctx, n); err != nil {
+				return delivered, err
+			}
+			if err := st.Request(off, n); err != nil {
+				return delivered, w.failure(fmt.Errorf("request segment %d: %w", i, err))
+			}
+		}
+		i := queue[0]
+		off, n := t.man.Segment(i)
+		if int64(cap(w.buf)) < n {
+			w.buf = make([]byte, t.man.SegmentSize)
+		}
+		p := w.buf[:n]
+		if err := st.Receive(p); err != nil {
+			return delivered, w.failure(fmt.Errorf("segment %d: %w", i, err))
+		}
+		queue = queue[1:]
+		now := time.Now()
+		w.src.mu.Lock()
+		w.src.fetched += n
+		w.src.mu.Unlock()
+		t.fetched.Add(n)
+		if transport.SumSegment(p) != t.man.Segments[i] {
+			sched.release(w, i)
+			return delivered, w.corrupt(i)
+		}
+		if err := t.write(i, p, off); err != nil {
+			t.fail(err)
+			return delivered, err
+		}
+		losers, won := sched.complete(w, i)
+		if !won {
+			continue
+		}
+		delivered = true
+		w.src.mu.Lock()
+		w.src.verified += n
+		w.src.mu.Unlock()
+		w.src.meter.add(now, n)
+		t.meter.add(now, n)
+		t.verified.Add(n)
+		for _, l := range losers {
+			l.cancel()
+		}
+	}
+}
+
+// failure turns a receive error into errCancelled when the worker's
+// connection was closed on purpose.
+func (w *worker) failure(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancelled {
+		return errCancelled
+	}
+	return err
+}
+
+// corrupt counts a segment that failed verification and quarantines the
+// source at the limit.
+func (w *worker) corrupt(i int) error {
+	err := fmt.Errorf("segment %d failed verification", i)
+	w.src.mu.Lock()
+	w.src.corrupt++
+	n := w.src.corrupt
+	w.src.mu.Unlock()
+	w.t.log.Warn("corrupt segment", "source", w.src.src.String(), "segment", i, "count", n)
+	if n >= corruptLimit {
+		reason := fmt.Sprintf("quarantined after %d corrupt segments (last: segment %d)", n, i)
+		w.src.setState(api.SourceQuarantined, reason)
+		w.t.log.Warn("source quarantined", "source", w.src.src.String(), "reason", reason)
+		w.t.sourcesChanged()
+		return errOut
+	}
+	return err
+}
