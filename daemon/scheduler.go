@@ -22,9 +22,9 @@ const (
 // segState is the scheduler's view of one segment.
 type segState struct {
 	state  uint8
-	owners []*worker  // workers with a request out for it
-	at     time.Time  // when the first current owner asked for it
-	freed  bool       // given back by a slow owner: others may duplicate it
+	owners []*worker // workers with a request out for it
+	at     time.Time // when the first current owner asked for it
+	freed  bool      // given back by a slow owner: others may duplicate it
 }
 
 // scheduler hands segments to workers as they ask: there is no static

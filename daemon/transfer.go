@@ -90,13 +90,13 @@ type transfer struct {
 	onChange func()
 	cancel   context.CancelCauseFunc
 
-	mu      sync.Mutex // guards rec, man, sched, file and fatal
-	rec     *store.Record
-	man     *transport.Manifest
-	sched   *scheduler
-	file    *os.File
-	fatal   error
-	done    bool
+	mu    sync.Mutex // guards rec, man, sched, file and fatal
+	rec   *store.Record
+	man   *transport.Manifest
+	sched *scheduler
+	file  *os.File
+	fatal error
+	done  bool
 
 	sources  []*source
 	workers  []*worker
