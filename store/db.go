@@ -1,0 +1,540 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors returned by DB methods, wrapped with context; compare with
+// errors.Is.
+var (
+	// ErrNotFound is returned for a job ID that is not in the database.
+	ErrNotFound = errors.New("job not found")
+
+	// ErrLocked is returned by Open when another process, or another DB in
+	// this one, holds the database file for longer than Options.Timeout.
+	ErrLocked = errors.New("state database is in use by another process")
+
+	// ErrNewerSchema is returned by Open for a database written by a newer
+	// version of idm, with a schema version higher than SchemaVersion.
+	ErrNewerSchema = errors.New("state database is from a newer version of idm")
+
+	// ErrIdentity is returned when a write would apply a job's state to a
+	// different file: a manifest whose content hash or size differs from
+	// the job's, a bitmap whose length is not the job's segment count, or a
+	// record whose size, segment size or content hash differs from the
+	// stored one.
+	ErrIdentity = errors.New("job identity mismatch")
+)
+
+// Bucket and key names; see the package documentation for the layout.
+var (
+	metaBucket    = []byte("meta")
+	jobsBucket    = []byte("jobs")
+	bitmapsBucket = []byte("bitmaps")
+	hashesBucket  = []byte("hashes")
+
+	schemaKey = []byte("schema")
+	cleanKey  = []byte("clean")
+)
+
+// Values of the clean-shutdown mark.
+var (
+	markClean = []byte{1}
+	markDirty = []byte{0}
+)
+
+// hashSize is the length of one segment hash.
+const hashSize = 32
+
+// defaultTimeout is Options.Timeout's default.
+const defaultTimeout = time.Second
+
+// Options configures Open. The zero value, like a nil *Options, gives the
+// defaults.
+type Options struct {
+	// Timeout is how long Open waits for the lock on the database file
+	// before failing with ErrLocked. Zero means the default, one second; a
+	// negative Timeout tries once and does not wait.
+	Timeout time.Duration
+}
+
+// A DB is the daemon's state database: one bbolt file holding job records,
+// their completion bitmaps and their segment hashes. Its methods are safe
+// for concurrent use; every write is one transaction, committed and synced
+// to disk before the method returns.
+type DB struct {
+	bolt     *bbolt.DB
+	wasClean bool
+
+	// markedClean is true while the file holds the clean mark. It is read
+	// and written only inside write transactions, which bbolt serialises.
+	markedClean bool
+
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// Open opens the state database at path, creating it with mode 0600 if it
+// does not exist, and waits up to opts.Timeout for the file lock, failing
+// with an error wrapping ErrLocked if it is still held. A nil opts gives the
+// defaults.
+//
+// A database with a newer schema than SchemaVersion is refused with an
+// error wrapping ErrNewerSchema and left untouched; one with an older schema
+// is migrated. Open then records whether the previous process closed the
+// database cleanly, for WasClean, and marks it dirty until MarkClean.
+func Open(path string, opts *Options) (*DB, error) {
+	bo := *bbolt.DefaultOptions
+	bo.Timeout = defaultTimeout
+	if opts != nil && opts.Timeout != 0 {
+		bo.Timeout = opts.Timeout
+	}
+	b, err := bbolt.Open(path, 0o600, &bo)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open state database %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	db := &DB{bolt: b}
+	if err := b.Update(db.prepare); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// prepare creates a new database's buckets, or checks and migrates an
+// existing one, then reads and clears the clean-shutdown mark. An error
+// rolls it all back, so a refused database is not written to.
+func (db *DB) prepare(tx *bbolt.Tx) error {
+	meta := tx.Bucket(metaBucket)
+	if meta == nil {
+		if err := tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+			return fmt.Errorf("not an idm state database: unexpected bucket %q", name)
+		}); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{metaBucket, jobsBucket, bitmapsBucket, hashesBucket} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta = tx.Bucket(metaBucket)
+		if err := writeSchema(meta, currentSchema); err != nil {
+			return err
+		}
+		db.wasClean = true
+	} else {
+		v, err := readSchema(meta)
+		if err != nil {
+			return err
+		}
+		if v > currentSchema {
+			return fmt.Errorf("schema version %d is newer than this build's %d: %w", v, currentSchema, ErrNewerSchema)
+		}
+		if v < currentSchema {
+			if err := migrate(tx, v); err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{jobsBucket, bitmapsBucket, hashesBucket} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("bucket %s is missing", name)
+			}
+		}
+		db.wasClean = string(meta.Get(cleanKey)) == string(markClean)
+	}
+	return meta.Put(cleanKey, markDirty)
+}
+
+// Close closes the database. It does not mark it clean; see MarkClean.
+// Calling Close again does nothing and returns nil.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close state database: %w", err)
+	}
+	return nil
+}
+
+// WasClean reports whether the process that last had the database open
+// called MarkClean after its last write, that is whether it shut down
+// cleanly. It is true for a database Open created.
+func (db *DB) WasClean() bool { return db.wasClean }
+
+// MarkClean records that the database holds everything its owner meant to
+// write, so that the next Open's WasClean reports true. The daemon calls it
+// last, after flushing every job and right before Close; any later write
+// marks the database dirty again.
+func (db *DB) MarkClean() error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(metaBucket).Put(cleanKey, markClean); err != nil {
+			return err
+		}
+		db.markedClean = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark state database clean: %w", err)
+	}
+	return nil
+}
+
+// update runs fn in a write transaction, first clearing the clean mark if
+// MarkClean set it.
+func (db *DB) update(fn func(tx *bbolt.Tx) error) error {
+	return db.bolt.Update(func(tx *bbolt.Tx) error {
+		if db.markedClean {
+			if err := tx.Bucket(metaBucket).Put(cleanKey, markDirty); err != nil {
+				return err
+			}
+			db.markedClean = false
+		}
+		return fn(tx)
+	})
+}
+
+// Create stores a new job: r, its segment hashes (the concatenated 32-byte
+// hashes, or nil when not known yet) and a bitmap of r.SegmentCount() clear
+// bits, in one transaction. It assigns r.ID, overwriting any value there,
+// and sets r.Created and r.Updated if they are zero.
+func (db *DB) Create(r *Record, hashes []byte) error {
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	if err := checkHashes(r.Size, r.SegmentSize, hashes); err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	bm, err := NewBitmap(r.SegmentCount()).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	c := *r
+	now := time.Now()
+	if c.Created.IsZero() {
+		c.Created = now
+	}
+	if c.Updated.IsZero() {
+		c.Updated = now
+	}
+	err = db.update(func(tx *bbolt.Tx) error {
+		jobs := tx.Bucket(jobsBucket)
+		id, err := jobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		c.ID = id
+		v, err := json.Marshal(&c)
+		if err != nil {
+			return err
+		}
+		k := key(id)
+		if err := jobs.Put(k, v); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bitmapsBucket).Put(k, bm); err != nil {
+			return err
+		}
+		if len(hashes) > 0 {
+			return tx.Bucket(hashesBucket).Put(k, hashes)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	r.ID, r.Created, r.Updated = c.ID, c.Created, c.Updated
+	return nil
+}
+
+// Get returns the job with the given ID, or an error wrapping ErrNotFound.
+func (db *DB) Get(id uint64) (*Record, error) {
+	var r *Record
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get job: %w", err)
+	}
+	return r, nil
+}
+
+// List returns every job, in ID order.
+func (db *DB) List() ([]*Record, error) {
+	var rs []*Record
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(jobsBucket).ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				return err
+			}
+			rs = append(rs, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return rs, nil
+}
+
+// Put replaces the stored record of job r.ID with r and sets r.Updated. It
+// fails with an error wrapping ErrNotFound if there is no such job, and
+// with one wrapping ErrIdentity if r's size, segment size or content hash
+// differ from the stored record's; those change only through SetManifest.
+func (db *DB) Put(r *Record) error {
+	if err := db.write(r, nil); err != nil {
+		return fmt.Errorf("put job %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Save writes r and its bitmap bm in one transaction and sets r.Updated;
+// it is the daemon's periodic flush of a running job. It refuses, with an
+// error wrapping ErrIdentity, a bitmap whose length is not
+// r.SegmentCount() and a record whose identity differs from the stored one,
+// and fails with an error wrapping ErrNotFound if there is no such job.
+func (db *DB) Save(r *Record, bm *Bitmap) error {
+	if bm == nil {
+		return fmt.Errorf("save job %d: nil bitmap", r.ID)
+	}
+	if err := db.write(r, bm); err != nil {
+		return fmt.Errorf("save job %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// write is Put, and Save when bm is not nil.
+func (db *DB) write(r *Record, bm *Bitmap) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	if r.ID == 0 {
+		return errors.New("record has no ID")
+	}
+	var bv []byte
+	if bm != nil {
+		if n := r.SegmentCount(); bm.Len() != n {
+			return fmt.Errorf("bitmap of %d bits for %d segments: %w", bm.Len(), n, ErrIdentity)
+		}
+		var err error
+		if bv, err = bm.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	c := *r
+	c.Updated = time.Now()
+	v, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	err = db.update(func(tx *bbolt.Tx) error {
+		old, err := getRecord(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if !sameIdentity(old, &c) {
+			return fmt.Errorf("record changes size, segment size or content hash: %w", ErrIdentity)
+		}
+		k := key(r.ID)
+		if err := tx.Bucket(jobsBucket).Put(k, v); err != nil {
+			return err
+		}
+		if bv != nil {
+			return tx.Bucket(bitmapsBucket).Put(k, bv)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.Updated = c.Updated
+	return nil
+}
+
+// Delete removes a job's record, bitmap and hashes in one transaction. It
+// fails with an error wrapping ErrNotFound if there is no such job. The ID
+// is not reused.
+func (db *DB) Delete(id uint64) error {
+	err := db.update(func(tx *bbolt.Tx) error {
+		k := key(id)
+		jobs := tx.Bucket(jobsBucket)
+		if jobs.Get(k) == nil {
+			return fmt.Errorf("job %d: %w", id, ErrNotFound)
+		}
+		for _, b := range []*bbolt.Bucket{jobs, tx.Bucket(bitmapsBucket), tx.Bucket(hashesBucket)} {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete job: %w", err)
+	}
+	return nil
+}
+
+// Hashes returns a job's segment hashes, concatenated, or nil if they are
+// not known yet. It fails with an error wrapping ErrNotFound if there is no
+// such job.
+func (db *DB) Hashes(id uint64) ([]byte, error) {
+	var h []byte
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		k := key(id)
+		if tx.Bucket(jobsBucket).Get(k) == nil {
+			return fmt.Errorf("job %d: %w", id, ErrNotFound)
+		}
+		if v := tx.Bucket(hashesBucket).Get(k); len(v) > 0 {
+			h = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get hashes: %w", err)
+	}
+	return h, nil
+}
+
+// Bitmap returns a job's completion bitmap, of SegmentCount() bits. It
+// fails with an error wrapping ErrNotFound if there is no such job.
+func (db *DB) Bitmap(id uint64) (*Bitmap, error) {
+	bm := new(Bitmap)
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		k := key(id)
+		if tx.Bucket(jobsBucket).Get(k) == nil {
+			return fmt.Errorf("job %d: %w", id, ErrNotFound)
+		}
+		v := tx.Bucket(bitmapsBucket).Get(k)
+		if v == nil {
+			return fmt.Errorf("job %d has no bitmap", id)
+		}
+		return bm.UnmarshalBinary(v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get bitmap: %w", err)
+	}
+	return bm, nil
+}
+
+// SetManifest fills in a job's identity once a server has described the
+// file: its size, segment size, content hash and segment hashes (nil if not
+// known), which replace any stored ones. It refuses with an error wrapping
+// ErrIdentity a manifest whose content hash differs from the job's non-zero
+// one, or whose size differs from the job's known size. Unless the size and
+// segment size are unchanged, the job's bitmap is replaced by a clear one of
+// the new segment count. It fails with an error wrapping ErrNotFound if
+// there is no such job.
+func (db *DB) SetManifest(id uint64, size, segSize int64, content [32]byte, hashes []byte) error {
+	if err := db.setManifest(id, size, segSize, content, hashes); err != nil {
+		return fmt.Errorf("set manifest of job %d: %w", id, err)
+	}
+	return nil
+}
+
+func (db *DB) setManifest(id uint64, size, segSize int64, content [32]byte, hashes []byte) error {
+	if size < 0 || segSize <= 0 {
+		return fmt.Errorf("invalid size %d or segment size %d", size, segSize)
+	}
+	if err := checkHashes(size, segSize, hashes); err != nil {
+		return err
+	}
+	return db.update(func(tx *bbolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Content != ([32]byte{}) && r.Content != content {
+			return fmt.Errorf("content hash %x, job has %x: %w", content, r.Content, ErrIdentity)
+		}
+		if (r.Size != 0 || r.SegmentSize != 0) && r.Size != size {
+			return fmt.Errorf("size %d, job has %d: %w", size, r.Size, ErrIdentity)
+		}
+		k := key(id)
+		if r.SegmentSize != segSize {
+			r.SegmentSize = segSize
+			r.Size = size
+			bv, err := NewBitmap(r.SegmentCount()).MarshalBinary()
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bitmapsBucket).Put(k, bv); err != nil {
+				return err
+			}
+		}
+		r.Content = content
+		r.Updated = time.Now()
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(jobsBucket).Put(k, v); err != nil {
+			return err
+		}
+		if len(hashes) == 0 {
+			return tx.Bucket(hashesBucket).Delete(k)
+		}
+		return tx.Bucket(hashesBucket).Put(k, hashes)
+	})
+}
+
+// checkHashes checks that hashes, if any, hold one hash per segment of a
+// file of the given size and segment size.
+func checkHashes(size, segSize int64, hashes []byte) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	if len(hashes)%hashSize != 0 {
+		return fmt.Errorf("segment hashes are %d bytes, not a multiple of %d", len(hashes), hashSize)
+	}
+	if segSize > 0 {
+		n := (&Record{Size: size, SegmentSize: segSize}).SegmentCount()
+		if len(hashes) != n*hashSize {
+			return fmt.Errorf("%d segment hashes for %d segments", len(hashes)/hashSize, n)
+		}
+	}
+	return nil
+}
+
+// getRecord reads job id's record inside tx.
+func getRecord(tx *bbolt.Tx, id uint64) (*Record, error) {
+	k := key(id)
+	v := tx.Bucket(jobsBucket).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	return decodeRecord(k, v)
+}
+
+// decodeRecord decodes the record stored under key k.
+func decodeRecord(k, v []byte) (*Record, error) {
+	r := new(Record)
+	// Calling UnmarshalJSON directly skips json.Unmarshal's first pass over
+	// the record, which List would pay for on every job.
+	if err := r.UnmarshalJSON(v); err != nil {
+		return nil, fmt.Errorf("decode job %d: %w", binary.BigEndian.Uint64(k), err)
+	}
+	return r, nil
+}
+
+// key encodes a job ID as a bucket key: 8 bytes, big-endian, so that keys
+// sort in ID order.
+func key(id uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), id)
+}

@@ -1,0 +1,834 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// openTestDB opens a new database in a temporary directory and closes it
+// when the test ends.
+func openTestDB(t testing.TB) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	return reopen(t, path), path
+}
+
+// reopen opens the database at path and closes it when the test ends.
+func reopen(t testing.TB, path string) *DB {
+	t.Helper()
+	db, err := Open(path, &Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// testRecord returns a record of a 1000-byte file in 100-byte segments.
+func testRecord() *Record {
+	at := time.Date(2025, 11, 25, 14, 0, 0, 0, time.UTC)
+	return &Record{
+		Sources:     []string{"idm://127.0.0.1:9001", "idm://127.0.0.1:9002"},
+		Dir:         "/tmp/downloads",
+		Name:        "file.iso",
+		Size:        1000,
+		SegmentSize: 100,
+		Content:     [32]byte{1, 2, 3, 31: 0xff},
+		State:       "queued",
+		Limit:       1 << 20,
+		Created:     at,
+		Updated:     at,
+		SourceStats: []SourceStat{
+			{Source: "idm://127.0.0.1:9001", Bytes: 100, Fetched: 150, Errors: 1, Corrupt: 1, LastError: "bad segment 3"},
+			{Source: "idm://127.0.0.1:9002", Quarantined: true},
+		},
+	}
+}
+
+// testHashes returns n distinct 32-byte segment hashes.
+func testHashes(n int) []byte {
+	h := make([]byte, n*hashSize)
+	for i := range h {
+		h[i] = byte(i)
+	}
+	return h
+}
+
+// normal returns a copy of r with its times in UTC and without monotonic
+// readings, so that records can be compared with reflect.DeepEqual.
+func normal(r *Record) *Record {
+	c := *r
+	for _, t := range []*time.Time{&c.Created, &c.Updated, &c.Finished} {
+		*t = t.Round(0).UTC()
+	}
+	return &c
+}
+
+func checkRecord(t *testing.T, got, want *Record) {
+	t.Helper()
+	if g, w := normal(got), normal(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("got record\n%+v\nwant\n%+v", g, w)
+	}
+}
+
+func TestDB_Open_New(t *testing.T) {
+	db, path := openTestDB(t)
+	if !db.WasClean() {
+		t.Error("WasClean() = false for a new database")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("new database has mode %v, want 0600", fi.Mode().Perm())
+	}
+	rs, err := db.List()
+	if err != nil || len(rs) != 0 {
+		t.Errorf("List() = %v, %v; want no records", rs, err)
+	}
+}
+
+func TestDB_Open_NotStateDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	b, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucket([]byte("widgets"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if db, err := Open(path, nil); err == nil {
+		db.Close()
+		t.Fatal("Open of a foreign bbolt file succeeded")
+	}
+}
+
+func TestDB_Open_Locked(t *testing.T) {
+	_, path := openTestDB(t)
+	start := time.Now()
+	db, err := Open(path, &Options{Timeout: 100 * time.Millisecond})
+	if err == nil {
+		db.Close()
+		t.Fatal("second Open of an open database succeeded")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open: %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("second Open took %v to fail with a 100ms timeout", d)
+	}
+}
+
+func TestDB_Open_AfterClose(t *testing.T) {
+	db, path := openTestDB(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopen(t, path)
+}
+
+func TestDB_Close_Twice(t *testing.T) {
+	db, _ := openTestDB(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := db.List(); err == nil {
+		t.Error("List after Close succeeded")
+	}
+}
+
+func TestDB_Create(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	h := testHashes(10)
+	if err := db.Create(r, h); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != 1 {
+		t.Errorf("first ID = %d, want 1", r.ID)
+	}
+	got, err := db.Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecord(t, got, r)
+	gotH, err := db.Hashes(r.ID)
+	if err != nil || !bytes.Equal(gotH, h) {
+		t.Errorf("Hashes() = %x, %v; want %x", gotH, err, h)
+	}
+	bm, err := db.Bitmap(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bm.Len() != 10 || bm.Count() != 0 {
+		t.Errorf("new job's bitmap has Len %d, Count %d; want 10, 0", bm.Len(), bm.Count())
+	}
+}
+
+func TestDB_Create_SetsTimes(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	r.Created, r.Updated = time.Time{}, time.Time{}
+	before := time.Now()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Created.Before(before) || r.Updated.Before(before) {
+		t.Errorf("Created %v, Updated %v; want at least %v", r.Created, r.Updated, before)
+	}
+	got, _ := db.Get(r.ID)
+	if !got.Created.Equal(r.Created) || !got.Updated.Equal(r.Updated) {
+		t.Errorf("stored Created %v, Updated %v; want %v, %v", got.Created, got.Updated, r.Created, r.Updated)
+	}
+}
+
+func TestDB_Create_NoManifest(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := &Record{Sources: []string{"idm://127.0.0.1:9001"}, State: "queued"}
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	h, err := db.Hashes(r.ID)
+	if err != nil || h != nil {
+		t.Errorf("Hashes() = %x, %v; want nil, nil", h, err)
+	}
+	bm, err := db.Bitmap(r.ID)
+	if err != nil || bm.Len() != 0 {
+		t.Errorf("Bitmap() = %v, %v; want an empty bitmap", bm, err)
+	}
+}
+
+func TestDB_Create_Invalid(t *testing.T) {
+	db, _ := openTestDB(t)
+	tests := []struct {
+		name   string
+		edit   func(r *Record)
+		hashes []byte
+	}{
+		{"no sources", func(r *Record) { r.Sources = nil }, nil},
+		{"negative size", func(r *Record) { r.Size = -1 }, nil},
+		{"partial hash", func(*Record) {}, make([]byte, 10*hashSize-1)},
+		{"too few hashes", func(*Record) {}, testHashes(9)},
+		{"too many hashes", func(*Record) {}, testHashes(11)},
+	}
+	for _, tt := range tests {
+		r := testRecord()
+		tt.edit(r)
+		if err := db.Create(r, tt.hashes); err == nil {
+			t.Errorf("%s: Create succeeded", tt.name)
+		}
+		if r.ID != 0 {
+			t.Errorf("%s: failed Create set ID %d", tt.name, r.ID)
+		}
+	}
+	if rs, _ := db.List(); len(rs) != 0 {
+		t.Errorf("failed Creates stored %d records", len(rs))
+	}
+}
+
+func TestDB_Get_NotFound(t *testing.T) {
+	db, _ := openTestDB(t)
+	if err := db.Create(testRecord(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{0, 2, 1 << 63} {
+		if _, err := db.Get(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%d): %v, want ErrNotFound", id, err)
+		}
+		if _, err := db.Bitmap(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Bitmap(%d): %v, want ErrNotFound", id, err)
+		}
+		if _, err := db.Hashes(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Hashes(%d): %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func TestDB_List(t *testing.T) {
+	db, _ := openTestDB(t)
+	var want []*Record
+	for i := range 5 {
+		r := testRecord()
+		r.Name = fmt.Sprintf("file%d", i)
+		if err := db.Create(r, nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	if err := db.Delete(want[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want[:2], want[3:]...)
+	got, err := db.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("List() returned %d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		checkRecord(t, got[i], want[i])
+	}
+}
+
+func TestDB_List_1000(t *testing.T) {
+	db, _ := openTestDB(t)
+	createMany(t, db, 1000)
+	start := time.Now()
+	rs, err := db.List()
+	d := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1000 {
+		t.Fatalf("List() returned %d records, want 1000", len(rs))
+	}
+	for i, r := range rs {
+		if r.ID != uint64(i+1) || r.Name != fmt.Sprintf("file%d", i) {
+			t.Fatalf("record %d has ID %d, Name %q", i, r.ID, r.Name)
+		}
+	}
+	t.Logf("List of 1000 records took %v", d)
+}
+
+// createMany creates n jobs named file0, file1, ... The file is not synced
+// meanwhile, for speed; it is a test of List, not of durability.
+func createMany(t testing.TB, db *DB, n int) {
+	t.Helper()
+	db.bolt.NoSync = true
+	defer func() { db.bolt.NoSync = false }()
+	for i := range n {
+		r := testRecord()
+		r.Name = fmt.Sprintf("file%d", i)
+		if err := db.Create(r, testHashes(10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.bolt.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDB_Put(t *testing.T) {
+	db, path := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := r.Updated
+	r.State = "completed"
+	r.Path = "/tmp/downloads/file.iso"
+	r.Finished = time.Now()
+	r.Verified = 1000
+	r.SourceStats[1].LastError = "connection refused"
+	if err := db.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Updated.After(before) {
+		t.Errorf("Put left Updated at %v", r.Updated)
+	}
+	db.Close()
+	got, err := reopen(t, path).Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecord(t, got, r)
+}
+
+func TestDB_Put_Refused(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(r *Record)
+		want error // nil for any error
+	}{
+		{"unknown ID", func(r *Record) { r.ID = 99 }, ErrNotFound},
+		{"no ID", func(r *Record) { r.ID = 0 }, nil},
+		{"no sources", func(r *Record) { r.Sources = nil }, nil},
+		{"other size", func(r *Record) { r.Size = 999 }, ErrIdentity},
+		{"other segment size", func(r *Record) { r.SegmentSize = 200 }, ErrIdentity},
+		{"other content", func(r *Record) { r.Content[0] ^= 1 }, ErrIdentity},
+	}
+	for _, tt := range tests {
+		c := *r
+		c.Name = "changed"
+		tt.edit(&c)
+		err := db.Put(&c)
+		if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+			t.Errorf("%s: Put: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	got, _ := db.Get(r.ID)
+	checkRecord(t, got, r)
+}
+
+func TestDB_Delete(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, testHashes(10)); err != nil {
+		t.Fatal(err)
+	}
+	other := testRecord()
+	if err := db.Create(other, testHashes(10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete(r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Get(r.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Delete: %v, want ErrNotFound", err)
+	}
+	if err := db.Delete(r.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Delete: %v, want ErrNotFound", err)
+	}
+	// The bitmap and hashes went with the record.
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{jobsBucket, bitmapsBucket, hashesBucket} {
+			if tx.Bucket(b).Get(key(r.ID)) != nil {
+				t.Errorf("bucket %s still holds job %d", b, r.ID)
+			}
+			if tx.Bucket(b).Get(key(other.ID)) == nil {
+				t.Errorf("bucket %s lost job %d", b, other.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDB_Create_IDsNotReused(t *testing.T) {
+	db, path := openTestDB(t)
+	for range 3 {
+		if err := db.Create(testRecord(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Delete(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete(2); err != nil {
+		t.Fatal(err)
+	}
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != 4 {
+		t.Errorf("ID after deleting 2 and 3 = %d, want 4", r.ID)
+	}
+	if err := db.Delete(4); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = reopen(t, path)
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != 5 {
+		t.Errorf("ID after reopening = %d, want 5", r.ID)
+	}
+}
+
+func TestDB_Save(t *testing.T) {
+	db, path := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	bm := NewBitmap(r.SegmentCount())
+	bm.Set(0)
+	bm.Set(9)
+	r.State = "downloading"
+	r.Verified = 200
+	if err := db.Save(r, bm); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = reopen(t, path)
+	got, err := db.Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecord(t, got, r)
+	gotBM, err := db.Bitmap(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotBM.Len() != 10 || gotBM.Count() != 2 || !gotBM.Has(0) || !gotBM.Has(9) {
+		t.Errorf("saved bitmap has Len %d, Count %d", gotBM.Len(), gotBM.Count())
+	}
+}
+
+func TestDB_Save_LengthMismatch(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 9, 11, 100} {
+		bm := NewBitmap(n)
+		for i := range n {
+			bm.Set(i)
+		}
+		c := *r
+		c.State = "completed"
+		if err := db.Save(&c, bm); !errors.Is(err, ErrIdentity) {
+			t.Errorf("Save with a %d-bit bitmap for 10 segments: %v, want ErrIdentity", n, err)
+		}
+	}
+	if err := db.Save(r, nil); err == nil {
+		t.Error("Save with a nil bitmap succeeded")
+	}
+	got, _ := db.Get(r.ID)
+	checkRecord(t, got, r)
+	if bm, _ := db.Bitmap(r.ID); bm.Len() != 10 || bm.Count() != 0 {
+		t.Errorf("refused Saves changed the bitmap to Len %d, Count %d", bm.Len(), bm.Count())
+	}
+}
+
+func TestDB_Save_NotFound(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := testRecord()
+	r.ID = 7
+	if err := db.Save(r, NewBitmap(10)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Save of an unknown job: %v, want ErrNotFound", err)
+	}
+}
+
+// TestDB_Save_Atomic saves a job over and over, keeping its Verified count
+// equal to the bits set in its bitmap, while a reader checks, in single
+// read transactions, that it never sees one without the other.
+func TestDB_Save_Atomic(t *testing.T) {
+	db, _ := openTestDB(t)
+	db.bolt.NoSync = true // a test of visibility, not durability
+	r := testRecord()
+	r.Size, r.SegmentSize = 256, 1
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for reads := 0; ; reads++ {
+			select {
+			case <-done:
+				if reads == 0 {
+					t.Error("reader never read")
+				}
+				return
+			default:
+			}
+			err := db.bolt.View(func(tx *bbolt.Tx) error {
+				got, err := getRecord(tx, r.ID)
+				if err != nil {
+					return err
+				}
+				var bm Bitmap
+				if err := bm.UnmarshalBinary(tx.Bucket(bitmapsBucket).Get(key(r.ID))); err != nil {
+					return err
+				}
+				if int64(bm.Count()) != got.Verified {
+					return fmt.Errorf("record has Verified %d, bitmap has %d bits set", got.Verified, bm.Count())
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	bm := NewBitmap(256)
+	for i := range 256 {
+		bm.Set(i)
+		r.Verified++
+		if err := db.Save(r, bm); err != nil {
+			t.Error(err)
+			break
+		}
+	}
+	close(done)
+	wg.Wait()
+}
+
+func TestDB_SetManifest(t *testing.T) {
+	db, path := openTestDB(t)
+	r := &Record{Sources: []string{"idm://127.0.0.1:9001"}, State: "queued"}
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	content := [32]byte{9, 8, 7}
+	h := testHashes(3)
+	if err := db.SetManifest(r.ID, 250, 100, content, h); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = reopen(t, path)
+	got, err := db.Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != 250 || got.SegmentSize != 100 || got.Content != content || got.SegmentCount() != 3 {
+		t.Errorf("after SetManifest: Size %d, SegmentSize %d, Content %x", got.Size, got.SegmentSize, got.Content)
+	}
+	if gotH, _ := db.Hashes(r.ID); !bytes.Equal(gotH, h) {
+		t.Errorf("Hashes() = %x, want %x", gotH, h)
+	}
+	bm, err := db.Bitmap(r.ID)
+	if err != nil || bm.Len() != 3 {
+		t.Fatalf("Bitmap() = %v, %v; want 3 bits", bm, err)
+	}
+
+	// The same manifest again keeps the progress.
+	bm.Set(1)
+	got.Verified = 100
+	if err := db.Save(got, bm); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetManifest(r.ID, 250, 100, content, h); err != nil {
+		t.Fatal(err)
+	}
+	if bm, _ := db.Bitmap(r.ID); bm.Len() != 3 || !bm.Has(1) {
+		t.Errorf("repeating the manifest lost the progress")
+	}
+
+	// A different file is refused.
+	other := content
+	other[0]++
+	for _, m := range []struct {
+		size    int64
+		content [32]byte
+	}{{250, other}, {251, content}, {0, content}} {
+		if err := db.SetManifest(r.ID, m.size, 100, m.content, nil); !errors.Is(err, ErrIdentity) {
+			t.Errorf("SetManifest(size %d, content %x): %v, want ErrIdentity", m.size, m.content[:2], err)
+		}
+	}
+	if bm, _ := db.Bitmap(r.ID); bm.Len() != 3 || !bm.Has(1) {
+		t.Errorf("a refused manifest changed the bitmap")
+	}
+
+	// A new segment size starts the bitmap afresh.
+	if err := db.SetManifest(r.ID, 250, 50, content, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bm, _ := db.Bitmap(r.ID); bm.Len() != 5 || bm.Count() != 0 {
+		t.Errorf("after a new segment size the bitmap has Len %d, Count %d; want 5, 0", bm.Len(), bm.Count())
+	}
+	if gotH, err := db.Hashes(r.ID); err != nil || gotH != nil {
+		t.Errorf("Hashes() = %x, %v; want nil, nil", gotH, err)
+	}
+}
+
+func TestDB_SetManifest_Invalid(t *testing.T) {
+	db, _ := openTestDB(t)
+	r := &Record{Sources: []string{"idm://127.0.0.1:9001"}}
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetManifest(r.ID+1, 100, 10, [32]byte{1}, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetManifest of an unknown job: %v, want ErrNotFound", err)
+	}
+	if err := db.SetManifest(r.ID, 100, 0, [32]byte{1}, nil); err == nil {
+		t.Error("SetManifest with segment size 0 succeeded")
+	}
+	if err := db.SetManifest(r.ID, 100, 10, [32]byte{1}, testHashes(9)); err == nil {
+		t.Error("SetManifest with 9 hashes for 10 segments succeeded")
+	}
+}
+
+func TestDB_WasClean(t *testing.T) {
+	db, path := openTestDB(t)
+	if !db.WasClean() {
+		t.Error("new database: WasClean() = false")
+	}
+	db.Close()
+
+	db = reopen(t, path)
+	if db.WasClean() {
+		t.Error("after Close without MarkClean: WasClean() = true")
+	}
+	if err := db.MarkClean(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = reopen(t, path)
+	if !db.WasClean() {
+		t.Error("after MarkClean and Close: WasClean() = false")
+	}
+	db.Close()
+
+	// That Open marked the database dirty again.
+	db = reopen(t, path)
+	if db.WasClean() {
+		t.Error("after an Open, Close: WasClean() = true")
+	}
+}
+
+func TestDB_MarkClean_ThenWrite(t *testing.T) {
+	db, path := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkClean(); err != nil {
+		t.Fatal(err)
+	}
+	r.State = "paused"
+	if err := db.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if reopen(t, path).WasClean() {
+		t.Error("a write after MarkClean left the database marked clean")
+	}
+}
+
+// TestDB_WasClean_ProcessDied runs a child process that opens the database,
+// creates a job and exits without closing it.
+func TestDB_WasClean_ProcessDied(t *testing.T) {
+	if path := os.Getenv("IDM_STORE_TEST_DIE"); path != "" {
+		db, err := Open(path, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if err := db.Create(testRecord(), nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+
+	db, path := openTestDB(t)
+	if err := db.MarkClean(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDB_WasClean_ProcessDied$")
+	cmd.Env = append(os.Environ(), "IDM_STORE_TEST_DIE="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	db = reopen(t, path)
+	if db.WasClean() {
+		t.Error("after the process died: WasClean() = true")
+	}
+	if _, err := db.Get(1); err != nil {
+		t.Errorf("the dead process's job: %v", err)
+	}
+}
+
+func TestRecord_JSON(t *testing.T) {
+	r := testRecord()
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"content":"010203` + strings.Repeat("00", 28) + `ff"`; !strings.Contains(string(data), want) {
+		t.Errorf("JSON %s does not contain %s", data, want)
+	}
+	var got Record
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	checkRecord(t, &got, r)
+
+	r.Content = [32]byte{}
+	data, _ = json.Marshal(r)
+	if strings.Contains(string(data), "content") {
+		t.Errorf("zero content hash encoded: %s", data)
+	}
+	got = Record{Content: [32]byte{1}}
+	if err := json.Unmarshal(data, &got); err != nil || got.Content != ([32]byte{}) {
+		t.Errorf("decoding without content: %v, Content %x", err, got.Content)
+	}
+
+	for _, bad := range []string{`"xyz"`, `"0102"`, `"` + strings.Repeat("00", 33) + `"`, `12`} {
+		if err := json.Unmarshal([]byte(`{"id":1,"content":`+bad+`}`), &got); err == nil {
+			t.Errorf("content %s accepted", bad)
+		}
+	}
+}
+
+func TestRecord_SegmentCount(t *testing.T) {
+	tests := []struct {
+		size, segSize int64
+		want          int
+	}{
+		{0, 0, 0},
+		{1000, 0, 0},
+		{0, 100, 0},
+		{1, 100, 1},
+		{100, 100, 1},
+		{101, 100, 2},
+		{1000, 100, 10},
+		{1 << 40, 1 << 20, 1 << 20},
+	}
+	for _, tt := range tests {
+		r := Record{Size: tt.size, SegmentSize: tt.segSize}
+		if got := r.SegmentCount(); got != tt.want {
+			t.Errorf("SegmentCount() of %d in %d = %d, want %d", tt.size, tt.segSize, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkDB_List1000(b *testing.B) {
+	db, _ := openTestDB(b)
+	createMany(b, db, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs, err := db.List()
+		if err != nil || len(rs) != 1000 {
+			b.Fatal(len(rs), err)
+		}
+	}
+}
+
+func BenchmarkDB_Save(b *testing.B) {
+	db, _ := openTestDB(b)
+	r := testRecord()
+	r.Size, r.SegmentSize = 256<<20, 1<<20
+	if err := db.Create(r, testHashes(256)); err != nil {
+		b.Fatal(err)
+	}
+	bm := NewBitmap(256)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		bm.Set(i % 256)
+		r.Verified = int64(bm.Count()) << 20
+		if err := db.Save(r, bm); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

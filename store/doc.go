@@ -1,0 +1,54 @@
+/*
+Package store persists the download daemon's state in one bbolt file.
+
+# What is stored
+
+For each job the database holds three things: its [Record], the job as the
+daemon sees it, encoded as JSON; its completion [Bitmap], one bit per
+segment, set once the segment has been received and verified; and its
+segment hashes, the concatenated 32-byte hashes from the job's manifest.
+The store gives these no meaning beyond keeping them consistent with each
+other: it knows nothing of the download engine, the wire protocol or the
+command line. A job's size, segment size and content hash are its identity;
+they change only through [DB.SetManifest], and a bitmap is written only
+with a record of the same segment count, so that saved progress can never
+be applied to a different file.
+
+# Buckets and keys
+
+The file has four buckets. "jobs", "bitmaps" and "hashes" are keyed by job
+ID, encoded as 8 bytes big-endian so that keys sort in ID order; the
+"jobs" bucket's sequence hands out the IDs, which start at 1 and are never
+reused, even after a job is deleted. "jobs" holds the JSON records,
+"bitmaps" the bitmaps in the layout of [Bitmap.MarshalBinary], and "hashes"
+the segment hashes of the jobs that have them. "meta" holds the schema
+version under "schema" (4 bytes, big-endian) and the clean-shutdown mark
+under "clean" (one byte, 1 for clean).
+
+# Clean shutdown
+
+[Open] reads the clean-shutdown mark into [DB.WasClean] and, in the same
+transaction, clears it. The daemon calls [DB.MarkClean] once it has flushed
+every job, right before [DB.Close]. A process that dies, or forgets, leaves
+the mark clear, and the next daemon knows that the records and bitmaps
+may lag behind the downloaded files (segments written after the last save)
+and can check them. Any write after MarkClean clears the mark again.
+
+# Schema and migrations
+
+[SchemaVersion] is the layout this package writes. Open refuses, with
+[ErrNewerSchema], a database with a higher version, without writing to it.
+It upgrades one with a lower version by running each migration step from
+its version to SchemaVersion in order, all in the transaction that then
+records the new version: a failed step leaves the database as it was.
+
+# Caveats
+
+Only one DB may have the file open at a time: Open waits for the file lock
+for [Options.Timeout] and then fails with [ErrLocked]. Every write is a
+transaction that is synced to disk before the method returns, so each write
+costs an fsync; the daemon saves each running job about once a second rather
+than on every segment. A DB is safe for concurrent use, but
+a [Bitmap] is not.
+*/
+package store

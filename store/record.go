@@ -1,0 +1,180 @@
+package store
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Record is a job as persisted. The store keeps it as JSON and gives its
+// fields no meaning beyond what is needed to keep a job's bitmap and hashes
+// consistent with it; the daemon owns the rest.
+//
+// Size, SegmentSize and Content are the job's identity: once the manifest
+// is known (SegmentSize > 0) they change only through [DB.SetManifest], and
+// [DB.Put] and [DB.Save] refuse a Record whose identity differs from the
+// stored one.
+type Record struct {
+	// ID is the job's number, assigned by [DB.Create]. IDs start at 1 and
+	// are never reused.
+	ID uint64 `json:"id"`
+
+	// Sources are the addresses the job downloads from, as given by the
+	// user, such as "idm://127.0.0.1:9001". A Record has at least one.
+	Sources []string `json:"sources"`
+
+	// Dir is the directory the file is written to.
+	Dir string `json:"dir"`
+
+	// Name is the sanitised name of the file written in Dir.
+	Name string `json:"name"`
+
+	// Path is the final path of the file once the job is complete, and
+	// empty before.
+	Path string `json:"path,omitempty"`
+
+	// Size is the file's length in bytes. It is 0 until the manifest is
+	// known.
+	Size int64 `json:"size"`
+
+	// SegmentSize is the length in bytes of every segment but the last. It
+	// is 0 until the manifest is known.
+	SegmentSize int64 `json:"segment_size"`
+
+	// Content is the BLAKE3 hash of the whole file, the job's content
+	// identity. It is all zero until the manifest is known, and is encoded
+	// in JSON as 64 lower-case hex digits (omitted while zero).
+	Content [32]byte `json:"content"`
+
+	// State is the job's state, owned by the daemon: "queued",
+	// "downloading", "waiting", "paused", "completed", "failed" or
+	// "cancelled". The store does not interpret it.
+	State string `json:"state"`
+
+	// LastError is the last error that stopped or slowed the job, if any.
+	LastError string `json:"last_error,omitempty"`
+
+	// Limit is the job's speed limit in bytes per second; 0 means none.
+	Limit int64 `json:"limit,omitempty"`
+
+	// Created is when the job was created. Create sets it if it is zero.
+	Created time.Time `json:"created"`
+
+	// Updated is when the record was last written. Create, Put and Save
+	// set it.
+	Updated time.Time `json:"updated"`
+
+	// Finished is when the job completed, failed or was cancelled; zero
+	// before.
+	Finished time.Time `json:"finished"`
+
+	// Fetched counts every byte received for the job, duplicates and
+	// corrupt data included.
+	Fetched int64 `json:"fetched"`
+
+	// Verified counts the bytes of segments received and verified.
+	Verified int64 `json:"verified"`
+
+	// SourceStats holds what each source has delivered, one entry per
+	// source.
+	SourceStats []SourceStat `json:"source_stats,omitempty"`
+}
+
+// A SourceStat is what one source has delivered to one job.
+type SourceStat struct {
+	// Source is the source's address, as in Record.Sources.
+	Source string `json:"source"`
+
+	// Bytes counts the verified bytes the source delivered.
+	Bytes int64 `json:"bytes"`
+
+	// Fetched counts every byte received from the source, duplicates and
+	// corrupt data included.
+	Fetched int64 `json:"fetched"`
+
+	// Errors counts the failed requests to the source.
+	Errors int `json:"errors"`
+
+	// Corrupt counts the segments from the source that failed
+	// verification.
+	Corrupt int `json:"corrupt"`
+
+	// Quarantined reports whether the daemon has stopped using the source
+	// for this job.
+	Quarantined bool `json:"quarantined"`
+
+	// LastError is the source's last error, if any.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// SegmentCount returns the number of segments in the job's file, which is
+// the length of its bitmap: Size divided by SegmentSize, rounded up. It is 0
+// while the manifest is not known (SegmentSize is 0) and for an empty file.
+func (r *Record) SegmentCount() int {
+	if r.SegmentSize <= 0 || r.Size <= 0 {
+		return 0
+	}
+	n := r.Size / r.SegmentSize
+	if r.Size%r.SegmentSize != 0 {
+		n++
+	}
+	return int(n)
+}
+
+// recordFields has Record's fields and none of its methods, so that the
+// JSON methods can encode them without recursing.
+type recordFields Record
+
+// recordJSON is Record's JSON form: its Content field shadows the embedded
+// one, so that the hash is encoded as hex.
+type recordJSON struct {
+	*recordFields
+	Content string `json:"content,omitempty"`
+}
+
+// MarshalJSON encodes r as a JSON object, with Content as hex.
+func (r Record) MarshalJSON() ([]byte, error) {
+	aux := recordJSON{recordFields: (*recordFields)(&r)}
+	if r.Content != ([32]byte{}) {
+		aux.Content = hex.EncodeToString(r.Content[:])
+	}
+	return json.Marshal(aux)
+}
+
+// UnmarshalJSON decodes a JSON object written by MarshalJSON into r.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	aux := recordJSON{recordFields: (*recordFields)(r)}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	r.Content = [32]byte{}
+	if aux.Content != "" {
+		b, err := hex.DecodeString(aux.Content)
+		if err != nil || len(b) != len(r.Content) {
+			return fmt.Errorf("record %d: content hash %q is not 64 hex digits", r.ID, aux.Content)
+		}
+		copy(r.Content[:], b)
+	}
+	return nil
+}
+
+// validate is the light check made on every write; deep validation is the
+// daemon's job.
+func (r *Record) validate() error {
+	switch {
+	case r == nil:
+		return errors.New("nil record")
+	case len(r.Sources) == 0:
+		return fmt.Errorf("record %d has no sources", r.ID)
+	case r.Size < 0 || r.SegmentSize < 0:
+		return fmt.Errorf("record %d: negative size %d or segment size %d", r.ID, r.Size, r.SegmentSize)
+	}
+	return nil
+}
+
+// sameIdentity reports whether a and b describe the same file.
+func sameIdentity(a, b *Record) bool {
+	return a.Size == b.Size && a.SegmentSize == b.SegmentSize && a.Content == b.Content
+}
