@@ -40,16 +40,23 @@ func startServers(t testing.TB, path string, segSize int64, rates ...int64) []*t
 	}
 	var out []*transport.Server
 	for _, r := range rates {
-		s := &transport.Server{Addr: "127.0.0.1:0", Path: path, Manifest: m, Rate: r, Logger: quietLog()}
-		if err := s.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Later restarts must come back on the same port.
-		s.Addr = s.ListenAddr().String()
-		t.Cleanup(s.Stop)
-		out = append(out, s)
+		out = append(out, startServer(t, path, m, r))
 	}
 	return out
+}
+
+// startServer starts a virtual server on loopback serving path as m
+// describes it.
+func startServer(t testing.TB, path string, m *transport.Manifest, rate int64) *transport.Server {
+	t.Helper()
+	s := &transport.Server{Addr: "127.0.0.1:0", Path: path, Manifest: m, Rate: rate, Logger: quietLog()}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Later restarts must come back on the same port.
+	s.Addr = s.ListenAddr().String()
+	t.Cleanup(s.Stop)
+	return s
 }
 
 func sourcesOf(addrs ...string) []string {

@@ -89,6 +89,9 @@ type transfer struct {
 	limiters []*rate.Limiter
 	onChange func()
 	cancel   context.CancelCauseFunc
+	// complete stops the workers once every segment is verified, so
+	// none waits out a back-off for a source no longer needed.
+	complete context.CancelFunc
 
 	mu    sync.Mutex // guards rec, man, sched, file and fatal
 	rec   *store.Record
@@ -170,6 +173,9 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		t.sources = append(t.sources, s)
 	}
 	t.fetched.Store(rec.Fetched)
+	if rec.Name == "" && rec.Content != ([32]byte{}) {
+		rec.Name = SanitizeName("") // identity set without a name: the fallback
+	}
 	if rec.Content != ([32]byte{}) {
 		hashes, err := t.db.Hashes(rec.ID)
 		if err != nil {
@@ -190,12 +196,15 @@ func (tr *Transfer) Run(ctx context.Context) error {
 	defer cancel(nil)
 	t.cancel = cancel
 	tr.t.Store(t)
+	wctx, complete := context.WithCancel(ctx)
+	defer complete()
+	t.complete = complete
 	var wg sync.WaitGroup
 	for _, s := range t.sources {
 		for range conns {
 			w := &worker{t: t, src: s}
 			t.workers = append(t.workers, w)
-			wg.Go(func() { w.run(ctx) })
+			wg.Go(func() { w.run(wctx) })
 		}
 	}
 	bg, stopBG := context.WithCancel(ctx)

@@ -195,6 +195,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		for len(queue) < t.depth {
 			i, wait, complete := sched.next(w)
 			if complete {
+				t.complete()
 				return delivered, errComplete
 			}
 			if i < 0 {

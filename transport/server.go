@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -64,9 +65,15 @@ type Server struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	mu  sync.Mutex
-	cur *serving // nil while stopped
+	mu   sync.Mutex
+	cur  *serving // nil while stopped
+	sent atomic.Int64
 }
+
+// BytesSent returns how many bytes of file data the server has sent over
+// the idm protocol since it was created, across restarts: what its clients
+// fetched, whether they kept it or not.
+func (s *Server) BytesSent() int64 { return s.sent.Load() }
 
 // serving is the state of one Start..Stop period.
 type serving struct {
@@ -357,11 +364,13 @@ func (s *Server) serveIDM(r *serving, c net.Conn, br *bufio.Reader, busy bool) {
 		}
 	}()
 	for {
+		// The deadline is set before draining is checked: a Shutdown that
+		// comes after the check then sets its own deadline after this one.
+		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
 		if r.isDraining() {
 			fail(CodeShuttingDown, "")
 			return
 		}
-		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
 		req, err := readRequest(br)
 		if err != nil {
 			var ne net.Error
@@ -425,6 +434,7 @@ func (s *Server) sendRange(r *serving, c net.Conn, f *os.File, off, n int64) err
 		}
 		c.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 		w, err := io.Copy(c, io.LimitReader(f, k))
+		s.sent.Add(w)
 		if err != nil {
 			return err
 		}
