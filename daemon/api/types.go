@@ -1,0 +1,128 @@
+package api
+
+import "time"
+
+// APIVersion is the version of the control API served under /v1/.
+const APIVersion = 1
+
+// Job is a job as the control API shows it.
+type Job struct {
+	// ID identifies the job; IDs are never reused.
+	ID uint64 `json:"id"`
+	// Sources are the servers' addresses, in the order given.
+	Sources []string `json:"sources"`
+	// Dir is the output directory.
+	Dir string `json:"dir"`
+	// Name is the file name, once a source has told it.
+	Name string `json:"name,omitempty"`
+	// Path is where the finished file is, once it is.
+	Path string `json:"path,omitempty"`
+	// Size is the file's size, once known.
+	Size int64 `json:"size"`
+	// Content is the file's BLAKE3 hash in hex, once known.
+	Content string `json:"content,omitempty"`
+	// State is one of the State* constants.
+	State string `json:"state"`
+	// LastError says why the job failed or what last went wrong.
+	LastError string `json:"last_error,omitempty"`
+	// Limit is the job's own rate cap in bytes per second; 0 is none.
+	Limit int64 `json:"limit"`
+	// Created, Updated and Finished are the job's timestamps.
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Progress is the transfer's state; for a job that is not running it
+	// holds the stored counters.
+	Progress Progress `json:"progress"`
+}
+
+// Done reports whether the job has ended for good.
+func (j *Job) Done() bool {
+	return j.State == StateCompleted || j.State == StateFailed || j.State == StateCancelled
+}
+
+// CreateRequest is the body of POST /v1/jobs.
+type CreateRequest struct {
+	// Sources are idm://host:port addresses, at least one, no duplicates.
+	Sources []string `json:"sources"`
+	// Dir is an existing directory the daemon can write.
+	Dir string `json:"dir"`
+	// Limit is the job's rate cap in bytes per second; 0 is none.
+	Limit int64 `json:"limit,omitempty"`
+	// Resume asks for the existing unfinished job with the same sources
+	// and directory, resumed whatever its state, instead of a new one.
+	// Without it, such a job makes the request fail with CodeExists.
+	Resume bool `json:"resume,omitempty"`
+}
+
+// LimitRequest is the body of PUT /v1/limit and PUT /v1/jobs/{id}/limit.
+type LimitRequest struct {
+	// Limit is bytes per second; 0 removes the cap.
+	Limit int64 `json:"limit"`
+}
+
+// LimitResponse answers the limit requests and GET /v1/limit.
+type LimitResponse struct {
+	// Limit is bytes per second; 0 is none.
+	Limit int64 `json:"limit"`
+}
+
+// Version answers GET /v1/version.
+type Version struct {
+	// Version is idmd's version.
+	Version string `json:"version"`
+	// API is the control API version.
+	API int `json:"api"`
+	// PID is the daemon's process ID.
+	PID int `json:"pid"`
+	// StateDir is the daemon's state directory.
+	StateDir string `json:"state_dir"`
+}
+
+// Event types.
+const (
+	// EventProgress is a periodic progress tick of a running job.
+	EventProgress = "progress"
+	// EventState reports a job's state change (created, paused, done...).
+	EventState = "state"
+	// EventRemoved reports a job removed from the store.
+	EventRemoved = "removed"
+)
+
+// Event is one line of an event stream (newline-delimited JSON).
+type Event struct {
+	// Type is one of the Event* constants.
+	Type string `json:"type"`
+	// Job is the job's snapshot at the time of the event.
+	Job Job `json:"job"`
+}
+
+// Error codes of the control API's error body.
+const (
+	// CodeBadRequest: malformed or invalid input (400).
+	CodeBadRequest = "bad_request"
+	// CodeNotFound: no such job or route (404).
+	CodeNotFound = "not_found"
+	// CodeExists: an unfinished job for the same sources and directory
+	// exists (409); resume it instead.
+	CodeExists = "exists"
+	// CodeConflict: the job's state does not allow that (409).
+	CodeConflict = "conflict"
+	// CodeForbidden: the caller may not use the daemon (403).
+	CodeForbidden = "forbidden"
+	// CodeMethod: the route does not take that method (405).
+	CodeMethod = "method_not_allowed"
+	// CodeInternal: the daemon failed (500).
+	CodeInternal = "internal"
+)
+
+// ErrorBody is the one JSON shape of every error answer.
+type ErrorBody struct {
+	// Error is one line for a person.
+	Error string `json:"error"`
+	// Code is one of the Code* constants, for programs.
+	Code string `json:"code"`
+	// Job is the ID of the job concerned, when there is one (for
+	// CodeExists, the existing job).
+	Job uint64 `json:"job,omitempty"`
+}
