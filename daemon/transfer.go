@@ -255,6 +255,20 @@ func (tr *Transfer) crash() {
 	}
 }
 
+// Update changes the job's record while Run owns it, so the next flush
+// writes the change instead of undoing it. It reports false when Run has
+// not started; the caller then writes the store itself.
+func (tr *Transfer) Update(fn func(*store.Record)) bool {
+	t := tr.t.Load()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	fn(t.rec)
+	t.mu.Unlock()
+	return true
+}
+
 // Progress returns a snapshot of the transfer; before Run it is empty.
 func (tr *Transfer) Progress() api.Progress {
 	t := tr.t.Load()

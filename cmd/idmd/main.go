@@ -1,0 +1,167 @@
+// Command idmd is idm's download daemon: it owns the download engine and
+// the job store, and answers idmctl over a Unix socket. See idmd --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/transport"
+)
+
+const usageText = `usage: idmd <command> [flags]
+
+Commands:
+  run       run the daemon in the foreground (what a service manager starts)
+  version   print the version
+
+Flags of run (each falls back to an environment variable):
+  --socket PATH      control socket (IDMD_SOCKET; default: %s)
+  --state-dir DIR    where jobs are kept (IDMD_STATE_DIR; default: %s)
+  --max-active N     jobs downloading at once (IDMD_MAX_ACTIVE; default 3)
+  --limit RATE       global download cap, e.g. 20M or 5Mi (IDMD_LIMIT; default none)
+  --system           system daemon: socket mode 0660 with --group (IDMD_SYSTEM;
+                     default when run as root)
+  --group NAME       group allowed to use a system daemon (IDMD_GROUP; default idm)
+  --stall DURATION   drop a connection silent this long (default 10s)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, usageText, api.DefaultSocket(), api.DefaultStateDir())
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runDaemon(args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "idmd", daemon.Version)
+		return 0
+	case "-h", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "idmd: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func runDaemon(args []string, stderr io.Writer) int {
+	flags := flag.NewFlagSet("idmd run", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	socket := flags.String("socket", api.DefaultSocket(), "")
+	stateDir := flags.String("state-dir", api.DefaultStateDir(), "")
+	maxActive := flags.String("max-active", env("IDMD_MAX_ACTIVE", "3"), "")
+	limit := flags.String("limit", env("IDMD_LIMIT", ""), "")
+	system := flags.Bool("system", os.Geteuid() == 0 || env("IDMD_SYSTEM", "") == "1", "")
+	group := flags.String("group", env("IDMD_GROUP", "idm"), "")
+	stall := flags.Duration("stall", transport.DefaultStallTimeout, "")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "idmd: "+format+"\n\n", a...)
+		usage(stderr)
+		return 2
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(os.Stdout)
+			return 0
+		}
+		return fail("%v", err)
+	}
+	if flags.NArg() > 0 {
+		return fail("unexpected argument %q", flags.Arg(0))
+	}
+	n, err := strconv.Atoi(*maxActive)
+	if err != nil || n < 1 {
+		return fail("--max-active %q: must be a whole number of at least 1", *maxActive)
+	}
+	var rate int64
+	if *limit != "" && *limit != "0" && *limit != "none" {
+		if rate, err = transport.ParseBytes(*limit); err != nil {
+			return fail("--limit: %v", err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	mode, gid := fs.FileMode(0o600), -1
+	if *system {
+		if g, err := user.LookupGroup(*group); err == nil {
+			mode, gid = 0o660, atoi(g.Gid)
+		} else {
+			log.Warn("socket group not found; only root and the daemon's user may connect", "group", *group)
+		}
+	}
+	// The socket first: it sets the umask for a moment, before any
+	// download creates a file.
+	ln, err := daemon.Listen(*socket, mode, gid)
+	if err != nil {
+		fmt.Fprintln(stderr, "idmd:", err)
+		return 1
+	}
+	d, err := daemon.Open(daemon.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "idmd:", err)
+		return 1
+	}
+	srv := &daemon.Server{Daemon: d, Access: daemon.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("idmd running", "version", daemon.Version, "socket", *socket, "state_dir", *stateDir, "max_active", n, "limit", rate)
+	status := 0
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-served:
+		log.Error("control socket failed", "err", err)
+		status = 1
+	}
+	// SIGTERM must end the process within 5 seconds: 2 for requests
+	// under way, the rest for the transfers to flush.
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := d.Close(); err != nil {
+		log.Error("close state", "err", err)
+		status = 1
+	}
+	return status
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Peer is the process at the other end of a control connection, as the
+// kernel reports it.
+type Peer struct {
+	UID, GID, PID int
+}
+
+type peerKey struct{}
+
+// withPeer attaches the connection's peer credentials to its context.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if p, ok := peerCred(c); ok {
+		return context.WithValue(ctx, peerKey{}, p)
+	}
+	return ctx
+}
+
+func peerFrom(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}
+
+// Access says who may use the control API: root, the daemon's own user,
+// and members of Group when it is set.
+type Access struct {
+	// UID is the daemon's user.
+	UID int
+	// Group is the group whose members may use the API; -1 for none.
+	Group int
+}
+
+func (a Access) allows(p Peer) bool {
+	if p.UID == 0 || p.UID == a.UID {
+		return true
+	}
+	if a.Group < 0 {
+		return false
+	}
+	if p.GID == a.Group {
+		return true
+	}
+	u, err := user.LookupId(strconv.Itoa(p.UID))
+	if err != nil {
+		return false
+	}
+	groups, err := u.GroupIds()
+	return err == nil && slices.Contains(groups, strconv.Itoa(a.Group))
+}
+
+// ErrSocketInUse reports a control socket on which a daemon answers.
+var ErrSocketInUse = errors.New("another idmd is listening on the control socket")
+
+// Listen creates the control socket at path with the given mode and, when
+// gid >= 0, group. A socket file on which something answers is never
+// taken over; one left by a crashed daemon is replaced.
+func Listen(path string, mode fs.FileMode, gid int) (net.Listener, error) {
+	dirMode := fs.FileMode(0o700)
+	if gid >= 0 {
+		dirMode = 0o755
+	}
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	// The socket is created with no access for others, then opened up to
+	// exactly what was asked: no moment with a wider mode.
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("socket group: %w", err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+func pid() int { return os.Getpid() }

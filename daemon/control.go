@@ -1,0 +1,348 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+)
+
+// Version is idmd's version, set at build time with -ldflags.
+var Version = "dev"
+
+// maxBody bounds a request body; every body the API takes is small.
+const maxBody = 1 << 20
+
+// Server serves the control API over a listener, normally the daemon's
+// Unix socket.
+type Server struct {
+	// Daemon does the work. Required.
+	Daemon *Daemon
+	// Access says who may use the API.
+	Access Access
+	// StateDir is reported by /v1/version.
+	StateDir string
+	// Logger receives a line per state-changing request. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	http   *http.Server
+	cancel context.CancelFunc
+}
+
+// apiError is what handlers return: a status, a code and a message.
+type apiError struct {
+	status int
+	body   api.ErrorBody
+}
+
+func (e *apiError) Error() string { return e.body.Error }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, api.ErrorBody{Code: api.CodeBadRequest, Error: fmt.Sprintf(format, args...)}}
+}
+
+// handler is a route's function; its error goes to writeError.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// routes is the whole API on one screen.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	for path, h := range map[string]handler{
+		"/v1/version":          s.serveVersion,
+		"/v1/jobs":             s.serveJobs,
+		"/v1/jobs/{id}":        s.serveJob,
+		"/v1/jobs/{id}/pause":  s.serveAction((*Daemon).Pause),
+		"/v1/jobs/{id}/resume": s.serveAction((*Daemon).Resume),
+		"/v1/jobs/{id}/cancel": s.serveAction((*Daemon).Cancel),
+		"/v1/jobs/{id}/limit":  s.serveJobLimit,
+		"/v1/jobs/{id}/events": s.serveJobEvents,
+		"/v1/events":           s.serveEvents,
+		"/v1/limit":            s.serveLimit,
+		"/":                    s.serveNotFound,
+	} {
+		mux.Handle(path, s.wrap(h))
+	}
+	return mux
+}
+
+// wrap checks the caller's permission, runs h, and writes any error as
+// the API's one error shape.
+func (s *Server) wrap(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, ok := peerFrom(r.Context())
+		if ok && !s.Access.allows(peer) {
+			s.logger().Warn("refused a caller", "uid", peer.UID, "pid", peer.PID, "path", r.URL.Path)
+			writeError(w, &apiError{http.StatusForbidden, api.ErrorBody{Code: api.CodeForbidden,
+				Error: fmt.Sprintf("uid %d may not use this idmd: it is not root, the daemon's user, or in its group", peer.UID)}})
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.logger().Info("request", "method", r.Method, "path", r.URL.Path, "uid", peer.UID, "pid", peer.PID)
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+// writeError maps an error to its status and writes the error body.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = &apiError{http.StatusInternalServerError, api.ErrorBody{Code: api.CodeInternal, Error: err.Error()}}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			ae.status, ae.body.Code = http.StatusNotFound, api.CodeNotFound
+		case errors.Is(err, ErrInvalid):
+			ae.status, ae.body.Code = http.StatusBadRequest, api.CodeBadRequest
+		case errors.Is(err, ErrExists):
+			ae.status, ae.body.Code = http.StatusConflict, api.CodeExists
+			ae.body.Job, _ = ExistingJob(err)
+		case errors.Is(err, ErrConflict):
+			ae.status, ae.body.Code = http.StatusConflict, api.CodeConflict
+		case errors.Is(err, errShutdown):
+			ae.status = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, ae.status, ae.body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a small body strictly: unknown fields and trailing
+// data are errors.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed JSON body: more than one value")
+	}
+	return nil
+}
+
+func methodNotAllowed(allowed ...string) error {
+	return &apiError{http.StatusMethodNotAllowed, api.ErrorBody{Code: api.CodeMethod,
+		Error: fmt.Sprintf("method not allowed; use %v", allowed)}}
+}
+
+func jobID(r *http.Request) (uint64, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		return 0, &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: fmt.Sprintf("no such job: %q", r.PathValue("id"))}}
+	}
+	return id, nil
+}
+
+func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request) error {
+	return &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: "no such route: " + r.URL.Path}}
+}
+
+func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet)
+	}
+	return writeJSON(w, http.StatusOK, api.Version{Version: Version, API: api.APIVersion, PID: pid(), StateDir: s.StateDir})
+}
+
+func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+		jobs, err := s.Daemon.Jobs()
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, jobs)
+	case http.MethodPost:
+		var req api.CreateRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		j, created, err := s.Daemon.Create(req)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK // an existing job, resumed
+		if created {
+			status = http.StatusCreated
+		}
+		return writeJSON(w, status, j)
+	}
+	return methodNotAllowed(http.MethodGet, http.MethodPost)
+}
+
+func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet:
+		j, err := s.Daemon.Job(id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, j)
+	case http.MethodDelete:
+		if err := s.Daemon.Remove(id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return methodNotAllowed(http.MethodGet, http.MethodDelete)
+}
+
+// serveAction serves POST /v1/jobs/{id}/<action>.
+func (s *Server) serveAction(do func(*Daemon, uint64) (api.Job, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := jobID(r)
+		if err != nil {
+			return err
+		}
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		j, err := do(s.Daemon, id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) serveJobLimit(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodPut {
+		return methodNotAllowed(http.MethodPut)
+	}
+	var req api.LimitRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	j, err := s.Daemon.SetJobLimit(id, req.Limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut:
+		var req api.LimitRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		if err := s.Daemon.SetLimit(req.Limit); err != nil {
+			return err
+		}
+	default:
+		return methodNotAllowed(http.MethodGet, http.MethodPut)
+	}
+	return writeJSON(w, http.StatusOK, api.LimitResponse{Limit: s.Daemon.Limit()})
+}
+
+func (s *Server) serveJobEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	return s.stream(w, r, id)
+}
+
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) error {
+	return s.stream(w, r, 0)
+}
+
+// stream writes events as newline-delimited JSON, flushing each, until
+// the client leaves, the daemon stops, or (for one job) the job ends.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, id uint64) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet)
+	}
+	ch, stop, err := s.Daemon.Subscribe(id)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if err := enc.Encode(e); err != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+			if id != 0 && (e.Type == api.EventRemoved || e.Job.Done()) {
+				return nil
+			}
+		case <-r.Context().Done():
+			return nil
+		}
+	}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// Serve answers the API on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Event streams end when this context does, so Shutdown does
+		// not wait for watchers to leave.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnContext: withPeer,
+		ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests, ends the event streams and waits for
+// the requests under way, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	s.cancel()
+	return s.http.Shutdown(ctx)
+}

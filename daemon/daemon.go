@@ -1,0 +1,700 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
+	"github.com/idmproject/idm/transport"
+)
+
+// DefaultMaxActive is how many jobs download at once by default.
+const DefaultMaxActive = 3
+
+// Errors of the job operations; the control API maps each to a status.
+var (
+	// ErrNotFound reports an unknown job.
+	ErrNotFound = errors.New("no such job")
+	// ErrInvalid reports a request that cannot be carried out as asked.
+	ErrInvalid = errors.New("invalid request")
+	// ErrConflict reports an operation the job's state does not allow.
+	ErrConflict = errors.New("not possible in the job's state")
+	// ErrExists reports an unfinished job for the same sources and
+	// directory.
+	ErrExists = errors.New("an unfinished download of the same sources into the same directory exists")
+	// ErrLocked reports a state directory another idmd is using.
+	ErrLocked = errors.New("another idmd is using this state directory")
+)
+
+// Reasons a running transfer is stopped.
+var (
+	errPause    = errors.New("paused")
+	errCancel   = errors.New("cancelled")
+	errShutdown = errors.New("daemon shutting down")
+)
+
+// existsError carries the ID of the job that already exists.
+type existsError struct{ id uint64 }
+
+func (e *existsError) Error() string { return fmt.Sprintf("%v (job %d)", ErrExists, e.id) }
+func (e *existsError) Unwrap() error { return ErrExists }
+
+// ExistingJob returns the ID carried by an ErrExists error.
+func ExistingJob(err error) (uint64, bool) {
+	var e *existsError
+	if errors.As(err, &e) {
+		return e.id, true
+	}
+	return 0, false
+}
+
+// Config is how a Daemon runs.
+type Config struct {
+	// StateDir holds the store. Required.
+	StateDir string
+	// MaxActive is how many jobs download at once (default 3).
+	MaxActive int
+	// Limit caps the total download rate in bytes per second; 0 is none.
+	Limit int64
+	// Logger receives one line per job event. Nil means slog.Default().
+	Logger *slog.Logger
+	// Conns, Depth, StallTimeout and FlushInterval tune every job's
+	// transfer, as the Transfer fields of the same names do.
+	Conns         int
+	Depth         int
+	StallTimeout  time.Duration
+	FlushInterval time.Duration
+}
+
+// Daemon owns the store, the queue of jobs and their transfers. Jobs that
+// were queued, downloading or waiting when the last daemon stopped go on
+// by themselves; paused ones stay paused.
+type Daemon struct {
+	cfg    Config
+	db     *store.DB
+	log    *slog.Logger
+	global *rate.Limiter
+	events *hub
+
+	mu       sync.Mutex
+	active   map[uint64]*running
+	recheck  map[uint64]bool // jobs whose partial file must be rechecked
+	closed   bool
+	wg       sync.WaitGroup
+	stopTick context.CancelFunc
+}
+
+// running is one job's transfer in progress.
+type running struct {
+	tr      *Transfer
+	stop    context.CancelCauseFunc
+	done    chan struct{}
+	limiter *rate.Limiter
+}
+
+// Open opens the store in cfg.StateDir and starts the jobs that were
+// under way.
+func Open(cfg Config) (*Daemon, error) {
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.StateDir, "idmd.db"), &store.Options{Timeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, cfg.StateDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:     cfg,
+		db:      db,
+		log:     cfg.Logger,
+		global:  newLimiter(cfg.Limit),
+		events:  newHub(),
+		active:  map[uint64]*running{},
+		recheck: map[uint64]bool{},
+	}
+	recs, err := db.List()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	clean := db.WasClean()
+	resumed := 0
+	for _, r := range recs {
+		if !clean && unfinished(r.State) {
+			d.recheck[r.ID] = true
+		}
+		if r.State == api.StateDownloading || r.State == api.StateWaiting {
+			resumed++
+		}
+	}
+	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "clean_shutdown", clean, "to_resume", resumed)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopTick = cancel
+	d.wg.Go(func() { d.tick(ctx) })
+	d.mu.Lock()
+	d.scheduleLocked()
+	d.mu.Unlock()
+	return d, nil
+}
+
+// unfinished reports whether a job in this state still has a partial file
+// that a later run will use.
+func unfinished(state string) bool {
+	switch state {
+	case api.StateCompleted, api.StateCancelled:
+		return false
+	}
+	return true
+}
+
+// newLimiter returns a limiter for limit bytes per second (0: none). The
+// burst lets one chunk of a segment through at a time.
+func newLimiter(limit int64) *rate.Limiter {
+	l := rate.NewLimiter(rate.Inf, 0)
+	setLimit(l, limit)
+	return l
+}
+
+func setLimit(l *rate.Limiter, limit int64) {
+	if limit <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetBurst(int(max(64<<10, limit/10)))
+	l.SetLimit(rate.Limit(limit))
+}
+
+// Close stops every transfer (each flushes its state), marks the clean
+// shutdown and closes the store. Jobs that were running go on at the next
+// Open.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	var waits []chan struct{}
+	for _, r := range d.active {
+		r.stop(errShutdown)
+		waits = append(waits, r.done)
+	}
+	d.mu.Unlock()
+	for _, w := range waits {
+		<-w
+	}
+	d.stopTick()
+	d.wg.Wait()
+	d.events.close()
+	err := d.db.MarkClean()
+	if cerr := d.db.Close(); err == nil {
+		err = cerr
+	}
+	d.log.Info("state closed cleanly")
+	return err
+}
+
+// scheduleLocked starts queued jobs, oldest first, while slots are free.
+func (d *Daemon) scheduleLocked() {
+	if d.closed || len(d.active) >= d.cfg.MaxActive {
+		return
+	}
+	recs, err := d.db.List()
+	if err != nil {
+		d.log.Error("list jobs", "err", err)
+		return
+	}
+	for _, r := range recs {
+		if len(d.active) >= d.cfg.MaxActive {
+			return
+		}
+		switch r.State {
+		case api.StateQueued, api.StateDownloading, api.StateWaiting:
+			if d.active[r.ID] == nil {
+				d.startLocked(r)
+			}
+		}
+	}
+}
+
+// startLocked starts r's transfer.
+func (d *Daemon) startLocked(r *store.Record) {
+	r.State, r.LastError = api.StateDownloading, ""
+	if err := d.db.Put(r); err != nil {
+		d.log.Error("start job", "job", r.ID, "err", err)
+		return
+	}
+	c := &d.cfg
+	tr := &Transfer{
+		DB: d.db, Job: r.ID,
+		Conns: c.Conns, Depth: c.Depth, StallTimeout: c.StallTimeout, FlushInterval: c.FlushInterval,
+		Recheck: d.recheck[r.ID],
+		Logger:  d.log,
+	}
+	delete(d.recheck, r.ID)
+	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit)}
+	tr.Limiters = []*rate.Limiter{run.limiter, d.global}
+	tr.OnChange = func() { d.publish(api.EventState, r.ID) }
+	ctx, stop := context.WithCancelCause(context.Background())
+	run.stop = stop
+	d.active[r.ID] = run
+	d.log.Info("job started", "job", r.ID, "sources", len(r.Sources), "dir", r.Dir, "recheck", tr.Recheck)
+	d.wg.Go(func() {
+		err := tr.Run(ctx)
+		d.finished(r.ID, run, err, context.Cause(ctx))
+	})
+	d.publishLocked(api.EventState, r.ID)
+}
+
+// finished records how a transfer ended and starts the next job.
+func (d *Daemon) finished(id uint64, run *running, err, cause error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	defer close(run.done)
+	delete(d.active, id)
+	rec, gerr := d.db.Get(id)
+	if gerr != nil {
+		d.log.Error("job ended", "job", id, "err", gerr)
+		return
+	}
+	switch {
+	case err == nil:
+		rec.State = api.StateCompleted
+		d.log.Info("job completed", "job", id, "path", rec.Path)
+	case errors.Is(cause, errShutdown):
+		return // stays downloading: it goes on at the next start
+	case errors.Is(cause, errPause):
+		rec.State = api.StatePaused
+		d.log.Info("job paused", "job", id)
+	case errors.Is(cause, errCancel):
+		rec.State = api.StateCancelled
+		removePart(rec)
+		d.log.Info("job cancelled", "job", id)
+	default:
+		rec.State, rec.LastError = api.StateFailed, err.Error()
+		d.log.Warn("job failed", "job", id, "err", err)
+	}
+	rec.Updated = time.Now()
+	if rec.State != api.StateCompleted && rec.Finished.IsZero() && !unfinished(rec.State) {
+		rec.Finished = rec.Updated
+	}
+	if perr := d.db.Put(rec); perr != nil {
+		d.log.Error("record job end", "job", id, "err", perr)
+	}
+	d.publishLocked(api.EventState, id)
+	d.scheduleLocked()
+}
+
+// removePart deletes a job's partial file, if any.
+func removePart(rec *store.Record) {
+	if rec.Name == "" {
+		return
+	}
+	os.Remove(filepath.Join(rec.Dir, rec.Name+partSuffix))
+}
+
+// Create validates req and queues a new job, or, with req.Resume, resumes
+// the unfinished job with the same sources and directory; created tells
+// which.
+func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err error) {
+	if err := validateCreate(&req); err != nil {
+		return api.Job{}, false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return api.Job{}, false, errShutdown
+	}
+	recs, err := d.db.List()
+	if err != nil {
+		return api.Job{}, false, err
+	}
+	for _, r := range recs {
+		if r.State == api.StateCompleted || r.State == api.StateCancelled || r.Dir != req.Dir || !sameSet(r.Sources, req.Sources) {
+			continue
+		}
+		if !req.Resume {
+			return api.Job{}, false, &existsError{r.ID}
+		}
+		if err := d.resumeLocked(r); err != nil {
+			return api.Job{}, false, err
+		}
+		job, err = d.jobLocked(r.ID)
+		return job, false, err
+	}
+	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: api.StateQueued}
+	if err := d.db.Create(rec, nil); err != nil {
+		return api.Job{}, false, err
+	}
+	d.log.Info("job created", "job", rec.ID, "sources", rec.Sources, "dir", rec.Dir)
+	d.publishLocked(api.EventState, rec.ID)
+	d.scheduleLocked()
+	job, err = d.jobLocked(rec.ID)
+	return job, true, err
+}
+
+// validateCreate checks a create request and normalises its sources.
+func validateCreate(req *api.CreateRequest) error {
+	if len(req.Sources) == 0 {
+		return fmt.Errorf("%w: no sources", ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for i, s := range req.Sources {
+		src, err := transport.ParseSource(s)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		norm := src.String()
+		if seen[norm] {
+			return fmt.Errorf("%w: source %s given twice", ErrInvalid, s)
+		}
+		seen[norm] = true
+		req.Sources[i] = norm
+	}
+	if req.Limit < 0 {
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if !filepath.IsAbs(req.Dir) {
+		return fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
+	}
+	req.Dir = filepath.Clean(req.Dir)
+	fi, err := os.Stat(req.Dir)
+	if err != nil {
+		return fmt.Errorf("%w: output directory %s does not exist", ErrInvalid, req.Dir)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: output directory %s is not a directory", ErrInvalid, req.Dir)
+	}
+	// Permission bits do not tell about ACLs, read-only mounts or
+	// sandboxing: only trying does.
+	f, err := os.CreateTemp(req.Dir, ".idmd-write-test-*")
+	if err != nil {
+		return fmt.Errorf("%w: idmd cannot write to %s", ErrInvalid, req.Dir)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// Jobs returns every job in ID order.
+func (d *Daemon) Jobs() ([]api.Job, error) {
+	recs, err := d.db.List()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]api.Job, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, d.view(r))
+	}
+	return out, nil
+}
+
+// Job returns one job.
+func (d *Daemon) Job(id uint64) (api.Job, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.jobLocked(id)
+}
+
+func (d *Daemon) jobLocked(id uint64) (api.Job, error) {
+	r, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return api.Job{}, err
+	}
+	return d.view(r), nil
+}
+
+// view renders a record, with live progress when it is running. Called
+// with mu held.
+func (d *Daemon) view(r *store.Record) api.Job {
+	j := api.Job{
+		ID: r.ID, Sources: r.Sources, Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
+		State: r.State, LastError: r.LastError, Limit: r.Limit,
+		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
+	}
+	if r.Content != ([32]byte{}) {
+		j.Content = transport.Hash(r.Content).String()
+	}
+	if run := d.active[r.ID]; run != nil {
+		j.Progress = run.tr.Progress()
+		j.State = j.Progress.State
+		if j.State == api.StateQueued || j.State == api.StateCompleted {
+			j.State = api.StateDownloading // starting, or publishing the file
+		}
+		if j.Progress.Size > 0 {
+			j.Size = j.Progress.Size
+		}
+		return j
+	}
+	j.Progress = api.Progress{State: r.State, Size: r.Size, Verified: r.Verified, Fetched: r.Fetched, Time: time.Now()}
+	for _, s := range r.SourceStats {
+		state := ""
+		if s.Quarantined {
+			state = api.SourceQuarantined
+		}
+		j.Progress.Sources = append(j.Progress.Sources, api.SourceProgress{
+			Source: s.Source, State: state, Verified: s.Bytes, Fetched: s.Fetched, Corrupt: s.Corrupt, LastError: s.LastError,
+		})
+	}
+	return j
+}
+
+// Pause stops a job until it is resumed.
+func (d *Daemon) Pause(id uint64) (api.Job, error) {
+	return d.change(id, func(r *store.Record) error {
+		switch r.State {
+		case api.StatePaused:
+			return nil
+		case api.StateQueued, api.StateFailed:
+			r.State = api.StatePaused
+			return nil
+		}
+		return fmt.Errorf("%w: job %d is %s", ErrConflict, id, r.State)
+	}, errPause)
+}
+
+// Resume queues a paused or failed job again.
+func (d *Daemon) Resume(id uint64) (api.Job, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return api.Job{}, err
+	}
+	if err := d.resumeLocked(r); err != nil {
+		return api.Job{}, err
+	}
+	return d.jobLocked(id)
+}
+
+func (d *Daemon) resumeLocked(r *store.Record) error {
+	switch r.State {
+	case api.StateCompleted, api.StateCancelled:
+		return fmt.Errorf("%w: job %d is %s", ErrConflict, r.ID, r.State)
+	case api.StatePaused, api.StateFailed:
+		r.State, r.LastError = api.StateQueued, ""
+		if err := d.db.Put(r); err != nil {
+			return err
+		}
+		d.log.Info("job resumed", "job", r.ID)
+		d.publishLocked(api.EventState, r.ID)
+	}
+	d.scheduleLocked()
+	return nil
+}
+
+// Cancel stops a job for good and deletes its partial file.
+func (d *Daemon) Cancel(id uint64) (api.Job, error) {
+	return d.change(id, func(r *store.Record) error {
+		switch r.State {
+		case api.StateCompleted:
+			return fmt.Errorf("%w: job %d is completed", ErrConflict, id)
+		case api.StateCancelled:
+			return nil
+		}
+		r.State, r.Finished = api.StateCancelled, time.Now()
+		removePart(r)
+		return nil
+	}, errCancel)
+}
+
+// change stops a running job with cause, or applies fn to a job that is
+// not running.
+func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (api.Job, error) {
+	d.mu.Lock()
+	if run := d.active[id]; run != nil {
+		run.stop(cause)
+		d.mu.Unlock()
+		<-run.done
+		return d.Job(id)
+	}
+	defer d.mu.Unlock()
+	r, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return api.Job{}, err
+	}
+	before := r.State
+	if err := fn(r); err != nil {
+		return api.Job{}, err
+	}
+	if r.State != before {
+		if err := d.db.Put(r); err != nil {
+			return api.Job{}, err
+		}
+		d.log.Info("job "+r.State, "job", id)
+		d.publishLocked(api.EventState, id)
+	}
+	return d.jobLocked(id)
+}
+
+// Remove deletes a job, cancelling it first if it is unfinished; a
+// finished file is kept.
+func (d *Daemon) Remove(id uint64) error {
+	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j, err := d.jobLocked(id)
+	if err != nil {
+		return err
+	}
+	if err := d.db.Delete(id); err != nil {
+		return err
+	}
+	d.log.Info("job removed", "job", id)
+	d.events.send(api.Event{Type: api.EventRemoved, Job: j})
+	return nil
+}
+
+// SetJobLimit changes one job's rate cap (0: none).
+func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
+	if limit < 0 {
+		return api.Job{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return api.Job{}, err
+	}
+	set := func(r *store.Record) { r.Limit = limit }
+	if run := d.active[id]; run != nil {
+		setLimit(run.limiter, limit)
+		if run.tr.Update(set) {
+			return d.jobLocked(id)
+		}
+	}
+	set(r)
+	if err := d.db.Put(r); err != nil {
+		return api.Job{}, err
+	}
+	return d.jobLocked(id)
+}
+
+// SetLimit changes the global rate cap (0: none) until the daemon stops.
+func (d *Daemon) SetLimit(limit int64) error {
+	if limit < 0 {
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg.Limit = limit
+	setLimit(d.global, limit)
+	d.log.Info("global limit set", "bytes_per_second", limit)
+	return nil
+}
+
+// Limit returns the global rate cap.
+func (d *Daemon) Limit() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Limit
+}
+
+// publish sends a job's snapshot to the event subscribers.
+func (d *Daemon) publish(typ string, id uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.publishLocked(typ, id)
+}
+
+func (d *Daemon) publishLocked(typ string, id uint64) {
+	if !d.events.listening() {
+		return
+	}
+	j, err := d.jobLocked(id)
+	if err != nil {
+		return
+	}
+	d.events.send(api.Event{Type: typ, Job: j})
+}
+
+// progressInterval is how often running jobs' progress is published.
+const progressInterval = 500 * time.Millisecond
+
+// tick publishes the running jobs' progress while anyone listens.
+func (d *Daemon) tick(ctx context.Context) {
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		d.mu.Lock()
+		for id := range d.active {
+			d.publishLocked(api.EventProgress, id)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// Subscribe returns a channel of events for one job (id > 0) or all, and
+// a function to stop. The channel starts with each job's snapshot and is
+// closed when the daemon closes or the subscriber falls too far behind.
+func (d *Daemon) Subscribe(id uint64) (<-chan api.Event, func(), error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var initial []api.Event
+	if id > 0 {
+		j, err := d.jobLocked(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		initial = append(initial, api.Event{Type: api.EventState, Job: j})
+	} else {
+		recs, err := d.db.List()
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range recs {
+			initial = append(initial, api.Event{Type: api.EventState, Job: d.view(r)})
+		}
+	}
+	ch, cancel := d.events.subscribe(id, initial)
+	return ch, cancel, nil
+}
