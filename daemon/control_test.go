@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+)
+
+// apiClient talks to a Server over its real Unix socket.
+type apiClient struct {
+	t    *testing.T
+	http *http.Client
+}
+
+// startControl opens a daemon on a new state directory and serves its
+// API on a socket in a temporary directory.
+func startControl(t *testing.T, cfg Config) (*Daemon, *apiClient, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(dir, "state")
+	}
+	cfg.Logger = quietLog()
+	sock := filepath.Join(dir, "idmd.sock")
+	ln, err := Listen(sock, 0o600, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		<-done
+		d.Close()
+	})
+	c := &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}}
+	return d, c, sock
+}
+
+// do sends a request and decodes the answer into out (when not nil).
+func (c *apiClient) do(method, path, body string, out any) (int, api.ErrorBody) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, "http://idmd"+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var eb api.ErrorBody
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &eb); err != nil || eb.Error == "" || eb.Code == "" {
+			c.t.Fatalf("%s %s: error answer %d is not the API's error shape: %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode, eb
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode, eb
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Bad input gets a clear error and changes nothing.
+func TestServer_BadInput(t *testing.T) {
+	d, c, _ := startControl(t, Config{})
+	out := t.TempDir()
+	notDir := filepath.Join(out, "file")
+	os.WriteFile(notDir, nil, 0o644)
+	readOnly := filepath.Join(out, "ro")
+	os.Mkdir(readOnly, 0o555)
+	good := "idm://127.0.0.1:9"
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code, says               string
+	}{
+		{"malformed JSON", "POST", "/v1/jobs", `{"sources": [`, 400, api.CodeBadRequest, "malformed"},
+		{"unknown field", "POST", "/v1/jobs", `{"sources":["` + good + `"],"dir":"` + out + `","speed":1}`, 400, api.CodeBadRequest, "unknown field"},
+		{"two values", "POST", "/v1/jobs", `{"sources":["` + good + `"],"dir":"` + out + `"} {}`, 400, api.CodeBadRequest, "more than one"},
+		{"no sources", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Dir: out}), 400, api.CodeBadRequest, "no sources"},
+		{"not an idm address", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"ftp://x:1"}, Dir: out}), 400, api.CodeBadRequest, "idm://host:port"},
+		{"no port", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1"}, Dir: out}), 400, api.CodeBadRequest, "idm://host:port"},
+		{"port out of range", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1:70000"}, Dir: out}), 400, api.CodeBadRequest, "1..65535"},
+		{"duplicate sources", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good, good}, Dir: out}), 400, api.CodeBadRequest, "twice"},
+		{"missing directory", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good}, Dir: filepath.Join(out, "nope")}), 400, api.CodeBadRequest, "does not exist"},
+		{"relative directory", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good}, Dir: "out"}), 400, api.CodeBadRequest, "absolute"},
+		{"directory is a file", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good}, Dir: notDir}), 400, api.CodeBadRequest, "not a directory"},
+		{"negative limit", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good}, Dir: out, Limit: -1}), 400, api.CodeBadRequest, "negative"},
+		{"unknown job", "GET", "/v1/jobs/42", "", 404, api.CodeNotFound, "no such job"},
+		{"job id not a number", "GET", "/v1/jobs/abc", "", 404, api.CodeNotFound, "no such job"},
+		{"pause unknown job", "POST", "/v1/jobs/42/pause", "", 404, api.CodeNotFound, "no such job"},
+		{"remove unknown job", "DELETE", "/v1/jobs/42", "", 404, api.CodeNotFound, "no such job"},
+		{"unknown route", "GET", "/v1/nope", "", 404, api.CodeNotFound, "no such route"},
+		{"wrong method", "PUT", "/v1/jobs", "", 405, api.CodeMethod, "not allowed"},
+		{"limit body malformed", "PUT", "/v1/limit", `{"limit":"fast"}`, 400, api.CodeBadRequest, "malformed"},
+		{"negative global limit", "PUT", "/v1/limit", `{"limit":-5}`, 400, api.CodeBadRequest, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, eb := c.do(tc.method, tc.path, tc.body, nil)
+			if status != tc.status || eb.Code != tc.code || !strings.Contains(eb.Error, tc.says) {
+				t.Errorf("got %d %+v, want %d %s saying %q", status, eb, tc.status, tc.code, tc.says)
+			}
+		})
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good}, Dir: readOnly}), nil)
+		if status != 400 || !strings.Contains(eb.Error, "cannot write") {
+			t.Errorf("read-only directory: %d %+v", status, eb)
+		}
+	}
+	jobs, err := d.Jobs()
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("bad requests left %d jobs behind (%v)", len(jobs), err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 2 {
+		t.Errorf("bad requests left files in the output directory: %v", ents)
+	}
+}
+
+func TestServer_JobLifecycle(t *testing.T) {
+	path, want := testFile(t, 4<<20, 21)
+	srv := startServers(t, path, 256<<10, 1e6, 1e6)
+	_, c, _ := startControl(t, Config{})
+	out := t.TempDir()
+	req := api.CreateRequest{Sources: serverSources(srv...), Dir: out}
+	var j api.Job
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(req), &j); status != 201 {
+		t.Fatalf("create: %d %+v", status, eb)
+	}
+	// The same sources into the same directory again: refused, naming
+	// the job, unless resuming.
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(req), nil); status != 409 || eb.Code != api.CodeExists || eb.Job != j.ID {
+		t.Fatalf("duplicate create: %d %+v", status, eb)
+	}
+	var paused api.Job
+	if status, eb := c.do("POST", "/v1/jobs/1/pause", "", &paused); status != 200 || paused.State != api.StatePaused {
+		t.Fatalf("pause: %d %+v %s", status, eb, paused.State)
+	}
+	req.Resume = true
+	var resumed api.Job
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(req), &resumed); status != 200 || resumed.ID != j.ID {
+		t.Fatalf("create with resume: %d %+v, job %d", status, eb, resumed.ID)
+	}
+	var limited api.Job
+	if status, eb := c.do("PUT", "/v1/jobs/1/limit", `{"limit": 0}`, &limited); status != 200 {
+		t.Fatalf("job limit: %d %+v", status, eb)
+	}
+	// Follow the job's events to its end.
+	resp, err := c.http.Get("http://idmd/v1/jobs/1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	var last api.Event
+	for {
+		var e api.Event
+		if err := dec.Decode(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		last = e
+	}
+	if last.Job.State != api.StateCompleted {
+		t.Fatalf("stream ended on %s (%s)", last.Job.State, last.Job.LastError)
+	}
+	got, err := os.ReadFile(last.Job.Path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	if status, eb := c.do("POST", "/v1/jobs/1/resume", "", nil); status != 409 || eb.Code != api.CodeConflict {
+		t.Errorf("resume of a completed job: %d %+v", status, eb)
+	}
+	if status, _ := c.do("DELETE", "/v1/jobs/1", "", nil); status != 204 {
+		t.Errorf("remove: %d", status)
+	}
+	if _, err := os.Stat(last.Job.Path); err != nil {
+		t.Errorf("removing a completed job deleted its file: %v", err)
+	}
+}
+
+func TestListen_RefusesLiveReplacesStale(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := Listen(sock, 0o600, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := Listen(sock, 0o600, -1); err == nil || !strings.Contains(err.Error(), "another idmd") {
+		t.Fatalf("second Listen on a live socket: %v", err)
+	}
+	// A socket file nobody listens on, as a crash leaves it.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	ln2, err := Listen(sock, 0o600, -1)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	ln2.Close()
+}
+
+func TestOpen_OneDaemonPerStateDir(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(Config{StateDir: dir, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	start := time.Now()
+	if _, err := Open(Config{StateDir: dir, Logger: quietLog()}); err == nil || !strings.Contains(err.Error(), "another idmd") {
+		t.Fatalf("second Open: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("second Open took %v to refuse", time.Since(start))
+	}
+}
