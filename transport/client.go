@@ -62,11 +62,10 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
 // order, with Receive. Request and Receive may run in two goroutines at
 // once (one sending, one reading), but neither in two.
 type Conn struct {
-	c       net.Conn
-	br      *bufio.Reader
-	wbuf    []byte
-	stall   time.Duration
-	timeout bool // the last read failed on the stall deadline
+	c     net.Conn
+	br    *bufio.Reader
+	wbuf  []byte
+	stall time.Duration
 }
 
 // stallReader renews the read deadline before each read, so the deadline

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -27,7 +28,7 @@ func ParseBytes(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 || v*mult > 1<<62 || v*mult < 1 {
+	if err != nil || math.IsNaN(v) || v <= 0 || v*mult > 1<<62 || v*mult < 1 {
 		return 0, fmt.Errorf("invalid size %q: want a positive number with an optional K, M, G (powers of 1000) or Ki, Mi, Gi (powers of 1024)", s)
 	}
 	return int64(v * mult), nil

@@ -1,0 +1,70 @@
+package transport
+
+import "testing"
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"512", 512},
+		{"1", 1},
+		{"40M", 40e6},
+		{"40k", 40e3},
+		{"1.5K", 1500},
+		{"2G", 2e9},
+		{"1T", 1e12},
+		{"20Mi", 20 << 20},
+		{"1Ki", 1024},
+		{"1.5Gi", 3 << 29},
+		{"2Ti", 2 << 40},
+		{"10MB/s", 10e6},
+		{"10MiB/s", 10 << 20},
+		{"512B", 512},
+		{"4KiB", 4096},
+		{" 40M ", 40e6},
+		{"1e3", 1000},
+		{"1.9", 1},
+	}
+	for _, tt := range tests {
+		got, err := ParseBytes(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseBytes_Rejects(t *testing.T) {
+	for _, in := range []string{
+		"", " ", "0", "-1", "-1M", "0.5", "abc", "1X", "M", "Mi", "B", "B/s",
+		"1 M", "1MM", "1m", "1Mib", "Inf", "NaN", "nanB/s", "1e30", "5Ei",
+	} {
+		if got, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{1, "1 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{1536, "1.5 KiB"},
+		{20 << 20, "20.0 MiB"},
+		{3 << 29, "1.5 GiB"},
+		{1 << 40, "1.0 TiB"},
+		{1 << 50, "1.0 PiB"},
+		{1 << 60, "1.0 EiB"},
+		{1<<63 - 1, "8.0 EiB"},
+	}
+	for _, tt := range tests {
+		if got := FormatBytes(tt.n); got != tt.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
