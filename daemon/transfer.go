@@ -333,6 +333,12 @@ func (t *transfer) adopt(m *transport.Manifest) error {
 	if t.rec.Name == "" {
 		t.rec.Name = SanitizeName(m.Name)
 	}
+	// The name goes to the store before the partial file exists, so a
+	// crash can never leave a partial file the next run cannot find.
+	rec := *t.rec
+	if err := t.db.Put(&rec); err != nil {
+		return fmt.Errorf("record file name: %w", err)
+	}
 	t.log.Info("file identified", "name", t.rec.Name, "size", m.Size, "segments", len(m.Segments), "blake3", m.Content.String())
 	return t.prepareLocked(m, false)
 }
