@@ -93,13 +93,19 @@ type transfer struct {
 	// none waits out a back-off for a source no longer needed.
 	complete context.CancelFunc
 
-	mu    sync.Mutex // guards rec, man, sched, file and fatal
-	rec   *store.Record
-	man   *transport.Manifest
-	sched *scheduler
-	file  *os.File
-	fatal error
-	done  bool
+	mu      sync.Mutex // guards everything up to the next blank line
+	rec     *store.Record
+	man     *transport.Manifest
+	sched   *scheduler
+	file    *os.File
+	fatal   error
+	done    bool
+	stopped bool // Run is over: a late vote timer must not decide
+	// A new job's identity is decided by the sources' votes.
+	votes       map[int]*transport.Manifest
+	voteTimer   *time.Timer
+	decided     chan struct{} // closed once the identity is decided
+	identityErr error
 
 	sources  []*source
 	workers  []*worker
@@ -133,6 +139,8 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		limiters: tr.Limiters,
 		onChange: tr.OnChange,
 		rec:      rec,
+		votes:    map[int]*transport.Manifest{},
+		decided:  make(chan struct{}),
 	}
 	if t.log == nil {
 		t.log = slog.Default()
@@ -214,6 +222,12 @@ func (tr *Transfer) Run(ctx context.Context) error {
 	wg.Wait()
 	stopBG()
 	bgWG.Wait()
+	t.mu.Lock()
+	t.stopped = true
+	if t.voteTimer != nil {
+		t.voteTimer.Stop()
+	}
+	t.mu.Unlock()
 
 	if errors.Is(context.Cause(ctx), errCrash) {
 		t.closeFile()
@@ -303,25 +317,89 @@ func (t *transfer) progress(now time.Time) api.Progress {
 	return p
 }
 
-// adopt checks a source's manifest against the job's identity; the first
-// manifest of a new job becomes its identity.
-func (t *transfer) adopt(m *transport.Manifest) error {
+// identityWait is how long a new job waits, after the first source has
+// described the file, for the others: the file most sources hold becomes
+// the job's, not the one that happened to answer first.
+const identityWait = time.Second
+
+// adopt checks a source's manifest against the job's identity. For a new
+// job it first casts the source's vote and waits for the decision.
+func (t *transfer) adopt(ctx context.Context, idx int, m *transport.Manifest) error {
+	t.mu.Lock()
+	if t.man == nil {
+		if err := m.Validate(); err != nil {
+			t.mu.Unlock()
+			return &mismatchError{"invalid manifest: " + err.Error()}
+		}
+		t.votes[idx] = m
+		if len(t.votes) == len(t.sources) {
+			t.decideLocked()
+		} else if t.voteTimer == nil {
+			t.voteTimer = time.AfterFunc(identityWait, t.decide)
+		}
+		decided := t.decided
+		t.mu.Unlock()
+		select {
+		case <-decided:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t.mu.Lock()
+	}
+	defer t.mu.Unlock()
+	if t.man == nil {
+		return t.identityErr
+	}
+	switch {
+	case m.Size != t.man.Size:
+		return &mismatchError{fmt.Sprintf("holds a different file: %d bytes, the job's has %d", m.Size, t.man.Size)}
+	case m.Content != t.man.Content:
+		return &mismatchError{fmt.Sprintf("holds a different file: content %s, the job's is %s", m.Content, t.man.Content)}
+	case m.SegmentSize != t.man.SegmentSize:
+		return &mismatchError{fmt.Sprintf("cuts the file into %d-byte segments, the job uses %d", m.SegmentSize, t.man.SegmentSize)}
+	}
+	return nil
+}
+
+func (t *transfer) decide() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.man != nil {
-		switch {
-		case m.Size != t.man.Size:
-			return &mismatchError{fmt.Sprintf("holds a different file: %d bytes, the job's has %d", m.Size, t.man.Size)}
-		case m.Content != t.man.Content:
-			return &mismatchError{fmt.Sprintf("holds a different file: content %s, the job's is %s", m.Content, t.man.Content)}
-		case m.SegmentSize != t.man.SegmentSize:
-			return &mismatchError{fmt.Sprintf("cuts the file into %d-byte segments, the job uses %d", m.SegmentSize, t.man.SegmentSize)}
+	t.decideLocked()
+}
+
+// decideLocked makes the file held by most of the sources that answered
+// the job's identity (on a tie, the one of the source given first).
+func (t *transfer) decideLocked() {
+	if t.man != nil || t.identityErr != nil || t.stopped {
+		return
+	}
+	type key struct {
+		size, seg int64
+		content   transport.Hash
+	}
+	count, first := map[key]int{}, map[key]int{}
+	var best key
+	bestIdx := -1
+	for idx, m := range t.votes {
+		k := key{m.Size, m.SegmentSize, m.Content}
+		count[k]++
+		if f, ok := first[k]; !ok || idx < f {
+			first[k] = idx
 		}
-		return nil
 	}
-	if err := m.Validate(); err != nil {
-		return &mismatchError{"invalid manifest: " + err.Error()}
+	for k, n := range count {
+		if bestIdx < 0 || n > count[best] || (n == count[best] && first[k] < first[best]) {
+			best, bestIdx = k, first[k]
+		}
 	}
+	if err := t.setIdentityLocked(t.votes[bestIdx]); err != nil {
+		t.identityErr = err
+	}
+	close(t.decided)
+}
+
+// setIdentityLocked makes m the job's file: in the store, then on disk.
+func (t *transfer) setIdentityLocked(m *transport.Manifest) error {
 	hashes := make([]byte, 0, len(m.Segments)*transport.HashSize)
 	for _, h := range m.Segments {
 		hashes = append(hashes, h[:]...)
@@ -339,8 +417,20 @@ func (t *transfer) adopt(m *transport.Manifest) error {
 	if err := t.db.Put(&rec); err != nil {
 		return fmt.Errorf("record file name: %w", err)
 	}
-	t.log.Info("file identified", "name", t.rec.Name, "size", m.Size, "segments", len(m.Segments), "blake3", m.Content.String())
+	t.log.Info("file identified", "name", t.rec.Name, "size", m.Size, "segments", len(m.Segments),
+		"blake3", m.Content.String(), "sources_agreeing", len(t.votesFor(m)), "sources_answered", len(t.votes))
 	return t.prepareLocked(m, false)
+}
+
+// votesFor returns the sources whose vote matches m. Called with mu held.
+func (t *transfer) votesFor(m *transport.Manifest) []int {
+	var out []int
+	for idx, v := range t.votes {
+		if v.Size == m.Size && v.Content == m.Content && v.SegmentSize == m.SegmentSize {
+			out = append(out, idx)
+		}
+	}
+	return out
 }
 
 func (t *transfer) prepare(m *transport.Manifest, recheckAll bool) error {

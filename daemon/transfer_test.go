@@ -396,3 +396,22 @@ func TestTransfer_Run_DamagedPartialFile(t *testing.T) {
 		t.Errorf("second run fetched %d bytes, want exactly the %d missing or damaged", again, missing)
 	}
 }
+
+// Sources that disagree: the file most of them hold wins, even when the
+// odd one is given first.
+func TestTransfer_Run_MajorityDecidesIdentity(t *testing.T) {
+	checkLeaks(t)
+	path, want := testFile(t, 2<<20, 16)
+	other, _ := testFile(t, 2<<20, 17)
+	wrong := startServers(t, other, 0, 0)[0]
+	good := startServers(t, path, 0, 1e6, 1e6)
+	db := openDB(t, "")
+	rec := newJob(t, db, serverSources(wrong, good[0], good[1]))
+	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := checkResult(t, db, rec.ID, want)
+	if st := sourceStat(t, got, "idm://"+wrong.Addr); st.Bytes != 0 || !strings.Contains(st.LastError, "different file") {
+		t.Errorf("the odd source: %+v, want it rejected", st)
+	}
+}

@@ -170,13 +170,16 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("manifest: %w", err)
 	}
-	if err := t.adopt(m); err != nil {
+	if err := t.adopt(ctx, w.src.idx, m); err != nil {
 		var bad *mismatchError
 		if errors.As(err, &bad) {
 			w.src.setState(api.SourceRejected, bad.Error())
 			t.log.Warn("source rejected", "source", w.src.src.String(), "reason", bad.Error())
 			t.sourcesChanged()
 			return false, errOut
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
 		t.fail(err)
 		return false, err
