@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -70,16 +71,20 @@ func (s *source) out() bool {
 	return s.state == api.SourceQuarantined || s.state == api.SourceRejected
 }
 
-func (s *source) setState(state, reason string) {
+// setState changes the source's state, unless it was set aside for the
+// job, and returns the state it had.
+func (s *source) setState(state, reason string) (was string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	was = s.state
 	if s.state == api.SourceQuarantined || s.state == api.SourceRejected {
-		return
+		return was
 	}
 	s.state = state
 	if reason != "" {
 		s.lastErr = reason
 	}
+	return was
 }
 
 // worker is one connection to a source, pulling segments from the
@@ -132,12 +137,18 @@ func (w *worker) run(ctx context.Context) {
 		w.src.mu.Lock()
 		w.src.errors++
 		w.src.lastErr = err.Error()
+		wasUp := w.src.state == api.SourceUp
 		if w.src.state != api.SourceQuarantined && w.src.state != api.SourceRejected {
 			w.src.state = api.SourceDown
 			w.src.nextRetry = time.Now().Add(wait)
 		}
 		w.src.mu.Unlock()
-		w.t.log.Debug("source down", "source", w.src.src.String(), "retry_in", wait.Round(time.Millisecond), "err", err)
+		// One line when a source goes down; its retries are not news.
+		level := slog.LevelDebug
+		if wasUp {
+			level = slog.LevelWarn
+		}
+		w.t.log.Log(ctx, level, "source down", "source", w.src.src.String(), "retry_in", wait.Round(time.Millisecond), "err", err)
 		w.t.sourcesChanged()
 		select {
 		case <-time.After(wait):
@@ -184,7 +195,9 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		t.fail(err)
 		return false, err
 	}
-	w.src.setState(api.SourceUp, "")
+	if w.src.setState(api.SourceUp, "") == api.SourceDown {
+		t.log.Info("source back", "source", w.src.src.String())
+	}
 	t.sourcesChanged()
 
 	sched := t.sched

@@ -42,7 +42,7 @@ exec 3>"$work/console" # keeps the console open, and lets us type E2 later
 
 say "Starting idmd on a temporary state directory"
 export IDMD_SOCKET=$work/idmd.sock
-"$BIN/idmd" run --state-dir "$work/state" 2>"$work/idmd.log" &
+"$BIN/idmd" run --system=false --state-dir "$work/state" 2>"$work/idmd.log" &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$IDMD_SOCKET" ] && break; sleep 0.1; done
 
