@@ -1,0 +1,288 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Exit statuses of idmctl.
+const (
+	// ExitOK: the command did what was asked; for get, wait and watch ID,
+	// the job completed.
+	ExitOK = 0
+	// ExitError: the command or the job failed.
+	ExitError = 1
+	// ExitUsage: the command line was wrong.
+	ExitUsage = 2
+	// ExitNotRunning: no idmd answers on the socket.
+	ExitNotRunning = 3
+	// ExitCancelled: the job waited for was cancelled or removed.
+	ExitCancelled = 4
+	// ExitInterrupted: stopped by Ctrl-C (or SIGTERM) before the end;
+	// the daemon's jobs are unaffected.
+	ExitInterrupted = 130
+)
+
+// Main runs idmctl with args (without the program name), writing to
+// stdout and stderr, and returns the exit status. Cancelling ctx (Ctrl-C)
+// stops whatever is being followed; jobs keep running in the daemon.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newCLI(stdout, stderr).main(ctx, args)
+}
+
+// cli is one run of idmctl: where it writes, the daemon it talks to, the
+// global flags and the timings tests shorten.
+type cli struct {
+	stdout, stderr io.Writer
+	client         *Client
+	json           bool
+
+	// retryInterval and retryTimeout pace the reconnection of a broken
+	// event stream.
+	retryInterval, retryTimeout time.Duration
+	// lineInterval is how often watch prints when not on a terminal.
+	lineInterval time.Duration
+	// isTerminal says whether w is a terminal, for watch's bars.
+	isTerminal func(w io.Writer) bool
+}
+
+func newCLI(stdout, stderr io.Writer) *cli {
+	return &cli{
+		stdout:        stdout,
+		stderr:        stderr,
+		client:        &Client{},
+		retryInterval: 500 * time.Millisecond,
+		retryTimeout:  60 * time.Second,
+		lineInterval:  time.Second,
+		isTerminal:    isTerminal,
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// command is one subcommand.
+type command struct {
+	name  string
+	args  string // the synopsis after the name
+	short string // one line for the command list
+	long  string // a paragraph for the command's help
+	run   func(c *cli, ctx context.Context, args []string) error
+}
+
+// commands returns the subcommands, in the order help lists them.
+func commands() []*command {
+	return []*command{
+		getCmd, addCmd, lsCmd, statusCmd, waitCmd, watchCmd,
+		pauseCmd, resumeCmd, cancelCmd, rmCmd, limitCmd, versionCmd,
+	}
+}
+
+func lookup(name string) *command {
+	for _, cmd := range commands() {
+		if cmd.name == name {
+			return cmd
+		}
+	}
+	return nil
+}
+
+func (c *cli) main(ctx context.Context, args []string) int {
+	gfs := flag.NewFlagSet("idmctl", flag.ContinueOnError)
+	gfs.SetOutput(io.Discard)
+	socket := gfs.String("socket", "", "the daemon's control socket `PATH` (default $IDMD_SOCKET, else the system or per-user socket)")
+	gfs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+	if err := gfs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(c.stdout, gfs)
+			return ExitOK
+		}
+		fmt.Fprintf(c.stderr, "idmctl: %v\n", err)
+		c.usage(c.stderr, gfs)
+		return ExitUsage
+	}
+	c.client.Socket = *socket
+	args = gfs.Args()
+	if len(args) == 0 {
+		c.usage(c.stderr, gfs)
+		return ExitUsage
+	}
+	if args[0] == "help" {
+		if len(args) > 1 {
+			if cmd := lookup(args[1]); cmd != nil {
+				cmd.usage(c.stdout, nil)
+				return ExitOK
+			}
+		}
+		c.usage(c.stdout, gfs)
+		return ExitOK
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n", args[0])
+		c.usage(c.stderr, gfs)
+		return ExitUsage
+	}
+	return c.exit(ctx, cmd, cmd.run(c, ctx, args[1:]))
+}
+
+// exit reports err, if any, as one line and returns the exit status.
+func (c *cli) exit(ctx context.Context, cmd *command, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var (
+		ue *usageError
+		ee *exitError
+		nr *notRunningError
+	)
+	switch {
+	case errors.As(err, &ue):
+		if ue.help {
+			cmd.usage(c.stdout, ue.fs)
+			return ExitOK
+		}
+		fmt.Fprintf(c.stderr, "idmctl %s: %s\n", cmd.name, ue.msg)
+		cmd.usage(c.stderr, ue.fs)
+		return ExitUsage
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintf(c.stderr, "idmctl: %s\n", ee.msg)
+		}
+		return ee.code
+	case errors.As(err, &nr):
+		fmt.Fprintf(c.stderr, "idmctl: %s\n", notRunningMessage(nr.socket))
+		return ExitNotRunning
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return ExitInterrupted
+	case errors.Is(err, fs.ErrPermission):
+		fmt.Fprintf(c.stderr, "idmctl: may not connect to %s: permission denied (a system idmd admits root, its user and members of group idm)\n", c.client.SocketPath())
+		return ExitError
+	}
+	fmt.Fprintf(c.stderr, "idmctl: %v\n", err)
+	return ExitError
+}
+
+func (c *cli) usage(w io.Writer, gfs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: idmctl [--socket PATH] [--json] COMMAND [ARGS]\n\n")
+	fmt.Fprintf(w, "idmctl controls idmd, the idm download daemon.\n\ncommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, cmd := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", cmd.name, cmd.short)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nglobal flags:\n")
+	printDefaults(w, gfs)
+	fmt.Fprintf(w, "\nRun \"idmctl help COMMAND\" for a command's flags.\n")
+}
+
+func (cmd *command) usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: idmctl %s %s\n", cmd.name, cmd.args)
+	if cmd.long != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.long)
+	}
+	if fs == nil {
+		fs = cmd.flags(new(cli))
+	}
+	if fs != nil && hasFlags(fs) {
+		fmt.Fprintf(w, "\nflags:\n")
+		printDefaults(w, fs)
+	}
+}
+
+// flags returns the command's flag set by running it with -h.
+func (cmd *command) flags(c *cli) *flag.FlagSet {
+	err := cmd.run(c, context.Background(), []string{"-h"})
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return ue.fs
+	}
+	return nil
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	if fs == nil {
+		return
+	}
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// newFlagSet returns a flag set that reports its errors to parse.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args, turning errors (and -h) into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return flagError(fs, err)
+	}
+	return nil
+}
+
+func flagError(fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &usageError{fs: fs, help: true}
+	}
+	return &usageError{fs: fs, msg: err.Error()}
+}
+
+// usageError is a wrong command line: its message and then the usage
+// are printed, and idmctl exits with ExitUsage.
+type usageError struct {
+	fs   *flag.FlagSet
+	msg  string
+	help bool // -h: the usage on stdout, ExitOK
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(fs *flag.FlagSet, format string, args ...any) error {
+	return &usageError{fs: fs, msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError ends idmctl with its code after printing its message, if
+// any, as "idmctl: msg".
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// printJSON writes v as indented JSON.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// oneLine keeps the first line of a message for table cells.
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

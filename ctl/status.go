@@ -1,0 +1,106 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/transport"
+)
+
+var statusCmd = &command{
+	name:  "status",
+	args:  "ID",
+	short: "show a job in detail, with each server's part",
+	run:   (*cli).runStatus,
+}
+
+func (c *cli) runStatus(ctx context.Context, args []string) error {
+	fs := newFlagSet("status")
+	fs.BoolVar(&c.json, "json", c.json, "print the job as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef(fs, "want one job ID")
+	}
+	id, err := parseID(fs, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	j, err := c.client.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(j)
+	}
+	return writeStatus(c.stdout, j, time.Now())
+}
+
+// writeStatus prints a job in detail: its fields, then a table of its
+// sources. now dates the retries of the sources that are down.
+func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
+	p := &j.Progress
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("Job", fmt.Sprint(j.ID))
+	row("State", j.State)
+	row("Name", j.Name)
+	row("Directory", j.Dir)
+	row("Path", j.Path)
+	if j.Size > 0 {
+		row("Size", fmt.Sprintf("%s (%d bytes)", transport.FormatBytes(j.Size), j.Size))
+		row("Verified", fmt.Sprintf("%s (%s)", transport.FormatBytes(p.Verified), percent(p.Verified, j.Size)))
+	} else {
+		row("Size", "not known yet")
+		row("Verified", transport.FormatBytes(p.Verified))
+	}
+	row("Fetched", transport.FormatBytes(p.Fetched))
+	row("Speed", formatRate(p.Speed))
+	if j.Limit > 0 {
+		row("Limit", formatLimit(j.Limit))
+	}
+	if j.Content != "" {
+		row("Content", "blake3 "+j.Content)
+	}
+	if !j.Created.IsZero() {
+		row("Created", j.Created.Local().Format(time.DateTime))
+	}
+	if !j.Finished.IsZero() {
+		row("Finished", j.Finished.Local().Format(time.DateTime))
+	}
+	row("Last error", oneLine(j.LastError))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(p.Sources) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tSOURCE\tSTATE\tVERIFIED\tSPEED\tCORRUPT\tLAST ERROR")
+	for i, s := range p.Sources {
+		last := oneLine(s.LastError)
+		if s.State == api.SourceDown && !s.NextRetry.IsZero() {
+			retry := "retrying now"
+			if d := s.NextRetry.Sub(now); d > 0 {
+				retry = "retry in " + d.Round(time.Second).String()
+			}
+			if last == "" {
+				last = retry
+			} else {
+				last += " (" + retry + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, s.Source, orDash(s.State), transport.FormatBytes(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
+	}
+	return tw.Flush()
+}
