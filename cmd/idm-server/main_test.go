@@ -276,4 +276,3 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
-
