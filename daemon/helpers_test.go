@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -150,18 +149,6 @@ func checkResult(t testing.TB, db *store.DB, id uint64, want []byte) *store.Reco
 		t.Fatalf("partial file left behind: %v", err)
 	}
 	return rec
-}
-
-// freePort returns a loopback address nothing listens on.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
