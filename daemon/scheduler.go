@@ -69,12 +69,13 @@ func (s *scheduler) broadcast() {
 
 // next returns a segment for w to fetch, or -1 with a channel that is
 // closed when the answer may change. It never returns a segment w already
-// has a request out for. complete reports that every segment is done.
-func (s *scheduler) next(w *worker) (seg int, wait <-chan struct{}, complete bool) {
+// has a request out for. dup says another worker fetches the segment too;
+// complete, that every segment is done.
+func (s *scheduler) next(w *worker) (seg int, dup bool, wait <-chan struct{}, complete bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.left == 0 {
-		return -1, nil, true
+		return -1, false, nil, true
 	}
 	now := time.Now()
 	for len(s.freed) > 0 {
@@ -89,22 +90,22 @@ func (s *scheduler) next(w *worker) (seg int, wait <-chan struct{}, complete boo
 		}
 		s.freed = s.freed[1:]
 		st.owners = append(st.owners, w)
-		return i, nil, false
+		return i, true, nil, false
 	}
 	for i := s.cursor; i < len(s.segs); i++ {
 		if s.segs[i].state == segPending {
 			s.cursor = i + 1
 			s.segs[i] = segState{state: segInflight, owners: []*worker{w}, at: now}
-			return i, nil, false
+			return i, false, nil, false
 		}
 	}
 	s.cursor = len(s.segs)
 	if i := s.endgame(w, now); i >= 0 {
 		st := &s.segs[i]
 		st.owners = append(st.owners, w)
-		return i, nil, false
+		return i, true, nil, false
 	}
-	return -1, s.changed, false
+	return -1, false, s.changed, false
 }
 
 // endgame picks the in-flight segment expected to finish last that w is

@@ -98,6 +98,7 @@ type transfer struct {
 	man     *transport.Manifest
 	sched   *scheduler
 	file    *os.File
+	part    *segmentFile
 	fatal   error
 	done    bool
 	stopped bool // Run is over: a late vote timer must not decide
@@ -473,7 +474,7 @@ func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
 		}
 	}
 	t.verified.Store(verified)
-	t.man, t.file = m, f
+	t.man, t.file, t.part = m, f, newSegmentFile(f, m, bm)
 	t.sched = newScheduler(bm, func(i int) int64 { _, n := m.Segment(i); return n }, t.estimate)
 	return nil
 }
@@ -494,14 +495,6 @@ func (t *transfer) throttle(ctx context.Context, n int64) error {
 			}
 			rem -= k
 		}
-	}
-	return nil
-}
-
-// write puts a verified segment at its offset.
-func (t *transfer) write(i int, p []byte, off int64) error {
-	if _, err := t.file.WriteAt(p, off); err != nil {
-		return fmt.Errorf("write segment %d: %w", i, err)
 	}
 	return nil
 }

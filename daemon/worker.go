@@ -92,7 +92,7 @@ func (s *source) setState(state, reason string) (was string) {
 type worker struct {
 	t   *transfer
 	src *source
-	buf []byte
+	in  streamer // receives segments this worker alone fetches
 
 	mu        sync.Mutex
 	stream    transport.Stream
@@ -200,16 +200,20 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 	}
 	t.sourcesChanged()
 
-	sched := t.sched
-	var queue []int // segments asked for, in order
+	sched, part := t.sched, t.part
+	type ask struct {
+		seg int
+		dup bool // another worker fetches it too: buffer, then write
+	}
+	var queue []ask // segments asked for, in order
 	defer func() {
-		for _, i := range queue {
-			sched.release(w, i)
+		for _, a := range queue {
+			sched.release(w, a.seg)
 		}
 	}()
 	for {
 		for len(queue) < t.depth {
-			i, wait, complete := sched.next(w)
+			i, dup, wait, complete := sched.next(w)
 			if complete {
 				t.complete()
 				return delivered, errComplete
@@ -226,7 +230,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 				}
 			}
 			off, n := t.man.Segment(i)
-			queue = append(queue, i)
+			queue = append(queue, ask{i, dup})
 			if err := t.throttle(ctx, n); err != nil {
 				return delivered, err
 			}
@@ -234,14 +238,32 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 				return delivered, w.failure(fmt.Errorf("request segment %d: %w", i, err))
 			}
 		}
-		i := queue[0]
-		off, n := t.man.Segment(i)
-		if int64(cap(w.buf)) < n {
-			w.buf = make([]byte, t.man.SegmentSize)
+		a := queue[0]
+		_, n := t.man.Segment(a.seg)
+		var (
+			sum transport.Hash
+			buf *[]byte
+			err error
+		)
+		if a.dup {
+			buf = part.getBuf()
+			err = st.ReceiveTo(&filler{b: (*buf)[:n]}, n)
+			sum = transport.SumSegment((*buf)[:n])
+		} else {
+			w.in.reset(part, a.seg)
+			err = st.ReceiveTo(&w.in, n)
+			sum = w.in.sum()
 		}
-		p := w.buf[:n]
-		if err := st.Receive(p); err != nil {
-			return delivered, w.failure(fmt.Errorf("segment %d: %w", i, err))
+		if err != nil {
+			if buf != nil {
+				part.putBuf(buf)
+			}
+			var de *diskError
+			if errors.As(err, &de) {
+				t.fail(de)
+				return delivered, de
+			}
+			return delivered, w.failure(fmt.Errorf("segment %d: %w", a.seg, err))
 		}
 		queue = queue[1:]
 		now := time.Now()
@@ -249,18 +271,29 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		w.src.fetched += n
 		w.src.mu.Unlock()
 		t.fetched.Add(n)
-		if transport.SumSegment(p) != t.man.Segments[i] {
-			sched.release(w, i)
-			return delivered, w.corrupt(i)
+		if sum != t.man.Segments[a.seg] {
+			if buf != nil {
+				part.putBuf(buf)
+			}
+			sched.release(w, a.seg)
+			return delivered, w.corrupt(a.seg)
 		}
-		if err := t.write(i, p, off); err != nil {
+		var verified []byte
+		if buf != nil {
+			verified = (*buf)[:n]
+		}
+		won, err := part.commit(a.seg, verified)
+		if buf != nil {
+			part.putBuf(buf)
+		}
+		if err != nil {
 			t.fail(err)
 			return delivered, err
 		}
-		losers, won := sched.complete(w, i)
 		if !won {
 			continue
 		}
+		losers, _ := sched.complete(w, a.seg)
 		delivered = true
 		w.src.mu.Lock()
 		w.src.verified += n

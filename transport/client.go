@@ -171,22 +171,42 @@ func (cn *Conn) Request(off, n int64) error {
 // from the server comes back as an *Error; after one with
 // CodeOutOfRange the connection is still usable.
 func (cn *Conn) Receive(p []byte) error {
-	typ, n, err := readHeader(cn.br, max(MaxRangeLen, 4+MaxErrorMessage))
+	return cn.receive(int64(len(p)), func() error {
+		_, err := io.ReadFull(cn.br, p)
+		return err
+	})
+}
+
+// ReceiveTo is Receive for a caller that takes the n bytes of the answer
+// as they arrive, written to w in pieces, rather than in one buffer.
+func (cn *Conn) ReceiveTo(w io.Writer, n int64) error {
+	return cn.receive(n, func() error {
+		k, err := io.Copy(w, io.LimitReader(cn.br, n))
+		if err == nil && k < n {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
+}
+
+// receive reads the next answer's header and, for data of the expected
+// length n, lets body read the n bytes.
+func (cn *Conn) receive(n int64, body func() error) error {
+	typ, ln, err := readHeader(cn.br, max(MaxRangeLen, 4+MaxErrorMessage))
 	if err != nil {
 		return err
 	}
 	switch typ {
 	case frameData:
-		if n != len(p) {
-			return protocolErr("answer of %d bytes to a request for %d", n, len(p))
+		if int64(ln) != n {
+			return protocolErr("answer of %d bytes to a request for %d", ln, n)
 		}
-		_, err := io.ReadFull(cn.br, p)
-		return err
+		return body()
 	case frameError:
-		if n > 4+MaxErrorMessage {
-			return protocolErr("error frame of %d bytes", n)
+		if ln > 4+MaxErrorMessage {
+			return protocolErr("error frame of %d bytes", ln)
 		}
-		b := make([]byte, n)
+		b := make([]byte, ln)
 		if _, err := io.ReadFull(cn.br, b); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"io"
 	"fmt"
 	"net"
 	"net/url"
@@ -18,16 +19,16 @@ type Source interface {
 }
 
 // Stream is one open connection to a source. Ranges may be pipelined:
-// several Requests, then one Receive per request, answered in order.
-// Close unblocks a Receive waiting in another goroutine.
+// several Requests, then one ReceiveTo per request, answered in order.
+// Close unblocks a ReceiveTo waiting in another goroutine.
 type Stream interface {
 	// Manifest describes the file; call it with no range outstanding.
 	Manifest(ctx context.Context) (*Manifest, error)
 	// Request asks for the bytes [off, off+n).
 	Request(off, n int64) error
-	// Receive reads the oldest outstanding answer into p, which is as
-	// long as the range that was asked for.
-	Receive(p []byte) error
+	// ReceiveTo writes the oldest outstanding answer, n bytes long (the
+	// length of the range asked for), to w as it arrives.
+	ReceiveTo(w io.Writer, n int64) error
 	// Close ends the stream.
 	Close() error
 }

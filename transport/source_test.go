@@ -81,8 +81,8 @@ func TestIDMSource_Open(t *testing.T) {
 	if err := st.Request(10, 20); err != nil {
 		t.Fatal(err)
 	}
-	p := make([]byte, 20)
-	if err := st.Receive(p); err != nil || !bytes.Equal(p, data[10:30]) {
-		t.Fatalf("Receive: %v", err)
+	var got bytes.Buffer
+	if err := st.ReceiveTo(&got, 20); err != nil || !bytes.Equal(got.Bytes(), data[10:30]) {
+		t.Fatalf("ReceiveTo: %v", err)
 	}
 }
