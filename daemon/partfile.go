@@ -10,8 +10,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/zeebo/blake3"
-
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -102,18 +100,7 @@ func recheck(f *os.File, m *transport.Manifest) (*store.Bitmap, error) {
 	return bm, nil
 }
 
-// contentHash hashes the whole of f.
-func contentHash(f *os.File) (transport.Hash, error) {
-	var h transport.Hash
-	d := blake3.New()
-	if _, err := io.Copy(d, io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		return h, err
-	}
-	copy(h[:], d.Sum(nil))
-	return h, nil
-}
-
-// finalName returns the first name in dir, name, "stem (1).ext",
+// claimName returns the first name in dir, name, "stem (1).ext",
 // "stem (2).ext" and so on, that link can claim without replacing a file.
 // link must fail with fs.ErrExist when the target exists.
 func claimName(dir, name string, link func(target string) error) (string, error) {

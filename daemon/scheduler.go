@@ -207,3 +207,17 @@ func (s *scheduler) finished() bool {
 	defer s.mu.Unlock()
 	return s.left == 0
 }
+
+// isDone reports whether segment i is verified.
+func (s *scheduler) isDone(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.segs[i].state == segDone
+}
+
+// changes returns a channel closed at the next change of any segment.
+func (s *scheduler) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}

@@ -200,6 +200,8 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		if err := t.prepare(m, tr.Recheck); err != nil {
 			return err
 		}
+		close(t.decided) // known from the store: no vote
+
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -220,6 +222,8 @@ func (tr *Transfer) Run(ctx context.Context) error {
 	var bgWG sync.WaitGroup
 	bgWG.Go(func() { t.flushLoop(bg, flushEvery) })
 	bgWG.Go(func() { t.monitor(bg) })
+	front := newFrontier()
+	bgWG.Go(func() { front.run(bg, t) })
 	wg.Wait()
 	stopBG()
 	bgWG.Wait()
@@ -244,7 +248,7 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		t.flush()
 		return fatal
 	case sched != nil && sched.finished():
-		err := t.finish()
+		err := t.finish(front)
 		if err != nil {
 			t.rec.LastError = err.Error()
 		}
@@ -631,16 +635,15 @@ func (t *transfer) monitor(ctx context.Context) {
 
 // finish checks the whole file's hash, syncs it and moves it to its final
 // name.
-func (t *transfer) finish() error {
+func (t *transfer) finish(front *frontier) error {
 	t.mu.Lock()
 	f, m, rec := t.file, t.man, t.rec
 	t.mu.Unlock()
 	start := time.Now()
-	sum, err := contentHash(f)
-	if err != nil {
-		return fmt.Errorf("hash %s: %w", f.Name(), err)
+	if err := front.advance(context.Background(), t); err != nil {
+		return err
 	}
-	if sum != m.Content {
+	if sum := front.sum(); sum != m.Content {
 		return fmt.Errorf("whole-file hash %s does not match the manifest's %s", sum, m.Content)
 	}
 	if err := f.Sync(); err != nil {
