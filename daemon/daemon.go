@@ -427,14 +427,20 @@ func (d *Daemon) Job(id uint64) (api.Job, error) {
 }
 
 func (d *Daemon) jobLocked(id uint64) (api.Job, error) {
-	r, err := d.db.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
+	r, err := d.record(id)
 	if err != nil {
 		return api.Job{}, err
 	}
 	return d.view(r), nil
+}
+
+// record reads a job's record, with the API's error for an unknown one.
+func (d *Daemon) record(id uint64) (*store.Record, error) {
+	r, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return r, err
 }
 
 // view renders a record, with live progress when it is running. Called
@@ -490,10 +496,7 @@ func (d *Daemon) Pause(id uint64) (api.Job, error) {
 func (d *Daemon) Resume(id uint64) (api.Job, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, err := d.db.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
+	r, err := d.record(id)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -545,10 +548,7 @@ func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (a
 		return d.Job(id)
 	}
 	defer d.mu.Unlock()
-	r, err := d.db.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
+	r, err := d.record(id)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -593,10 +593,7 @@ func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, err := d.db.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Job{}, fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
+	r, err := d.record(id)
 	if err != nil {
 		return api.Job{}, err
 	}
