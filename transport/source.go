@@ -2,8 +2,8 @@ package transport
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
