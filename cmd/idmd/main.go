@@ -11,14 +11,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"os/user"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/service"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -26,6 +25,11 @@ const usageText = `usage: idmd <command> [flags]
 
 Commands:
   run       run the daemon in the foreground (what a service manager starts)
+  install   install idmd as a service that starts at boot (--user: at login)
+  uninstall remove the service (its jobs are kept)
+  start, stop, restart
+            control the installed service
+  status    say whether the service is installed and running
   version   print the version
 
 Flags of run (each falls back to an environment variable):
@@ -55,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runDaemon(args[1:], stderr)
+	case "install", "uninstall", "start", "stop", "restart", "status":
+		return runService(args[0], args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "idmd", daemon.Version)
 		return 0
@@ -133,7 +139,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := &daemon.Server{Daemon: d, Access: daemon.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGINT or SIGTERM, or the service manager's stop request.
+	ctx, stop := service.StopContext()
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
