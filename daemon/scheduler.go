@@ -121,7 +121,15 @@ func (s *scheduler) endgame(w *worker, now time.Time) int {
 		n := float64(s.segLen(i))
 		finish := st.at.Add(time.Hour) // an owner of unknown speed: assume the worst
 		if v := s.estimate(st.owners[0]); v > 0 {
-			finish = st.at.Add(time.Duration(n / v * float64(time.Second)))
+			took := time.Duration(n / v * float64(time.Second))
+			// A segment queued behind another starts later than it was
+			// asked for; one past its estimate may not have started at
+			// all. Either way it needs up to a whole segment's time from
+			// now, and a faster worker should take it.
+			finish = st.at.Add(took)
+			if finish.Before(now) {
+				finish = now.Add(took)
+			}
 		}
 		if mine > 0 && now.Add(time.Duration(n/mine*float64(time.Second))).After(finish) {
 			continue // w would not beat the owner

@@ -213,7 +213,7 @@ func (tr *Transfer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range t.sources {
 		for range conns {
-			w := &worker{t: t, src: s}
+			w := &worker{t: t, src: s, head: -1}
 			t.workers = append(t.workers, w)
 			wg.Go(func() { w.run(wctx) })
 		}

@@ -96,18 +96,28 @@ type worker struct {
 
 	mu        sync.Mutex
 	stream    transport.Stream
+	head      int // the segment being received, or -1
 	cancelled bool
 }
 
-// cancel drops the worker's connection because a segment it is fetching
-// was verified from another source first.
-func (w *worker) cancel() {
+// cancel tells the worker that segment seg was verified from another
+// source first. If the worker is receiving it, its connection is dropped
+// at once; if the request is still queued behind another, the worker
+// finishes the one it is receiving and then reconnects (see session), so
+// the work under way is not thrown away.
+func (w *worker) cancel(seg int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stream != nil {
+	if w.stream != nil && w.head == seg {
 		w.cancelled = true
 		w.stream.Close()
 	}
+}
+
+func (w *worker) setHead(seg int) {
+	w.mu.Lock()
+	w.head = seg
+	w.mu.Unlock()
 }
 
 func (w *worker) setStream(s transport.Stream) {
@@ -239,12 +249,18 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 			}
 		}
 		a := queue[0]
+		if sched.isDone(a.seg) {
+			// Another source delivered it while it waited in this
+			// connection's queue: reconnect rather than receive it.
+			return delivered, errCancelled
+		}
 		_, n := t.man.Segment(a.seg)
 		var (
 			sum transport.Hash
 			buf *[]byte
 			err error
 		)
+		w.setHead(a.seg)
 		if a.dup {
 			buf = part.getBuf()
 			err = st.ReceiveTo(&filler{b: (*buf)[:n]}, n)
@@ -254,6 +270,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 			err = st.ReceiveTo(&w.in, n)
 			sum = w.in.sum()
 		}
+		w.setHead(-1)
 		if err != nil {
 			if buf != nil {
 				part.putBuf(buf)
@@ -302,7 +319,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		t.meter.add(now, n)
 		t.verified.Add(n)
 		for _, l := range losers {
-			l.cancel()
+			l.cancel(a.seg)
 		}
 	}
 }
