@@ -281,6 +281,9 @@ if command -v nginx >/dev/null 2>&1; then tools="$tools, $(nginx -v 2>&1 | sed '
 	echo "Engine details: after the last segment is verified, B1 spends $(num "$(get $u finish-s)" 2) s finishing (the rest of the whole-file hash, the sync, the rename), B2 $(num "$(get $r finish-s)" 2) s."
 	echo "Servers sent $(num "$(get $r sent-twice-%)" 1) % of the file twice in B2, $(num "$(get $l sent-twice-%)" 1) % in B3 (lost with the stopped server or beaten by a faster copy)."
 	echo "B4 crashed at $(num "$(get $c crash-at-%)" 1) % verified; B5 downloaded at $(num "$(get $p/1024MiB MB/s)" 0) MB/s."
+	hash_s=$(IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkBuildManifest$' -benchtime 3x -count 3 ./transport |
+		awk '/^BenchmarkBuildManifest/ {print $3 / 1e9}' | sort -n | sed -n 2p)
+	echo "idm-server hashes a 1 GiB file at start-up (every segment and the whole file) in $(num "$hash_s" 2) s, median of 3."
 	echo
 	BENCH_FILE="$cache/bench-1073741824.bin" bash scripts/bench-daemon.sh
 	echo
