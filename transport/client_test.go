@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -352,5 +353,33 @@ func TestDial_Refused(t *testing.T) {
 	if cn, err := Dial(t.Context(), addr); err == nil {
 		cn.Close()
 		t.Fatal("Dial succeeded with nobody listening")
+	}
+}
+
+// ReceiveTo delivers pipelined answers in pieces, and error frames as
+// errors, just as Receive does.
+func TestConn_ReceiveTo(t *testing.T) {
+	path, data := randomFile(t, 1<<20, 31)
+	c := dial(t, addrOf(t, startServer(t, path, nil)))
+	for _, r := range [][2]int64{{0, 100}, {5000, 70000}, {1<<20 - 10, 10}} {
+		if err := c.Request(r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Request(1<<20, 1); err != nil { // out of range
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, 100}, {5000, 70000}, {1<<20 - 10, 10}} {
+		var got bytes.Buffer
+		if err := c.ReceiveTo(&got, r[1]); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), data[r[0]:r[0]+r[1]]) {
+			t.Fatalf("range %v differs", r)
+		}
+	}
+	var got bytes.Buffer
+	if err := c.ReceiveTo(&got, 1); !errors.Is(err, ErrOutOfRange) || got.Len() != 0 {
+		t.Fatalf("ReceiveTo of an out-of-range answer: %v, %d bytes written", err, got.Len())
 	}
 }

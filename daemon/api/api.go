@@ -1,6 +1,3 @@
-// Package api holds the types idmd and its clients exchange over the
-// control socket, and the renderings both sides share, such as the seed's
-// client report. It depends on nothing else in idm.
 package api
 
 import (
