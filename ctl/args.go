@@ -188,3 +188,14 @@ func absDir(dir string) (string, error) {
 	}
 	return filepath.Abs(dir)
 }
+
+// parseOneID parses a subcommand's flags and its one argument, a job ID.
+func parseOneID(fs *flag.FlagSet, args []string) (uint64, error) {
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	if fs.NArg() != 1 {
+		return 0, usagef(fs, "want one job ID")
+	}
+	return parseID(fs, fs.Arg(0))
+}

@@ -21,13 +21,7 @@ var statusCmd = &command{
 func (c *cli) runStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status")
 	fs.BoolVar(&c.json, "json", c.json, "print the job as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef(fs, "want one job ID")
-	}
-	id, err := parseID(fs, fs.Arg(0))
+	id, err := parseOneID(fs, args)
 	if err != nil {
 		return err
 	}

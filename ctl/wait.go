@@ -19,13 +19,7 @@ If idmd goes away meanwhile, wait tries to reach it again for a minute.`,
 func (c *cli) runWait(ctx context.Context, args []string) error {
 	fs := newFlagSet("wait")
 	fs.BoolVar(&c.json, "json", c.json, "print the job as JSON when it ends")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef(fs, "want one job ID")
-	}
-	id, err := parseID(fs, fs.Arg(0))
+	id, err := parseOneID(fs, args)
 	if err != nil {
 		return err
 	}
