@@ -148,7 +148,7 @@ func Open(cfg Config) (*Daemon, error) {
 	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "clean_shutdown", clean, "to_resume", resumed)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopTick = cancel
-	d.wg.Go(func() { d.tick(ctx) })
+	d.wg.Go(func() { every(ctx, progressInterval, d.tick) })
 	d.mu.Lock()
 	d.scheduleLocked()
 	d.mu.Unlock()
@@ -653,20 +653,11 @@ func (d *Daemon) publishLocked(typ string, id uint64) {
 const progressInterval = 500 * time.Millisecond
 
 // tick publishes the running jobs' progress while anyone listens.
-func (d *Daemon) tick(ctx context.Context) {
-	t := time.NewTicker(progressInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-		d.mu.Lock()
-		for id := range d.active {
-			d.publishLocked(api.EventProgress, id)
-		}
-		d.mu.Unlock()
+func (d *Daemon) tick() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.active {
+		d.publishLocked(api.EventProgress, id)
 	}
 }
 

@@ -220,8 +220,14 @@ func (tr *Transfer) Run(ctx context.Context) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var bgWG sync.WaitGroup
-	bgWG.Go(func() { t.flushLoop(bg, flushEvery) })
-	bgWG.Go(func() { t.monitor(bg) })
+	bgWG.Go(func() {
+		every(bg, flushEvery, func() {
+			if err := t.flush(); err != nil {
+				t.log.Error("flush job state", "err", err)
+			}
+		})
+	})
+	bgWG.Go(func() { every(bg, monitorInterval, t.monitor) })
 	front := newFrontier()
 	bgWG.Go(func() { front.run(bg, t) })
 	wg.Wait()
@@ -531,22 +537,6 @@ func (t *transfer) sourceReasons() string {
 	return string(b)
 }
 
-// flushLoop writes the job's state on a timer, in one transaction.
-func (t *transfer) flushLoop(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			if err := t.flush(); err != nil {
-				t.log.Error("flush job state", "err", err)
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // flush writes the record and the bitmap in one transaction.
 func (t *transfer) flush() error {
 	now := time.Now()
@@ -572,63 +562,54 @@ func (t *transfer) flush() error {
 	return t.db.Save(&rec, bm)
 }
 
-// monitor compares the sources' speeds once a second and makes a source
-// that stays under a fifth of the median give its segments back.
-func (t *transfer) monitor(ctx context.Context) {
-	tick := time.NewTicker(monitorInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
+// monitor compares the sources' speeds (once a second) and makes a
+// source that stays under a fifth of the median give its segments back.
+func (t *transfer) monitor() {
+	t.mu.Lock()
+	sched := t.sched
+	t.mu.Unlock()
+	if sched == nil {
+		return
+	}
+	now := time.Now()
+	var speeds []float64
+	for _, s := range t.sources {
+		s.mu.Lock()
+		up := s.state == api.SourceUp
+		s.mu.Unlock()
+		if up {
+			speeds = append(speeds, s.meter.rate(now))
 		}
-		t.mu.Lock()
-		sched := t.sched
-		t.mu.Unlock()
-		if sched == nil {
+	}
+	if len(speeds) < 2 {
+		return
+	}
+	sort.Float64s(speeds)
+	median := speeds[len(speeds)/2]
+	if len(speeds)%2 == 0 {
+		median = (speeds[len(speeds)/2-1] + median) / 2
+	}
+	for _, s := range t.sources {
+		s.mu.Lock()
+		slow := s.state == api.SourceUp && s.meter.rate(now)*slowFactor < median
+		if slow {
+			s.slow++
+		} else {
+			s.slow = 0
+		}
+		n := s.slow
+		s.mu.Unlock()
+		if n < slowChecks {
 			continue
 		}
-		now := time.Now()
-		var speeds []float64
-		for _, s := range t.sources {
-			s.mu.Lock()
-			up := s.state == api.SourceUp
-			s.mu.Unlock()
-			if up {
-				speeds = append(speeds, s.meter.rate(now))
+		given := 0
+		for _, w := range t.workers {
+			if w.src == s {
+				given += sched.giveBack(w)
 			}
 		}
-		if len(speeds) < 2 {
-			continue
-		}
-		sort.Float64s(speeds)
-		median := speeds[len(speeds)/2]
-		if len(speeds)%2 == 0 {
-			median = (speeds[len(speeds)/2-1] + median) / 2
-		}
-		for _, s := range t.sources {
-			s.mu.Lock()
-			slow := s.state == api.SourceUp && s.meter.rate(now)*slowFactor < median
-			if slow {
-				s.slow++
-			} else {
-				s.slow = 0
-			}
-			n := s.slow
-			s.mu.Unlock()
-			if n < slowChecks {
-				continue
-			}
-			given := 0
-			for _, w := range t.workers {
-				if w.src == s {
-					given += sched.giveBack(w)
-				}
-			}
-			if given > 0 {
-				t.log.Info("slow source gives segments back", "source", s.src.String(), "segments", given)
-			}
+		if given > 0 {
+			t.log.Info("slow source gives segments back", "source", s.src.String(), "segments", given)
 		}
 	}
 }
@@ -668,5 +649,19 @@ func (t *transfer) closeFile() {
 	defer t.mu.Unlock()
 	if t.file != nil {
 		t.file.Close()
+	}
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			fn()
+		case <-ctx.Done():
+			return
+		}
 	}
 }
