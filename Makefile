@@ -4,7 +4,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BINARIES    := idm-server idmd idmctl
 GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')
 
-.PHONY: all build test fmt-check vet staticcheck unit cross deb test-boot bench demo fuzz clean
+.PHONY: all build test fmt-check vet staticcheck unit cross deb test-boot test-reliability bench demo fuzz clean
 
 all: build
 
@@ -59,6 +59,14 @@ BOOT_OLD_VERSION := 0.0.1
 test-boot: build deb
 	$(MAKE) --no-print-directory deb VERSION=$(BOOT_OLD_VERSION)
 	bash scripts/boot-test.sh '$(DEB)' 'dist/idm_$(BOOT_OLD_VERSION)_$(DEB_ARCH).deb'
+
+## test-reliability: the long forms of the reliability suite (chaos, hostile
+## servers, full disks, kills, access, load) and every fuzz target; the
+## figures go in docs/reliability.md. Root, for tmpfs mounts and other uids.
+RELIABILITY_FUZZTIME ?= 30s
+test-reliability:
+	IDM_RELIABILITY=long $(GO) test -count=1 -timeout 80m -v ./reliability/
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(RELIABILITY_FUZZTIME)
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
