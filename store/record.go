@@ -80,6 +80,50 @@ type Record struct {
 	// SourceStats holds what each source has delivered, one entry per
 	// source.
 	SourceStats []SourceStat `json:"source_stats,omitempty"`
+
+	// Expect is the content hash the user pinned when adding the job: only
+	// a file with this hash may become the job's. All zero for none; in
+	// JSON, 64 lower-case hex digits (omitted while zero).
+	Expect [32]byte `json:"expect"`
+
+	// DirID identifies Dir as it was when the job was created, so that a
+	// directory replaced since (by a symlink, say) is refused rather than
+	// written to.
+	DirID FileID `json:"dir_id,omitzero"`
+
+	// Part is the base name, in Dir, of the job's own partial file, chosen
+	// by the daemon when the file's name becomes known. Empty before.
+	Part string `json:"part,omitempty"`
+
+	// PartStamp is the partial file as the daemon last left it. A file
+	// that differs when the job goes on again was changed behind the
+	// daemon's back, and is rechecked or refused.
+	PartStamp FileStamp `json:"part_stamp,omitzero"`
+}
+
+// A FileID identifies a file or directory on one machine: its device and
+// inode numbers. The zero FileID is unknown.
+type FileID struct {
+	// Dev is the device the file is on.
+	Dev uint64 `json:"dev"`
+	// Ino is the file's inode number on Dev.
+	Ino uint64 `json:"ino"`
+}
+
+// A FileStamp is what a file looked like at one moment: its identity,
+// size and times. Two stamps that differ mean the file changed between
+// them.
+type FileStamp struct {
+	// ID is the file's device and inode.
+	ID FileID `json:"id"`
+	// Size is the file's length in bytes.
+	Size int64 `json:"size"`
+	// ModTime and ChangeTime are the file's modification and status change
+	// times in Unix nanoseconds. Writing the file changes both; only the
+	// kernel sets the change time, so resetting the modification time
+	// afterwards still shows.
+	ModTime    int64 `json:"mtime"`
+	ChangeTime int64 `json:"ctime"`
 }
 
 // A SourceStat is what one source has delivered to one job.
@@ -132,14 +176,13 @@ type recordFields Record
 type recordJSON struct {
 	*recordFields
 	Content string `json:"content,omitempty"`
+	Expect  string `json:"expect,omitempty"`
 }
 
 // MarshalJSON encodes r as a JSON object, with Content as hex.
 func (r Record) MarshalJSON() ([]byte, error) {
 	aux := recordJSON{recordFields: (*recordFields)(&r)}
-	if r.Content != ([32]byte{}) {
-		aux.Content = hex.EncodeToString(r.Content[:])
-	}
+	aux.Content, aux.Expect = hexHash(r.Content), hexHash(r.Expect)
 	return json.Marshal(aux)
 }
 
@@ -149,15 +192,36 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &aux); err != nil {
 		return err
 	}
-	r.Content = [32]byte{}
-	if aux.Content != "" {
-		b, err := hex.DecodeString(aux.Content)
-		if err != nil || len(b) != len(r.Content) {
-			return fmt.Errorf("record %d: content hash %q is not 64 hex digits", r.ID, aux.Content)
-		}
-		copy(r.Content[:], b)
+	var err error
+	if r.Content, err = parseHexHash(aux.Content); err != nil {
+		return fmt.Errorf("record %d: content hash %q is not 64 hex digits", r.ID, aux.Content)
+	}
+	if r.Expect, err = parseHexHash(aux.Expect); err != nil {
+		return fmt.Errorf("record %d: expected content hash %q is not 64 hex digits", r.ID, aux.Expect)
 	}
 	return nil
+}
+
+// hexHash encodes a hash as hex, and the zero hash as "".
+func hexHash(h [32]byte) string {
+	if h == ([32]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(h[:])
+}
+
+// parseHexHash decodes what hexHash encodes.
+func parseHexHash(s string) ([32]byte, error) {
+	var h [32]byte
+	if s == "" {
+		return h, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, errors.New("not 64 hex digits")
+	}
+	copy(h[:], b)
+	return h, nil
 }
 
 // validate is the light check made on every write; deep validation is the
