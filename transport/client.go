@@ -120,31 +120,45 @@ func (cn *Conn) RemoteAddr() net.Addr { return cn.c.RemoteAddr() }
 // Manifest asks for the file's manifest. Call it with no range
 // outstanding.
 func (cn *Conn) Manifest(ctx context.Context) (*Manifest, error) {
+	m, _, err := cn.manifest(ctx, true)
+	return m, err
+}
+
+// Summary asks for the file's manifest and returns its summary. Its
+// memory does not grow with the number of segments. Call it with no range
+// outstanding.
+func (cn *Conn) Summary(ctx context.Context) (*Summary, error) {
+	_, s, err := cn.manifest(ctx, false)
+	return s, err
+}
+
+// manifest asks for the manifest and reads it as it arrives.
+func (cn *Conn) manifest(ctx context.Context, keep bool) (*Manifest, *Summary, error) {
 	stop := context.AfterFunc(ctx, func() { cn.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	cn.c.SetWriteDeadline(time.Now().Add(cn.stall))
 	if _, err := cn.c.Write(appendHeader(nil, frameManifestReq, 0)); err != nil {
-		return nil, cn.ctxErr(ctx, err)
+		return nil, nil, cn.ctxErr(ctx, err)
 	}
 	typ, n, err := readHeader(cn.br, maxManifestPayload)
 	if err != nil {
-		return nil, cn.ctxErr(ctx, err)
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(cn.br, p); err != nil {
-		return nil, cn.ctxErr(ctx, err)
+		return nil, nil, cn.ctxErr(ctx, err)
 	}
 	switch typ {
 	case frameManifest:
-		m := new(Manifest)
-		if err := m.UnmarshalBinary(p); err != nil {
-			return nil, err
-		}
-		return m, nil
+		m, s, err := readManifest(io.LimitReader(cn.br, int64(n)), n, keep)
+		return m, s, cn.ctxErr(ctx, err)
 	case frameError:
-		return nil, errorFrame(p)
+		if n > 4+MaxErrorMessage {
+			return nil, nil, protocolErr("error frame of %d bytes", n)
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(cn.br, p); err != nil {
+			return nil, nil, cn.ctxErr(ctx, err)
+		}
+		return nil, nil, errorFrame(p)
 	}
-	return nil, protocolErr("manifest answered with frame 0x%02x", typ)
+	return nil, nil, protocolErr("manifest answered with frame 0x%02x", typ)
 }
 
 func (cn *Conn) ctxErr(ctx context.Context, err error) error {

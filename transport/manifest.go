@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -88,6 +89,50 @@ type Manifest struct {
 	Content Hash
 }
 
+// Digest returns the BLAKE3 hash of the manifest's segment hashes, in
+// order. Two manifests with the same size, segment size, content hash and
+// digest list the same segment hashes.
+func (m *Manifest) Digest() Hash {
+	h := blake3.New()
+	for i := range m.Segments {
+		h.Write(m.Segments[i][:])
+	}
+	var d Hash
+	h.Sum(d[:0])
+	return d
+}
+
+// Summary returns the manifest without its segment hashes.
+func (m *Manifest) Summary() Summary {
+	return Summary{Name: m.Name, Size: m.Size, ModTime: m.ModTime, SegmentSize: m.SegmentSize,
+		Content: m.Content, Segments: len(m.Segments), Digest: m.Digest()}
+}
+
+// Summary is a manifest without its segment hashes: what a source says of
+// the file in a few dozen bytes, with a digest standing for the rest. A
+// client compares sources by their summaries, and needs one source's
+// whole manifest only once.
+type Summary struct {
+	// Name, Size, ModTime, SegmentSize and Content are the manifest's.
+	Name        string
+	Size        int64
+	ModTime     time.Time
+	SegmentSize int64
+	Content     Hash
+	// Segments is how many segment hashes the manifest lists.
+	Segments int
+	// Digest is the manifest's [Manifest.Digest].
+	Digest Hash
+}
+
+// SameFile reports whether s and o describe the same file cut the same
+// way: the same size, segment size, content hash and segment hashes. The
+// name and the modification time may differ between servers.
+func (s *Summary) SameFile(o *Summary) bool {
+	return s.Size == o.Size && s.SegmentSize == o.SegmentSize && s.Content == o.Content &&
+		s.Segments == o.Segments && s.Digest == o.Digest
+}
+
 // SegmentCount returns how many segments a file of size bytes has at the
 // given segment size.
 func SegmentCount(size, segSize int64) int64 {
@@ -105,22 +150,8 @@ func (m *Manifest) Segment(i int) (off, n int64) {
 
 // Validate reports whether the manifest is internally consistent.
 func (m *Manifest) Validate() error {
-	switch {
-	case m.Size < 0:
-		return errors.New("negative size")
-	case m.SegmentSize < MinSegmentSize || m.SegmentSize > MaxSegmentSize:
-		return fmt.Errorf("segment size %d outside %d..%d", m.SegmentSize, MinSegmentSize, MaxSegmentSize)
-	case len(m.Name) == 0 || len(m.Name) > MaxNameLen:
-		return fmt.Errorf("name length %d outside 1..%d", len(m.Name), MaxNameLen)
-	}
-	want := SegmentCount(m.Size, m.SegmentSize)
-	if want > MaxSegments {
-		return fmt.Errorf("%d segments, more than %d", want, MaxSegments)
-	}
-	if int64(len(m.Segments)) != want {
-		return fmt.Errorf("%d segment hashes for %d segments", len(m.Segments), want)
-	}
-	return nil
+	s := Summary{Name: m.Name, Size: m.Size, SegmentSize: m.SegmentSize, Segments: len(m.Segments)}
+	return s.Validate()
 }
 
 // BuildManifest reads the file at path once and hashes every segment and
@@ -215,42 +246,113 @@ var errShort = errors.New("manifest truncated")
 // UnmarshalBinary decodes a manifest from its wire layout, checking every
 // length against the limits before allocating for it.
 func (m *Manifest) UnmarshalBinary(b []byte) error {
-	if len(b) < manifestFixed {
-		return errShort
+	out, _, err := readManifest(bytes.NewReader(b), len(b), true)
+	if err != nil {
+		return err
 	}
-	nameLen := int(binary.BigEndian.Uint16(b))
+	*m = *out
+	return nil
+}
+
+// hashChunk is how many segment hashes readManifest reads at a time.
+const hashChunk = 2048
+
+// readManifest reads a manifest of n bytes in its wire layout from r. It
+// always returns the summary; with keep it also returns the whole
+// manifest. Without keep, its memory does not grow with the number of
+// segments: the hashes pass through the digest and are dropped.
+func readManifest(r io.Reader, n int, keep bool) (*Manifest, *Summary, error) {
+	if n < manifestFixed {
+		return nil, nil, errShort
+	}
+	var fixed [2 + MaxNameLen]byte
+	if _, err := io.ReadFull(r, fixed[:2]); err != nil {
+		return nil, nil, shortErr(err)
+	}
+	nameLen := int(binary.BigEndian.Uint16(fixed[:2]))
 	if nameLen > MaxNameLen {
-		return fmt.Errorf("manifest name length %d over %d", nameLen, MaxNameLen)
+		return nil, nil, fmt.Errorf("manifest name length %d over %d", nameLen, MaxNameLen)
 	}
-	if len(b) < manifestFixed+nameLen {
+	if n < manifestFixed+nameLen {
+		return nil, nil, errShort
+	}
+	var head [manifestFixed - 2]byte
+	if _, err := io.ReadFull(r, fixed[2:2+nameLen]); err != nil {
+		return nil, nil, shortErr(err)
+	}
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, nil, shortErr(err)
+	}
+	s := &Summary{Name: string(fixed[2 : 2+nameLen])}
+	size := binary.BigEndian.Uint64(head[:])
+	if size > 1<<62 {
+		return nil, nil, fmt.Errorf("manifest size %d out of range", size)
+	}
+	s.Size = int64(size)
+	s.ModTime = time.Unix(0, int64(binary.BigEndian.Uint64(head[8:])))
+	s.SegmentSize = int64(binary.BigEndian.Uint32(head[16:]))
+	copy(s.Content[:], head[20:20+HashSize])
+	count := binary.BigEndian.Uint32(head[20+HashSize:])
+	if count > MaxSegments {
+		return nil, nil, fmt.Errorf("manifest lists %d segments, more than %d", count, MaxSegments)
+	}
+	if rest := n - manifestFixed - nameLen; rest != int(count)*HashSize {
+		return nil, nil, fmt.Errorf("manifest holds %d bytes of hashes for %d segments", rest, count)
+	}
+	s.Segments = int(count)
+	if err := s.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid manifest: %w", err)
+	}
+	var m *Manifest
+	if keep {
+		m = &Manifest{Name: s.Name, Size: s.Size, ModTime: s.ModTime, SegmentSize: s.SegmentSize,
+			Content: s.Content, Segments: make([]Hash, count)}
+	}
+	digest := blake3.New()
+	buf := make([]byte, min(int(count), hashChunk)*HashSize)
+	for done := 0; done < int(count); {
+		k := min(int(count)-done, hashChunk)
+		p := buf[:k*HashSize]
+		if _, err := io.ReadFull(r, p); err != nil {
+			return nil, nil, shortErr(err)
+		}
+		digest.Write(p)
+		if keep {
+			for i := range k {
+				copy(m.Segments[done+i][:], p[i*HashSize:])
+			}
+		}
+		done += k
+	}
+	digest.Sum(s.Digest[:0])
+	return m, s, nil
+}
+
+// shortErr turns the end of the input inside a manifest into errShort.
+func shortErr(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return errShort
 	}
-	var out Manifest
-	out.Name = string(b[2 : 2+nameLen])
-	p := b[2+nameLen:]
-	size := binary.BigEndian.Uint64(p)
-	if size > 1<<62 {
-		return fmt.Errorf("manifest size %d out of range", size)
+	return err
+}
+
+// Validate reports whether the summary is internally consistent, as
+// [Manifest.Validate] does for a whole manifest.
+func (s *Summary) Validate() error {
+	switch {
+	case s.Size < 0:
+		return errors.New("negative size")
+	case s.SegmentSize < MinSegmentSize || s.SegmentSize > MaxSegmentSize:
+		return fmt.Errorf("segment size %d outside %d..%d", s.SegmentSize, MinSegmentSize, MaxSegmentSize)
+	case len(s.Name) == 0 || len(s.Name) > MaxNameLen:
+		return fmt.Errorf("name length %d outside 1..%d", len(s.Name), MaxNameLen)
 	}
-	out.Size = int64(size)
-	out.ModTime = time.Unix(0, int64(binary.BigEndian.Uint64(p[8:])))
-	out.SegmentSize = int64(binary.BigEndian.Uint32(p[16:]))
-	copy(out.Content[:], p[20:20+HashSize])
-	count := binary.BigEndian.Uint32(p[20+HashSize:])
-	if count > MaxSegments {
-		return fmt.Errorf("manifest lists %d segments, more than %d", count, MaxSegments)
+	want := SegmentCount(s.Size, s.SegmentSize)
+	if want > MaxSegments {
+		return fmt.Errorf("%d segments, more than %d", want, MaxSegments)
 	}
-	p = p[24+HashSize:]
-	if len(p) != int(count)*HashSize {
-		return fmt.Errorf("manifest holds %d bytes of hashes for %d segments", len(p), count)
+	if int64(s.Segments) != want {
+		return fmt.Errorf("%d segment hashes for %d segments", s.Segments, want)
 	}
-	out.Segments = make([]Hash, count)
-	for i := range out.Segments {
-		copy(out.Segments[i][:], p[i*HashSize:])
-	}
-	if err := out.Validate(); err != nil {
-		return fmt.Errorf("invalid manifest: %w", err)
-	}
-	*m = out
 	return nil
 }

@@ -386,8 +386,10 @@ func (s *Server) serveIDM(r *serving, c net.Conn, br *bufio.Reader, busy bool) {
 		c.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 		switch req.typ {
 		case frameManifestReq:
-			b := appendHeader(make([]byte, 0, frameHeaderLen+len(r.manifest)), frameManifest, len(r.manifest))
-			if _, err := c.Write(append(b, r.manifest...)); err != nil {
+			// Header and manifest in one writev, without copying a
+			// manifest that may be 32 MiB for every client that asks.
+			bufs := net.Buffers{appendHeader(nil, frameManifest, len(r.manifest)), r.manifest}
+			if _, err := bufs.WriteTo(c); err != nil {
 				return
 			}
 		case frameRangeReq:

@@ -24,6 +24,9 @@ type Source interface {
 type Stream interface {
 	// Manifest describes the file; call it with no range outstanding.
 	Manifest(ctx context.Context) (*Manifest, error)
+	// Summary describes the file as Manifest does, without the segment
+	// hashes, in memory that does not grow with the file.
+	Summary(ctx context.Context) (*Summary, error)
 	// Request asks for the bytes [off, off+n).
 	Request(off, n int64) error
 	// ReceiveTo writes the oldest outstanding answer, n bytes long (the
