@@ -141,6 +141,14 @@ func Open(cfg Config) (*Daemon, error) {
 		if !clean && unfinished(r.State) {
 			d.recheck[r.ID] = true
 		}
+		if !clean && r.State == api.StateCompleted && r.Part != "" && r.Path != filepath.Join(r.Dir, r.Part) {
+			// A crash between recording a finished job and removing its
+			// partial file's name leaves that name as a second link to
+			// the finished file.
+			if err := removePart(r); err != nil {
+				d.log.Warn("remove partial file of a completed job", "job", r.ID, "err", err)
+			}
+		}
 		if r.State == api.StateDownloading || r.State == api.StateWaiting {
 			resumed++
 		}
@@ -286,7 +294,9 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 		d.log.Info("job paused", "job", id)
 	case errors.Is(cause, errCancel):
 		rec.State = api.StateCancelled
-		removePart(rec)
+		if err := removePart(rec); err != nil {
+			d.log.Warn("remove partial file", "job", id, "err", err)
+		}
 		d.log.Info("job cancelled", "job", id)
 	default:
 		rec.State, rec.LastError = api.StateFailed, err.Error()
@@ -303,12 +313,21 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 	d.scheduleLocked()
 }
 
-// removePart deletes a job's partial file, if any.
-func removePart(rec *store.Record) {
-	if rec.Name == "" {
-		return
+// removePart deletes a job's partial file, if it still is the one the
+// job made: a name that now holds anything else is left alone.
+func removePart(rec *store.Record) error {
+	if rec.Part == "" {
+		return nil
 	}
-	os.Remove(filepath.Join(rec.Dir, rec.Name+partSuffix))
+	dir, _, err := openJobDir(rec.Dir, rec.DirID)
+	if err != nil {
+		return err
+	}
+	defer dir.close()
+	if err := dir.remove(rec.Part, rec.PartStamp.ID); err != nil {
+		return err
+	}
+	return dir.sync()
 }
 
 // Create validates req and queues a new job, or, with req.Resume, resumes
@@ -341,6 +360,10 @@ func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err e
 		return job, false, err
 	}
 	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: api.StateQueued}
+	if req.Content != "" {
+		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
+		rec.Expect = h
+	}
 	if err := d.db.Create(rec, nil); err != nil {
 		return api.Job{}, false, err
 	}
@@ -371,6 +394,11 @@ func validateCreate(req *api.CreateRequest) error {
 	}
 	if req.Limit < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if req.Content != "" {
+		if _, err := transport.ParseHash(req.Content); err != nil {
+			return fmt.Errorf("%w: content %q is not a BLAKE3 hash (64 hex digits, as b3sum prints)", ErrInvalid, req.Content)
+		}
 	}
 	if !filepath.IsAbs(req.Dir) {
 		return fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
@@ -454,6 +482,9 @@ func (d *Daemon) view(r *store.Record) api.Job {
 	if r.Content != ([32]byte{}) {
 		j.Content = transport.Hash(r.Content).String()
 	}
+	if r.Expect != ([32]byte{}) {
+		j.Expect = transport.Hash(r.Expect).String()
+	}
 	if run := d.active[r.ID]; run != nil {
 		j.Progress = run.tr.Progress()
 		j.State = j.Progress.State
@@ -532,7 +563,9 @@ func (d *Daemon) Cancel(id uint64) (api.Job, error) {
 			return nil
 		}
 		r.State, r.Finished = api.StateCancelled, time.Now()
-		removePart(r)
+		if err := removePart(r); err != nil {
+			d.log.Warn("remove partial file", "job", id, "err", err)
+		}
 		return nil
 	}, errCancel)
 }

@@ -50,13 +50,17 @@ func (fr *frontier) advance(ctx context.Context, t *transfer) error {
 // ends. A read error only stops it: finish reads the file again.
 func (fr *frontier) run(ctx context.Context, t *transfer) {
 	select {
-	case <-t.decided:
+	case <-t.known:
 	case <-ctx.Done():
 		return
 	}
 	t.mu.Lock()
-	sched, total := t.sched, len(t.man.Segments)
+	sched, m := t.sched, t.man
 	t.mu.Unlock()
+	if m == nil {
+		return // the file could not be prepared; the job is failing
+	}
+	total := len(m.Segments)
 	for fr.next < total {
 		wait := sched.changes()
 		if err := fr.advance(ctx, t); err != nil {

@@ -145,7 +145,10 @@ func checkResult(t testing.TB, db *store.DB, id uint64, want []byte) *store.Reco
 	if !bytes.Equal(got, want) {
 		t.Fatalf("downloaded file differs from the original (%d bytes vs %d)", len(got), len(want))
 	}
-	if _, err := os.Stat(filepath.Join(rec.Dir, rec.Name+partSuffix)); !os.IsNotExist(err) {
+	if rec.Part == "" {
+		t.Fatal("the job records no partial file")
+	}
+	if _, err := os.Lstat(filepath.Join(rec.Dir, rec.Part)); !os.IsNotExist(err) && filepath.Join(rec.Dir, rec.Part) != rec.Path {
 		t.Fatalf("partial file left behind: %v", err)
 	}
 	return rec

@@ -1,12 +1,12 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -82,30 +82,39 @@ type Transfer struct {
 
 // transfer is the state of one Run.
 type transfer struct {
-	db       *store.DB
-	log      *slog.Logger
-	stall    time.Duration
-	depth    int
-	limiters []*rate.Limiter
-	onChange func()
-	cancel   context.CancelCauseFunc
+	db         *store.DB
+	log        *slog.Logger
+	stall      time.Duration
+	depth      int
+	conns      int
+	flushEvery time.Duration
+	limiters   []*rate.Limiter
+	onChange   func()
+	cancel     context.CancelCauseFunc
 	// complete stops the workers once every segment is verified, so
 	// none waits out a back-off for a source no longer needed.
 	complete context.CancelFunc
 
-	mu      sync.Mutex // guards everything up to the next blank line
-	rec     *store.Record
-	man     *transport.Manifest
-	sched   *scheduler
-	file    *os.File
-	part    *segmentFile
-	fatal   error
-	done    bool
-	stopped bool // Run is over: a late vote timer must not decide
-	// A new job's identity is decided by the sources' votes.
-	votes       map[int]*transport.Manifest
+	mu         sync.Mutex // guards everything up to the next blank line
+	rec        *store.Record
+	man        *transport.Manifest
+	manSummary transport.Summary // man's summary
+	dir        *jobDir
+	legacy     bool // the job was left by an idmd without partial file names of its own
+	sched      *scheduler
+	file       *os.File
+	part       *segmentFile
+	fatal      error
+	done       bool
+	stopped    bool // Run is over: a late vote timer must not decide
+	// A new job's file is decided by the sources' votes (identity.go).
+	votes       map[int]transport.Summary
 	voteTimer   *time.Timer
-	decided     chan struct{} // closed once the identity is decided
+	winner      *transport.Summary
+	decided     chan struct{} // closed once the winner is decided
+	fetching    bool          // a source is fetching the winner's manifest
+	fetchDone   chan struct{} // closed and replaced when a fetch ends
+	known       chan struct{} // closed once man is set, or identityErr
 	identityErr error
 
 	sources  []*source
@@ -114,11 +123,6 @@ type transfer struct {
 	fetched  atomic.Int64
 	meter    meter
 }
-
-// mismatchError says why a source does not hold the job's file.
-type mismatchError struct{ reason string }
-
-func (e *mismatchError) Error() string { return e.reason }
 
 // Run downloads until the file is complete and in place (nil), ctx is
 // cancelled (context.Cause(ctx), after the state is flushed), or the job
@@ -133,34 +137,24 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		return nil
 	}
 	t := &transfer{
-		db:       tr.DB,
-		log:      tr.Logger,
-		stall:    tr.StallTimeout,
-		depth:    tr.Depth,
-		limiters: tr.Limiters,
-		onChange: tr.OnChange,
-		rec:      rec,
-		votes:    map[int]*transport.Manifest{},
-		decided:  make(chan struct{}),
+		db:         tr.DB,
+		log:        tr.Logger,
+		stall:      cmp.Or(tr.StallTimeout, transport.DefaultStallTimeout),
+		depth:      cmp.Or(tr.Depth, DefaultDepth),
+		conns:      cmp.Or(tr.Conns, DefaultConns),
+		flushEvery: cmp.Or(tr.FlushInterval, DefaultFlushInterval),
+		limiters:   tr.Limiters,
+		onChange:   tr.OnChange,
+		rec:        rec,
+		votes:      map[int]transport.Summary{},
+		decided:    make(chan struct{}),
+		fetchDone:  make(chan struct{}),
+		known:      make(chan struct{}),
 	}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
 	t.log = t.log.With("job", rec.ID)
-	if t.stall <= 0 {
-		t.stall = transport.DefaultStallTimeout
-	}
-	if t.depth <= 0 {
-		t.depth = DefaultDepth
-	}
-	conns := tr.Conns
-	if conns <= 0 {
-		conns = DefaultConns
-	}
-	flushEvery := tr.FlushInterval
-	if flushEvery <= 0 {
-		flushEvery = DefaultFlushInterval
-	}
 	for i, addr := range rec.Sources {
 		src, err := transport.ParseSource(addr)
 		if err != nil {
@@ -182,53 +176,97 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		t.sources = append(t.sources, s)
 	}
 	t.fetched.Store(rec.Fetched)
+	defer t.closeFiles()
 	if rec.Name == "" && rec.Content != ([32]byte{}) {
 		rec.Name = SanitizeName("") // identity set without a name: the fallback
 	}
 	if rec.Content != ([32]byte{}) {
-		hashes, err := t.db.Hashes(rec.ID)
+		m, err := t.storedManifest()
+		if err == nil {
+			err = t.prepare(m, tr.Recheck)
+		}
 		if err != nil {
+			t.rec.LastError = err.Error()
+			t.flush()
 			return err
 		}
-		m := &transport.Manifest{Name: rec.Name, Size: rec.Size, SegmentSize: rec.SegmentSize, Content: rec.Content}
-		for h := range slices.Chunk(hashes, transport.HashSize) {
-			m.Segments = append(m.Segments, transport.Hash(h))
-		}
-		if err := m.Validate(); err != nil {
-			return fmt.Errorf("job %d: stored manifest: %w", rec.ID, err)
-		}
-		if err := t.prepare(m, tr.Recheck); err != nil {
-			return err
-		}
-		close(t.decided) // known from the store: no vote
-
+		close(t.known) // known from the store: no vote
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	t.cancel = cancel
 	tr.t.Store(t)
+	for {
+		front := newFrontier()
+		if !t.finished() {
+			t.download(ctx, front)
+		}
+		if errors.Is(context.Cause(ctx), errCrash) {
+			return errCrash
+		}
+		t.mu.Lock()
+		fatal := t.fatal
+		t.mu.Unlock()
+		switch {
+		case fatal != nil:
+			t.rec.LastError = fatal.Error()
+			t.closeFile()
+			t.flush()
+			return fatal
+		case t.finished():
+			err := t.finish(ctx, front)
+			if errors.Is(err, errRefetch) {
+				continue
+			}
+			if errors.Is(err, errCrash) {
+				return err
+			}
+			if err != nil {
+				t.rec.LastError = err.Error()
+			}
+			t.flush()
+			return err
+		case ctx.Err() != nil:
+			t.flush()
+			t.closeFile()
+			return context.Cause(ctx)
+		}
+		err = fmt.Errorf("%w: %s", ErrNoSource, t.sourceReasons())
+		t.rec.LastError = err.Error()
+		t.flush()
+		t.closeFile()
+		return err
+	}
+}
+
+// download runs one round of workers, with the flusher, the speed
+// monitor and the frontier beside them, until every segment is verified,
+// ctx ends, or no source is left.
+func (t *transfer) download(ctx context.Context, front *frontier) {
 	wctx, complete := context.WithCancel(ctx)
 	defer complete()
+	t.mu.Lock()
 	t.complete = complete
+	t.workers = t.workers[:0]
 	var wg sync.WaitGroup
 	for _, s := range t.sources {
-		for range conns {
+		for range t.conns {
 			w := &worker{t: t, src: s, head: -1}
 			t.workers = append(t.workers, w)
 			wg.Go(func() { w.run(wctx) })
 		}
 	}
+	t.mu.Unlock()
 	bg, stopBG := context.WithCancel(ctx)
 	var bgWG sync.WaitGroup
 	bgWG.Go(func() {
-		every(bg, flushEvery, func() {
+		every(bg, t.flushEvery, func() {
 			if err := t.flush(); err != nil {
 				t.log.Error("flush job state", "err", err)
 			}
 		})
 	})
 	bgWG.Go(func() { every(bg, monitorInterval, t.monitor) })
-	front := newFrontier()
 	bgWG.Go(func() { front.run(bg, t) })
 	wg.Wait()
 	stopBG()
@@ -239,37 +277,31 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		t.voteTimer.Stop()
 	}
 	t.mu.Unlock()
+}
 
-	if errors.Is(context.Cause(ctx), errCrash) {
-		t.closeFile()
-		return errCrash
-	}
+// finished reports whether every segment is verified.
+func (t *transfer) finished() bool {
 	t.mu.Lock()
-	fatal, sched := t.fatal, t.sched
+	sched := t.sched
 	t.mu.Unlock()
-	switch {
-	case fatal != nil:
-		t.rec.LastError = fatal.Error()
-		t.closeFile()
-		t.flush()
-		return fatal
-	case sched != nil && sched.finished():
-		err := t.finish(front)
-		if err != nil {
-			t.rec.LastError = err.Error()
-		}
-		t.flush()
-		return err
-	case ctx.Err() != nil:
-		t.flush()
-		t.closeFile()
-		return context.Cause(ctx)
+	return sched != nil && sched.finished()
+}
+
+// storedManifest reads the job's manifest from the store.
+func (t *transfer) storedManifest() (*transport.Manifest, error) {
+	rec := t.rec
+	hashes, err := t.db.Hashes(rec.ID)
+	if err != nil {
+		return nil, err
 	}
-	err = fmt.Errorf("%w: %s", ErrNoSource, t.sourceReasons())
-	t.rec.LastError = err.Error()
-	t.flush()
-	t.closeFile()
-	return err
+	m := &transport.Manifest{Name: rec.Name, Size: rec.Size, SegmentSize: rec.SegmentSize, Content: rec.Content}
+	for h := range slices.Chunk(hashes, transport.HashSize) {
+		m.Segments = append(m.Segments, transport.Hash(h))
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("job %d: stored manifest: %w", rec.ID, err)
+	}
+	return m, nil
 }
 
 // crash makes a running Run return without another write, as if the
@@ -328,134 +360,29 @@ func (t *transfer) progress(now time.Time) api.Progress {
 	return p
 }
 
-// identityWait is how long a new job waits, after the first source has
-// described the file, for the others: the file most sources hold becomes
-// the job's, not the one that happened to answer first.
-const identityWait = time.Second
-
-// adopt checks a source's manifest against the job's identity. For a new
-// job it first casts the source's vote and waits for the decision.
-func (t *transfer) adopt(ctx context.Context, idx int, m *transport.Manifest) error {
-	t.mu.Lock()
-	if t.man == nil {
-		if err := m.Validate(); err != nil {
-			t.mu.Unlock()
-			return &mismatchError{"invalid manifest: " + err.Error()}
-		}
-		t.votes[idx] = m
-		if len(t.votes) == len(t.sources) {
-			t.decideLocked()
-		} else if t.voteTimer == nil {
-			t.voteTimer = time.AfterFunc(identityWait, t.decide)
-		}
-		decided := t.decided
-		t.mu.Unlock()
-		select {
-		case <-decided:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		t.mu.Lock()
-	}
-	defer t.mu.Unlock()
-	if t.man == nil {
-		return t.identityErr
-	}
-	switch {
-	case m.Size != t.man.Size:
-		return &mismatchError{fmt.Sprintf("holds a different file: %d bytes, the job's has %d", m.Size, t.man.Size)}
-	case m.Content != t.man.Content:
-		return &mismatchError{fmt.Sprintf("holds a different file: content %s, the job's is %s", m.Content, t.man.Content)}
-	case m.SegmentSize != t.man.SegmentSize:
-		return &mismatchError{fmt.Sprintf("cuts the file into %d-byte segments, the job uses %d", m.SegmentSize, t.man.SegmentSize)}
-	}
-	return nil
-}
-
-func (t *transfer) decide() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.decideLocked()
-}
-
-// decideLocked makes the file held by most of the sources that answered
-// the job's identity (on a tie, the one of the source given first).
-func (t *transfer) decideLocked() {
-	if t.man != nil || t.identityErr != nil || t.stopped {
-		return
-	}
-	type key struct {
-		size, seg int64
-		content   transport.Hash
-	}
-	count, first := map[key]int{}, map[key]int{}
-	var best key
-	bestIdx := -1
-	for idx, m := range t.votes {
-		k := key{m.Size, m.SegmentSize, m.Content}
-		count[k]++
-		if f, ok := first[k]; !ok || idx < f {
-			first[k] = idx
-		}
-	}
-	for k, n := range count {
-		if bestIdx < 0 || n > count[best] || (n == count[best] && first[k] < first[best]) {
-			best, bestIdx = k, first[k]
-		}
-	}
-	if err := t.setIdentityLocked(t.votes[bestIdx]); err != nil {
-		t.identityErr = err
-	}
-	close(t.decided)
-}
-
-// setIdentityLocked makes m the job's file: in the store, then on disk.
-func (t *transfer) setIdentityLocked(m *transport.Manifest) error {
-	hashes := make([]byte, 0, len(m.Segments)*transport.HashSize)
-	for _, h := range m.Segments {
-		hashes = append(hashes, h[:]...)
-	}
-	if err := t.db.SetManifest(t.rec.ID, m.Size, m.SegmentSize, m.Content, hashes); err != nil {
-		return fmt.Errorf("record manifest: %w", err)
-	}
-	t.rec.Size, t.rec.SegmentSize, t.rec.Content = m.Size, m.SegmentSize, m.Content
-	if t.rec.Name == "" {
-		t.rec.Name = SanitizeName(m.Name)
-	}
-	// The name goes to the store before the partial file exists, so a
-	// crash can never leave a partial file the next run cannot find.
-	rec := *t.rec
-	if err := t.db.Put(&rec); err != nil {
-		return fmt.Errorf("record file name: %w", err)
-	}
-	t.log.Info("file identified", "name", t.rec.Name, "size", m.Size, "segments", len(m.Segments),
-		"blake3", m.Content.String(), "sources_agreeing", len(t.votesFor(m)), "sources_answered", len(t.votes))
-	return t.prepareLocked(m, false)
-}
-
-// votesFor returns the sources whose vote matches m. Called with mu held.
-func (t *transfer) votesFor(m *transport.Manifest) []int {
-	var out []int
-	for idx, v := range t.votes {
-		if v.Size == m.Size && v.Content == m.Content && v.SegmentSize == m.SegmentSize {
-			out = append(out, idx)
-		}
-	}
-	return out
-}
-
 func (t *transfer) prepare(m *transport.Manifest, recheckAll bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.prepareLocked(m, recheckAll)
 }
 
-// prepareLocked opens the partial file and builds the scheduler from the
-// stored bitmap, or from the disk itself when recheckAll is set.
+// prepareLocked opens the job's directory and partial file and builds
+// the scheduler from the stored bitmap, or from the disk itself when
+// recheckAll is set or the file changed since the job last left it.
 func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
-	part := filepath.Join(t.rec.Dir, t.rec.Name+partSuffix)
-	f, created, err := openPart(part, m.Size)
+	if t.dir == nil {
+		dir, id, err := openJobDir(t.rec.Dir, t.rec.DirID)
+		if err != nil {
+			return err
+		}
+		t.dir, t.rec.DirID = dir, id
+	}
+	f, fresh, changed, err := t.openPartLocked()
 	if err != nil {
+		return err
+	}
+	if err := sizePart(f, m.Size); err != nil {
+		f.Close()
 		return err
 	}
 	bm, err := t.db.Bitmap(t.rec.ID)
@@ -464,18 +391,30 @@ func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
 		return err
 	}
 	switch {
-	case created && bm.Count() > 0:
-		t.log.Warn("partial file was missing; starting over", "path", part)
+	case fresh:
 		bm = store.NewBitmap(len(m.Segments))
-	case recheckAll && !created:
+	case recheckAll || changed:
 		start, before := time.Now(), bm.Count()
-		if bm, err = recheck(f, m); err != nil {
+		if bm, err = recheck(context.Background(), f, m); err != nil {
 			f.Close()
 			return err
 		}
-		t.log.Info("rechecked partial file after unclean shutdown", "segments_before", before,
+		why := "unclean shutdown"
+		if !recheckAll {
+			why = "the file changed since the job stopped"
+		}
+		t.log.Info("rechecked partial file", "why", why, "segments_before", before,
 			"segments_verified", bm.Count(), "took", time.Since(start).Round(time.Millisecond))
 	}
+	t.man, t.manSummary, t.file = m, m.Summary(), f
+	t.useBitmapLocked(bm)
+	return nil
+}
+
+// useBitmapLocked makes bm the set of verified segments, with a new
+// scheduler and segment file over it.
+func (t *transfer) useBitmapLocked(bm *store.Bitmap) {
+	m := t.man
 	var verified int64
 	for i := range m.Segments {
 		if bm.Has(i) {
@@ -484,9 +423,8 @@ func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
 		}
 	}
 	t.verified.Store(verified)
-	t.man, t.file, t.part = m, f, newSegmentFile(f, m, bm)
+	t.part = newSegmentFile(t.file, m, bm)
 	t.sched = newScheduler(bm, func(i int) int64 { _, n := m.Segment(i); return n }, t.estimate)
-	return nil
 }
 
 // estimate returns a worker's recent speed.
@@ -542,6 +480,11 @@ func (t *transfer) flush() error {
 	now := time.Now()
 	p := t.progress(now)
 	t.mu.Lock()
+	if t.file != nil {
+		if st, err := stampFile(t.file); err == nil {
+			t.rec.PartStamp = st
+		}
+	}
 	rec := *t.rec
 	sched := t.sched
 	t.mu.Unlock()
@@ -614,41 +557,26 @@ func (t *transfer) monitor() {
 	}
 }
 
-// finish checks the whole file's hash, syncs it and moves it to its final
-// name.
-func (t *transfer) finish(front *frontier) error {
-	t.mu.Lock()
-	f, m, rec := t.file, t.man, t.rec
-	t.mu.Unlock()
-	start := time.Now()
-	if err := front.advance(context.Background(), t); err != nil {
-		return err
-	}
-	if sum := front.sum(); sum != m.Content {
-		return fmt.Errorf("whole-file hash %s does not match the manifest's %s", sum, m.Content)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	t.closeFile()
-	path, err := publish(f.Name(), rec.Dir, rec.Name)
-	if err != nil {
-		return err
-	}
-	t.mu.Lock()
-	rec.Path, rec.Finished, rec.LastError = path, time.Now(), ""
-	rec.State = api.StateCompleted
-	t.done = true
-	t.mu.Unlock()
-	t.log.Info("download complete", "path", path, "verify_took", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
+// closeFile closes the partial file, once the round that wrote it is
+// over.
 func (t *transfer) closeFile() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.file != nil {
 		t.file.Close()
+		t.file = nil
+	}
+}
+
+// closeFiles closes the partial file and the job's directory when Run
+// ends.
+func (t *transfer) closeFiles() {
+	t.closeFile()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dir != nil {
+		t.dir.close()
+		t.dir = nil
 	}
 }
 

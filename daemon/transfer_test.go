@@ -358,7 +358,7 @@ func TestTransfer_Run_DamagedPartialFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Damage three segments the bitmap calls complete.
-	part := filepath.Join(rec.Dir, flushed.Name+partSuffix)
+	part := filepath.Join(rec.Dir, flushed.Part)
 	f, err := os.OpenFile(part, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -187,11 +187,11 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		st.Close()
 		w.setStream(nil)
 	}()
-	m, err := st.Manifest(ctx)
+	sum, err := st.Summary(ctx)
 	if err != nil {
 		return false, fmt.Errorf("manifest: %w", err)
 	}
-	if err := t.adopt(ctx, w.src.idx, m); err != nil {
+	if err := t.adopt(ctx, w.src.idx, sum, st); err != nil {
 		var bad *mismatchError
 		if errors.As(err, &bad) {
 			w.src.setState(api.SourceRejected, bad.Error())
@@ -202,8 +202,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		t.fail(err)
-		return false, err
+		return false, fmt.Errorf("manifest: %w", err)
 	}
 	if w.src.setState(api.SourceUp, "") == api.SourceDown {
 		t.log.Info("source back", "source", w.src.src.String())

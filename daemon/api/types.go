@@ -21,6 +21,9 @@ type Job struct {
 	Size int64 `json:"size"`
 	// Content is the file's BLAKE3 hash in hex, once known.
 	Content string `json:"content,omitempty"`
+	// Expect is the BLAKE3 hash the job was pinned to when it was
+	// created, if any: only a file with that hash may become the job's.
+	Expect string `json:"expect,omitempty"`
 	// State is one of the State* constants.
 	State string `json:"state"`
 	// LastError says why the job failed or what last went wrong.
@@ -49,6 +52,9 @@ type CreateRequest struct {
 	Dir string `json:"dir"`
 	// Limit is the job's rate cap in bytes per second; 0 is none.
 	Limit int64 `json:"limit,omitempty"`
+	// Content, when set, pins the file: its BLAKE3 hash in hex (what
+	// b3sum prints). Sources holding any other file are rejected.
+	Content string `json:"content,omitempty"`
 	// Resume asks for the existing unfinished job with the same sources
 	// and directory, resumed whatever its state, instead of a new one.
 	// Without it, such a job makes the request fail with CodeExists.
