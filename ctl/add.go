@@ -9,7 +9,7 @@ import (
 
 var addCmd = &command{
 	name:  "add",
-	args:  "[-r] [-o DIR] [-limit RATE] SOURCE ... | -a IP -p PORT [PORT ...]",
+	args:  "[-r] [-o DIR] [-limit RATE] [-content HASH] SOURCE ... | -a IP -p PORT [PORT ...]",
 	short: "add a download and print its job ID",
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is
@@ -23,6 +23,8 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	resume := fs.Bool("r", false, "resume the unfinished download of the same sources into the same directory instead")
 	var limit rateFlag
 	fs.Var(&limit, "limit", "the job's own cap of `RATE` bytes per second, such as 10M or 5Mi")
+	var content contentFlag
+	content.register(fs)
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {
@@ -39,7 +41,7 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Resume: *resume})
+	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Resume: *resume})
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

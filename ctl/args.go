@@ -199,3 +199,22 @@ func parseOneID(fs *flag.FlagSet, args []string) (uint64, error) {
 	}
 	return parseID(fs, fs.Arg(0))
 }
+
+// contentFlag is a -content flag's value: the BLAKE3 hash, in hex, of
+// the only file a job may take.
+type contentFlag string
+
+func (c *contentFlag) register(fs *flag.FlagSet) {
+	fs.Var(c, "content", "take only the file whose BLAKE3 `HASH` (64 hex digits, as b3sum prints) this is")
+}
+
+func (c *contentFlag) String() string { return string(*c) }
+
+func (c *contentFlag) Set(s string) error {
+	h, err := transport.ParseHash(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return fmt.Errorf("not a BLAKE3 hash (64 hex digits, as b3sum prints): %q", s)
+	}
+	*c = contentFlag(h.String())
+	return nil
+}

@@ -29,6 +29,8 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 		return err
 	})
 	dir := fs.String("o", "", "the output `DIR`ectory")
+	var content contentFlag
+	content.register(fs)
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {
@@ -49,7 +51,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Resume: *resume})
+	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Resume: *resume})
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/proctest"
@@ -284,3 +287,40 @@ func TestOtherUserRefused(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { proctest.Main(m) }
+
+// --content pins the file: a job whose sources hold another fails with
+// their reasons, and a malformed hash is refused before anything is
+// added.
+func TestAddPinnedContent(t *testing.T) {
+	file, want := proctest.Sample(t, 1<<20, 8)
+	_, other := proctest.Sample(t, 1<<20, 9)
+	srv := proctest.StartServers(t, file, 2, "")
+	d := proctest.NewDaemon(t)
+	d.Start()
+	r := d.Idmctl("add", "-o", t.TempDir(), "--content", "zz", "idm://127.0.0.1:9")
+	if r.Code != 2 || !strings.HasPrefix(r.Stderr, "idmctl add: ") || !strings.Contains(proctest.Lines(r.Stderr)[0], "BLAKE3") {
+		t.Errorf("malformed --content: exit %d, %q", r.Code, r.Stderr)
+	}
+	wrong := sum(t, other)
+	out := t.TempDir()
+	id := d.Add(out, srv, "--content", wrong)
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 1 || !strings.Contains(r.Stderr, "expected "+wrong) {
+		t.Errorf("wait for a job pinned to another file: exit %d, %q", r.Code, r.Stderr)
+	}
+	out2 := t.TempDir()
+	id = d.Add(out2, srv, "--content", strings.ToUpper(sum(t, want)))
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
+		t.Fatalf("wait for a job pinned to its file: exit %d, %q", r.Code, r.Stderr)
+	}
+	proctest.SameFile(t, out2, want)
+	if j := d.Job(id); j.Expect != sum(t, want) {
+		t.Errorf("job shows expect %q", j.Expect)
+	}
+}
+
+// sum is b3sum's answer for b.
+func sum(t *testing.T, b []byte) string {
+	t.Helper()
+	h := blake3.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
