@@ -6,13 +6,13 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/proctest"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -316,26 +316,10 @@ func TestTransfer_Run_WholeFileMismatchRefetches(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of the given size on a new directory and
-// returns it; it is unmounted when the test ends. It skips the test when
-// it cannot mount (not root).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // A file larger than the room left on the disk fails its job with the
 // reason, never the daemon; once room is made, resuming finishes it.
 func TestDaemon_DiskFull_FailsJobThenResumes(t *testing.T) {
-	out := mountTmpfs(t, "20m")
+	out := proctest.Tmpfs(t, "20m")
 	path, want := testFile(t, 32<<20, 35)
 	srv := startServers(t, path, 0, 0)
 	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), StallTimeout: 500 * time.Millisecond})
@@ -354,9 +338,7 @@ func TestDaemon_DiskFull_FailsJobThenResumes(t *testing.T) {
 	if j.State != api.StateFailed || !strings.Contains(j.LastError, "no space left on device") {
 		t.Fatalf("job %s (%q), want failed for want of room", j.State, j.LastError)
 	}
-	if out, err := exec.Command("mount", "-o", "remount,size=80m", out).CombinedOutput(); err != nil {
-		t.Fatalf("grow the tmpfs: %v: %s", err, out)
-	}
+	proctest.ResizeTmpfs(t, out, "80m")
 	if _, err := d.Resume(j.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -14,29 +14,6 @@ import (
 	"github.com/idmproject/idm/internal/proctest"
 )
 
-// tmpfs mounts a tmpfs of the given size on a new directory, unmounted
-// when the test ends; it skips the test when it cannot (not root).
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// resize changes the size of a tmpfs mounted by tmpfs.
-func resize(t *testing.T, dir, size string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
-		t.Fatalf("resize the tmpfs: %v: %s", err, out)
-	}
-}
-
 // fill takes every free byte of the file system holding dir, and returns
 // a function that gives them back.
 func fill(t *testing.T, dir string) func() {
@@ -61,7 +38,7 @@ func waitDone(t *testing.T, d *proctest.Daemon, id uint64) *api.Job {
 // job with the reason; the daemon and its other jobs go on; once room is
 // made, idmctl resume finishes the job.
 func TestDiskFull_Output(t *testing.T) {
-	out := tmpfs(t, "20m")
+	out := proctest.Tmpfs(t, "20m")
 	file, want := proctest.Sample(t, pick(32, 64)<<20, 70)
 	srv := proctest.StartServers(t, file, 2, "")
 	small, smallWant := proctest.Sample(t, 1<<20, 71)
@@ -83,7 +60,7 @@ func TestDiskFull_Output(t *testing.T) {
 	}
 	proctest.SameFile(t, other, smallWant)
 
-	resize(t, out, strconv.Itoa(pick(80, 160))+"m")
+	proctest.ResizeTmpfs(t, out, strconv.Itoa(pick(80, 160))+"m")
 	if r := d.Idmctl("resume", strconv.FormatUint(id, 10)); r.Code != 0 {
 		t.Fatalf("resume: exit %d: %s", r.Code, r.Stderr)
 	}
@@ -98,7 +75,7 @@ func TestDiskFull_Output(t *testing.T) {
 // reason, the API keeps answering, SIGTERM still stops idmd, and after
 // room is made the jobs are all there and the failed one resumes.
 func TestDiskFull_StateDir(t *testing.T) {
-	state := tmpfs(t, "4m")
+	state := proctest.Tmpfs(t, "4m")
 	file, want := proctest.Sample(t, 8<<20, 72)
 	// Small segments make a manifest of 64 KiB of hashes to record.
 	srv := proctest.StartServers(t, file, 2, "", "--segment-size", "4Ki")
@@ -158,7 +135,7 @@ func TestDiskFull_StateDir(t *testing.T) {
 // a kill and a restart with room the job is completed with one copy of
 // its file and nothing fetched again.
 func TestDiskFull_StateDirAtJobEnd(t *testing.T) {
-	state := tmpfs(t, "4m")
+	state := proctest.Tmpfs(t, "4m")
 	file, want := proctest.Sample(t, 8<<20, 74)
 	srv := proctest.StartServers(t, file, 2, "2M")
 	d := proctest.NewDaemon(t)

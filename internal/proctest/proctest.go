@@ -383,3 +383,27 @@ func VmHWM(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
 }
+
+// Tmpfs mounts a tmpfs of the given size (as mount takes it: "20m") on a
+// new directory, unmounted when the test ends. It skips the test when it
+// cannot mount one (not root), for a test of a full disk needs one.
+func Tmpfs(t testing.TB, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// ResizeTmpfs changes the size of a tmpfs mounted by Tmpfs.
+func ResizeTmpfs(t testing.TB, dir, size string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
+		t.Fatalf("resize the tmpfs: %v: %s", err, out)
+	}
+}
