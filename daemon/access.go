@@ -7,17 +7,26 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/idmproject/idm/store"
 )
 
 // Peer is the process at the other end of a control connection, as the
 // kernel reports it.
 type Peer struct {
+	// UID and GID are the process's effective user and group IDs, and PID
+	// its process ID, when it connected.
 	UID, GID, PID int
+	// Groups are the process's supplementary groups when it connected.
+	Groups []int
+}
+
+// owner returns p as the owner of the jobs it asks for.
+func (p Peer) owner() *store.Owner {
+	return &store.Owner{UID: p.UID, GID: p.GID, Groups: slices.Clone(p.Groups)}
 }
 
 type peerKey struct{}
@@ -25,9 +34,13 @@ type peerKey struct{}
 // withPeer attaches the connection's peer credentials to its context.
 func withPeer(ctx context.Context, c net.Conn) context.Context {
 	if p, ok := peerCred(c); ok {
-		return context.WithValue(ctx, peerKey{}, p)
+		return contextWithPeer(ctx, p)
 	}
 	return ctx
+}
+
+func contextWithPeer(ctx context.Context, p Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
 }
 
 func peerFrom(ctx context.Context) (Peer, bool) {
@@ -36,7 +49,9 @@ func peerFrom(ctx context.Context) (Peer, bool) {
 }
 
 // Access says who may use the control API: root, the daemon's own user,
-// and members of Group when it is set.
+// and members of Group when it is set. Membership is the caller's process
+// having the group, as primary or supplementary group, which is what the
+// kernel checked when that process opened the socket.
 type Access struct {
 	// UID is the daemon's user.
 	UID int
@@ -51,15 +66,7 @@ func (a Access) allows(p Peer) bool {
 	if a.Group < 0 {
 		return false
 	}
-	if p.GID == a.Group {
-		return true
-	}
-	u, err := user.LookupId(strconv.Itoa(p.UID))
-	if err != nil {
-		return false
-	}
-	groups, err := u.GroupIds()
-	return err == nil && slices.Contains(groups, strconv.Itoa(a.Group))
+	return p.GID == a.Group || slices.Contains(p.Groups, a.Group)
 }
 
 // ErrSocketInUse reports a control socket on which a daemon answers.

@@ -102,6 +102,8 @@ func writeError(w http.ResponseWriter, err error) {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			ae.status, ae.body.Code = http.StatusNotFound, api.CodeNotFound
+		case errors.Is(err, ErrDenied):
+			ae.status, ae.body.Code = http.StatusForbidden, api.CodePermissionDenied
 		case errors.Is(err, ErrInvalid):
 			ae.status, ae.body.Code = http.StatusBadRequest, api.CodeBadRequest
 		case errors.Is(err, ErrExists):
@@ -173,7 +175,7 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
-		j, created, err := s.Daemon.Create(req)
+		j, created, err := s.Daemon.Create(r.Context(), req)
 		if err != nil {
 			return err
 		}

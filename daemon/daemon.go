@@ -243,8 +243,21 @@ func (d *Daemon) scheduleLocked() {
 	}
 }
 
-// startLocked starts r's transfer.
+// startLocked starts r's transfer, once its owner may still create files
+// in its directory: the directory, its owner or its mode may have changed
+// since the job was created, or since idmd last started it.
 func (d *Daemon) startLocked(r *store.Record) {
+	if mustCheck(r.Owner) {
+		if _, _, err := resolveDir(r.Dir, r.Owner); err != nil {
+			r.State, r.LastError = api.StateFailed, err.Error()
+			if perr := d.db.Put(r); perr != nil {
+				d.log.Error("record job refused at start", "job", r.ID, "err", perr)
+			}
+			d.log.Warn("job refused at start", "job", r.ID, "uid", r.Owner.UID, "err", err)
+			d.publishLocked(api.EventState, r.ID)
+			return
+		}
+	}
 	r.State, r.LastError = api.StateDownloading, ""
 	if err := d.db.Put(r); err != nil {
 		d.log.Error("start job", "job", r.ID, "err", err)
@@ -332,9 +345,20 @@ func removePart(rec *store.Record) error {
 
 // Create validates req and queues a new job, or, with req.Resume, resumes
 // the unfinished job with the same sources and directory; created tells
-// which.
-func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err error) {
-	if err := validateCreate(&req); err != nil {
+// which. The caller is the peer of ctx, when it carries one (the control
+// API's requests do): unless it is root or the daemon's own user, it must
+// be allowed to create files in req.Dir, or the request fails with
+// ErrDenied and nothing is written.
+func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job, created bool, err error) {
+	var owner *store.Owner
+	if p, ok := peerFrom(ctx); ok {
+		owner = p.owner()
+	}
+	dirID, err := validateCreate(&req, owner)
+	if errors.Is(err, ErrDenied) {
+		d.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
+	}
+	if err != nil {
 		return api.Job{}, false, err
 	}
 	d.mu.Lock()
@@ -359,7 +383,7 @@ func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err e
 		job, err = d.jobLocked(r.ID)
 		return job, false, err
 	}
-	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: api.StateQueued}
+	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: api.StateQueued, DirID: dirID, Owner: owner}
 	if req.Content != "" {
 		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
 		rec.Expect = h
@@ -374,52 +398,55 @@ func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err e
 	return job, true, err
 }
 
-// validateCreate checks a create request and normalises its sources.
-func validateCreate(req *api.CreateRequest) error {
+// validateCreate checks a create request from owner (nil when unknown),
+// normalises its sources and resolves its directory, whose identity it
+// returns.
+func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, error) {
 	if len(req.Sources) == 0 {
-		return fmt.Errorf("%w: no sources", ErrInvalid)
+		return store.FileID{}, fmt.Errorf("%w: no sources", ErrInvalid)
 	}
 	seen := map[string]bool{}
 	for i, s := range req.Sources {
 		src, err := transport.ParseSource(s)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		norm := src.String()
 		if seen[norm] {
-			return fmt.Errorf("%w: source %s given twice", ErrInvalid, s)
+			return store.FileID{}, fmt.Errorf("%w: source %s given twice", ErrInvalid, s)
 		}
 		seen[norm] = true
 		req.Sources[i] = norm
 	}
 	if req.Limit < 0 {
-		return fmt.Errorf("%w: negative limit", ErrInvalid)
+		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
 	if req.Content != "" {
 		if _, err := transport.ParseHash(req.Content); err != nil {
-			return fmt.Errorf("%w: content %q is not a BLAKE3 hash (64 hex digits, as b3sum prints)", ErrInvalid, req.Content)
+			return store.FileID{}, fmt.Errorf("%w: content %q is not a BLAKE3 hash (64 hex digits, as b3sum prints)", ErrInvalid, req.Content)
 		}
 	}
 	if !filepath.IsAbs(req.Dir) {
-		return fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
+		return store.FileID{}, fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
 	}
-	req.Dir = filepath.Clean(req.Dir)
-	fi, err := os.Stat(req.Dir)
+	var who *store.Owner
+	if mustCheck(owner) {
+		who = owner
+	}
+	dir, id, err := resolveDir(filepath.Clean(req.Dir), who)
 	if err != nil {
-		return fmt.Errorf("%w: output directory %s does not exist", ErrInvalid, req.Dir)
+		return store.FileID{}, err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%w: output directory %s is not a directory", ErrInvalid, req.Dir)
-	}
-	// Permission bits do not tell about ACLs, read-only mounts or
-	// sandboxing: only trying does.
+	req.Dir = dir
+	// The caller may write there; now idmd itself. Permission bits do
+	// not tell about read-only mounts or sandboxing: only trying does.
 	f, err := os.CreateTemp(req.Dir, ".idmd-write-test-*")
 	if err != nil {
-		return fmt.Errorf("%w: idmd cannot write to %s", ErrInvalid, req.Dir)
+		return store.FileID{}, fmt.Errorf("%w: idmd cannot write to %s", ErrInvalid, req.Dir)
 	}
 	f.Close()
 	os.Remove(f.Name())
-	return nil
+	return id, nil
 }
 
 func sameSet(a, b []string) bool {

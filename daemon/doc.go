@@ -33,5 +33,8 @@
 // A [Daemon] owns the store and runs up to MaxActive transfers, under a
 // global and a per-job rate limit. A [Server] answers the control API
 // (documented in docs/api.md) on a Unix socket made by [Listen], checking
-// each caller's credentials.
+// each caller's credentials. idmd writes as its own user, often root, so a
+// caller that is neither root nor that user gets a job only in a
+// directory it could create files in itself; the check is made again
+// each time the job starts ([ErrDenied]).
 package daemon

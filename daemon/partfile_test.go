@@ -126,11 +126,11 @@ func TestDaemon_Cancel_LeavesOtherJobAlone(t *testing.T) {
 	}
 	defer d.Close()
 	out := t.TempDir()
-	j1, _, err := d.Create(api.CreateRequest{Sources: serverSources(srv[0]), Dir: out})
+	j1, _, err := d.Create(context.Background(), api.CreateRequest{Sources: serverSources(srv[0]), Dir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j2, _, err := d.Create(api.CreateRequest{Sources: serverSources(srv[1]), Dir: out})
+	j2, _, err := d.Create(context.Background(), api.CreateRequest{Sources: serverSources(srv[1]), Dir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestDaemon_DiskFull_FailsJobThenResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	j, _, err := d.Create(api.CreateRequest{Sources: serverSources(srv...), Dir: out})
+	j, _, err := d.Create(context.Background(), api.CreateRequest{Sources: serverSources(srv...), Dir: out})
 	if err != nil {
 		t.Fatal(err)
 	}

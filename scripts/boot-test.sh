@@ -310,6 +310,9 @@ user=$(ct stat -c %U "/proc/$(ct systemctl show -p MainPID --value idmd)")
 say "$(ct idmd version); idmd.service active and enabled, running as user $user"
 [ "$user" = idm ] || die "idmd does not run as user idm"
 ct stat -c '   socket: %n %A %U:%G' /run/idmd/idmd.sock
+mode=$(ct stat -c %a /var/lib/idmd/downloads)
+say "/var/lib/idmd/downloads: mode $mode"
+[ "$mode" = 3775 ] || die "/var/lib/idmd/downloads has mode $mode, want 3775 (group idm, sticky)"
 done_step "dpkg -i $(basename "$OLD_DEB")"
 
 step "a member of group idm uses idmctl"
@@ -321,7 +324,7 @@ if ct runuser -u bob -- idmctl --socket /run/idmd/idmd.sock ls >/dev/null 2>&1; 
 fi
 say "$ALICE (groups: $(ct id -nG "$ALICE")): idmctl ls works; bob (not in idm) is refused"
 # A download directory outside the state, as an administrator adds one.
-ct install -d -g idm -m 2775 /srv/downloads /srv/downloads/job1 /srv/downloads/job3
+ct install -d -g idm -m 3775 /srv/downloads /srv/downloads/job1 /srv/downloads/job3
 ct sed -i 's|^IDMD_DOWNLOAD_DIRS=.*|IDMD_DOWNLOAD_DIRS="/srv/downloads"|' /etc/default/idmd
 ct systemctl daemon-reload
 ct systemctl restart idmd
@@ -333,12 +336,17 @@ done_step "idmctl as a member of idm; /srv/downloads configured"
 step "upgrade while job 1 downloads"
 J1=$(add /srv/downloads/job1)
 wait_percent "$J1" 20
-say "job $J1 at $(percent "$J1")%; dpkg -i $(basename "$NEW_DEB")"
+# As packages before the sticky bit left the shared directory: the upgrade
+# must add it.
+ct chmod -t /var/lib/idmd/downloads
+say "job $J1 at $(percent "$J1")%; /var/lib/idmd/downloads made $(ct stat -c %a /var/lib/idmd/downloads); dpkg -i $(basename "$NEW_DEB")"
 ct dpkg -i /root/idm-new.deb >"$RUN/dpkg-upgrade.log" 2>&1 || { cat "$RUN/dpkg-upgrade.log" >&2; die "dpkg -i (upgrade) failed"; }
 ct systemctl is-active --quiet idmd || die "idmd is not active after the upgrade"
+mode=$(ct stat -c %a /var/lib/idmd/downloads)
+[ "$mode" = 3775 ] || die "after the upgrade /var/lib/idmd/downloads has mode $mode, want 3775"
 say "now $(ct idmd version); job $J1 is $(field "$J1" state) at $(percent "$J1")%"
 finish "$J1" /srv/downloads/job1/file.bin
-done_step "upgrade over the older package with job $J1 under way; it finished by itself"
+done_step "upgrade over the older package with job $J1 under way; it finished by itself; the shared directory is sticky again"
 
 # ---- 3. power cut ----------------------------------------------------------
 

@@ -99,6 +99,25 @@ type Record struct {
 	// that differs when the job goes on again was changed behind the
 	// daemon's back, and is rechecked or refused.
 	PartStamp FileStamp `json:"part_stamp,omitzero"`
+
+	// Owner is the user who asked for the job, with the groups its process
+	// had, as the kernel reported them. The daemon checks again at every
+	// start that this user may create files in Dir. Nil when unknown: jobs
+	// recorded before owners were, or made where the daemon cannot tell
+	// who its callers are.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// An Owner is a user as the kernel reported it on the control socket: the
+// effective user and group IDs and the supplementary groups of the process
+// that asked for a job.
+type Owner struct {
+	// UID is the user ID.
+	UID int `json:"uid"`
+	// GID is the primary group ID.
+	GID int `json:"gid"`
+	// Groups are the supplementary group IDs.
+	Groups []int `json:"groups,omitempty"`
 }
 
 // A FileID identifies a file or directory on one machine: its device and

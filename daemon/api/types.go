@@ -11,7 +11,8 @@ type Job struct {
 	ID uint64 `json:"id"`
 	// Sources are the servers' addresses, in the order given.
 	Sources []string `json:"sources"`
-	// Dir is the output directory.
+	// Dir is the output directory, with every symbolic link resolved
+	// when the job was created.
 	Dir string `json:"dir"`
 	// Name is the file name, once a source has told it.
 	Name string `json:"name,omitempty"`
@@ -48,7 +49,8 @@ func (j *Job) Done() bool {
 type CreateRequest struct {
 	// Sources are idm://host:port addresses, at least one, no duplicates.
 	Sources []string `json:"sources"`
-	// Dir is an existing directory the daemon can write.
+	// Dir is the absolute path of an existing directory in which both
+	// the caller and the daemon may create files.
 	Dir string `json:"dir"`
 	// Limit is the job's rate cap in bytes per second; 0 is none.
 	Limit int64 `json:"limit,omitempty"`
@@ -116,6 +118,9 @@ const (
 	CodeConflict = "conflict"
 	// CodeForbidden: the caller may not use the daemon (403).
 	CodeForbidden = "forbidden"
+	// CodePermissionDenied: the caller may not create files in the
+	// directory it asked for (403).
+	CodePermissionDenied = "permission_denied"
 	// CodeMethod: the route does not take that method (405).
 	CodeMethod = "method_not_allowed"
 	// CodeInternal: the daemon failed (500).

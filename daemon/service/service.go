@@ -225,14 +225,15 @@ func (s *Service) prepareSystem() error {
 		return fmt.Errorf("create user %s: %w", Account, err)
 	}
 	// As the Debian package does: the state directory, and in it the
-	// downloads directory of group idm.
+	// downloads directory of group idm, sticky so that members cannot
+	// delete or rename each other's files or idmd's.
 	type dir struct {
 		path string
 		mode fs.FileMode
 	}
 	dirs := []dir{
 		{s.cfg.StateDir, 0o750},
-		{filepath.Join(s.cfg.StateDir, "downloads"), 0o775 | fs.ModeSetgid},
+		{filepath.Join(s.cfg.StateDir, "downloads"), 0o775 | fs.ModeSetgid | fs.ModeSticky},
 	}
 	if d := filepath.Dir(s.cfg.Socket); !within(d, runtimeRoot) && !within(d, s.cfg.StateDir) {
 		dirs = append(dirs, dir{d, 0o755})

@@ -132,7 +132,7 @@ func TestService_Install_Directories(t *testing.T) {
 			name: "defaults",
 			want: map[string]os.FileMode{
 				"/var/lib/idmd":           0o750 | os.ModeDir,
-				"/var/lib/idmd/downloads": 0o775 | os.ModeDir | os.ModeSetgid,
+				"/var/lib/idmd/downloads": 0o775 | os.ModeDir | os.ModeSetgid | os.ModeSticky,
 			},
 		},
 		{
@@ -140,7 +140,7 @@ func TestService_Install_Directories(t *testing.T) {
 			cfg:  Config{StateDir: "/srv/idmd/state", Socket: "/srv/idmd/sock/idmd.sock"},
 			want: map[string]os.FileMode{
 				"/srv/idmd/state":           0o750 | os.ModeDir,
-				"/srv/idmd/state/downloads": 0o775 | os.ModeDir | os.ModeSetgid,
+				"/srv/idmd/state/downloads": 0o775 | os.ModeDir | os.ModeSetgid | os.ModeSticky,
 				"/srv/idmd/sock":            0o755 | os.ModeDir,
 			},
 		},

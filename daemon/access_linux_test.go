@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
+)
+
+// needRoot skips a test that must create files for other users or act as
+// them.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it makes directories owned by other users and runs processes as them")
+	}
+}
+
+// reachableTempDir returns a new temporary directory that every user may
+// search, as t.TempDir's are not for root.
+func reachableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// mkdir makes a directory with exactly this owner, group and mode.
+func mkdir(t *testing.T, path string, uid, gid int, mode fs.FileMode) string {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// setACL gives path an access ACL, in the order the kernel wants; the
+// kernel sets the mode's group bits to the mask.
+func setACL(path string, entries ...aclEntry) error {
+	b := binary.LittleEndian.AppendUint32(nil, aclVersion)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		id := uint32(0xffffffff) // ACL_UNDEFINED_ID, for the entries of no one in particular
+		if e.tag == aclUser || e.tag == aclGroup {
+			id = uint32(e.id)
+		}
+		b = binary.LittleEndian.AppendUint32(b, id)
+	}
+	return unix.Setxattr(path, aclXattr, b, 0)
+}
+
+// kernelAllows asks the kernel whether who may create a file in dir: a
+// shell running as who tries.
+func kernelAllows(t *testing.T, who *store.Owner, dir string) bool {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", `: > "$1/.idm-probe" && rm -f "$1/.idm-probe"`, "sh", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: credential(who)}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func credential(o *store.Owner) *syscall.Credential {
+	c := &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID), Groups: []uint32{}}
+	for _, g := range o.Groups {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	return c
+}
+
+// resolveDir against the kernel: for every user and directory, the check
+// answers as the kernel does when that user creates a file there, and
+// the resolved path is the one filepath.EvalSymlinks gives.
+func TestResolveDir_AsTheKernel(t *testing.T) {
+	needRoot(t)
+	base := reachableTempDir(t)
+	at := func(name string) string { return filepath.Join(base, name) }
+	mkdir(t, at("open"), 0, 0, 0o777)
+	mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid)
+	mkdir(t, at("sticky"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	mkdir(t, at("rootonly"), 0, 0, 0o700)
+	mkdir(t, at("hidden"), 0, 0, 0o700)
+	mkdir(t, at("hidden/inner"), 0, 0, 0o777)
+	mkdir(t, at("other"), 0, gidOther, 0o770)
+	mkdir(t, at("anns"), uidAnn, uidAnn, 0o700)
+	mkdir(t, at("annro"), uidAnn, gidShared, 0o570)
+	// Links a member could plant in the shared directory.
+	os.Symlink("../rootonly", at("shared/to-rootonly"))
+	os.Symlink(at("hidden/inner"), at("shared/to-hidden"))
+	os.Symlink("../open", at("shared/to-open"))
+	// A link through a directory ann may not search, to one she may
+	// write: the kernel refuses, though both ends are open to her.
+	os.Symlink("../open", at("hidden/to-open"))
+	os.Symlink("../hidden/to-open", at("shared/via-hidden"))
+
+	type row struct {
+		who  *store.Owner
+		dir  string
+		ok   bool
+		says string // in the refusal
+	}
+	rows := []row{
+		{eve, "open", true, ""},
+		{ann, "shared", true, ""},
+		{eve, "shared", false, "no write permission on " + at("shared")},
+		{ann, "sticky", true, ""},
+		{eve, "sticky", false, "mode 3775"},
+		{bob, "bobs", true, ""},
+		{ann, "bobs", false, "no write permission on " + at("bobs") + " (mode 0755, owner 64102, group 64102)"},
+		{ann, "rootonly", false, "no write or search permission on " + at("rootonly")},
+		{ann, "hidden/inner", false, "no search permission on " + at("hidden") + " "},
+		{ann, "hidden/nothing", false, "no search permission on " + at("hidden") + " "},
+		{eve, "open/nothing", false, "does not exist"},
+		{ann, "shared/to-rootonly", false, "may not create files in " + at("shared/to-rootonly") + ": no write or search permission on " + at("rootonly") + " "},
+		{ann, "shared/via-hidden", false, "no search permission on " + at("hidden") + " "},
+		{ann, "shared/to-hidden", false, "no search permission on " + at("hidden") + " "},
+		{ann, "shared/to-open", true, ""},
+		{ann, "other", true, ""},
+		{bob, "other", false, "no write or search permission"},
+		{ann, "anns", true, ""},
+		{bob, "anns", false, "no write or search permission"},
+		{ann, "annro", false, "no write permission"},
+		{bob, "annro", true, ""},
+		{root, "rootonly", true, ""},
+		{root, "hidden/inner", true, ""},
+	}
+	// ACLs, where the file system has them.
+	aclDir := func(name string, mode fs.FileMode, entries ...aclEntry) bool {
+		mkdir(t, at(name), 0, 0, mode)
+		err := setACL(at(name), entries...)
+		if errors.Is(err, unix.ENOTSUP) {
+			t.Logf("no POSIX ACLs on this file system: %v", err)
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	if aclDir("acl-not-bob", 0o777, aclEntry{aclUserObj, 7, 0}, aclEntry{aclUser, 0, uidBob}, aclEntry{aclGroupObj, 7, 0}, aclEntry{aclMask, 7, 0}, aclEntry{aclOther, 7, 0}) {
+		aclDir("acl-not-shared", 0o777, aclEntry{aclUserObj, 7, 0}, aclEntry{aclGroupObj, 7, 0}, aclEntry{aclGroup, 5, gidShared}, aclEntry{aclMask, 7, 0}, aclEntry{aclOther, 7, 0})
+		aclDir("acl-ann", 0o755, aclEntry{aclUserObj, 7, 0}, aclEntry{aclUser, 7, uidAnn}, aclEntry{aclGroupObj, 5, 0}, aclEntry{aclMask, 7, 0}, aclEntry{aclOther, 5, 0})
+		aclDir("acl-mask-none", 0o707, aclEntry{aclUserObj, 7, 0}, aclEntry{aclUser, 7, uidBob}, aclEntry{aclGroupObj, 7, 0}, aclEntry{aclMask, 0, 0}, aclEntry{aclOther, 7, 0})
+		rows = append(rows,
+			row{eve, "acl-not-bob", true, ""},
+			row{bob, "acl-not-bob", false, "and an ACL"},
+			row{eve, "acl-not-shared", true, ""},
+			row{ann, "acl-not-shared", false, "no write permission"},
+			row{ann, "acl-ann", true, ""},
+			row{bob, "acl-ann", false, "no write permission"},
+			row{bob, "acl-mask-none", true, ""},
+		)
+	}
+	for _, r := range rows {
+		dir := at(r.dir)
+		got, id, err := resolveDir(dir, r.who)
+		if kernel := kernelAllows(t, r.who, dir); kernel != r.ok {
+			t.Errorf("uid %d in %s: the kernel says %v, the test expects %v", r.who.UID, r.dir, kernel, r.ok)
+		}
+		if !r.ok {
+			if err == nil || !strings.Contains(err.Error(), r.says) {
+				t.Errorf("uid %d in %s: %v, want a refusal saying %q", r.who.UID, r.dir, err, r.says)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("uid %d in %s: %v", r.who.UID, r.dir, err)
+			continue
+		}
+		want, _ := filepath.EvalSymlinks(dir)
+		fi, _ := os.Stat(want)
+		if got != want || id != dirIdentity(fi) || id == (store.FileID{}) {
+			t.Errorf("uid %d in %s: resolved to %s %+v, want %s %+v", r.who.UID, r.dir, got, id, want, dirIdentity(fi))
+		}
+	}
+}
+
+// The daemon checks the owner again each time a job starts: a job whose
+// directory its owner may no longer write to fails, saying why, when it
+// is resumed and when idmd starts again, and nothing is written there.
+func TestDaemon_Start_RechecksOwner(t *testing.T) {
+	needRoot(t)
+	base := reachableTempDir(t)
+	dir := mkdir(t, filepath.Join(base, "shared"), 0, gidShared, 0o775|fs.ModeSetgid)
+	state := t.TempDir()
+	d, err := Open(Config{StateDir: state, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Close() }()
+	asAnn := contextWithPeer(context.Background(), Peer{UID: ann.UID, GID: ann.GID, Groups: ann.Groups})
+	// Nobody listens on these: the jobs wait, retrying, until stopped.
+	create := func(port string) uint64 {
+		t.Helper()
+		j, _, err := d.Create(asAnn, api.CreateRequest{Sources: []string{"idm://127.0.0.1:" + port}, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := d.db.Get(j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(dir)
+		if rec.Owner == nil || rec.Owner.UID != uidAnn || rec.DirID != dirIdentity(fi) {
+			t.Fatalf("job %d records owner %+v and directory %+v; want uid %d and %+v", j.ID, rec.Owner, rec.DirID, uidAnn, dirIdentity(fi))
+		}
+		return j.ID
+	}
+	paused := create("1")
+	if _, err := d.Pause(paused); err != nil {
+		t.Fatal(err)
+	}
+	running := create("2")
+
+	// ann's group loses write permission.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	failed := func(id uint64) {
+		t.Helper()
+		j, err := d.Job(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != api.StateFailed || !strings.Contains(j.LastError, "uid 64101 may not create files in "+dir) {
+			t.Errorf("job %d: %s (%q), want failed saying why", id, j.State, j.LastError)
+		}
+	}
+	if _, err := d.Resume(paused); err != nil {
+		t.Fatal(err)
+	}
+	failed(paused)
+
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = Open(Config{StateDir: state, Logger: quietLog()}); err != nil {
+		t.Fatal(err)
+	}
+	failed(running)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("refused jobs left files in %s: %v", dir, ents)
+	}
+}

@@ -1,0 +1,174 @@
+//go:build linux && (amd64 || arm64)
+
+// The raw setresuid and setresgid below take 32-bit IDs on these; on
+// 386 and arm they are other system calls.
+
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
+)
+
+// dialAs connects to a Unix socket as another user, for real: the
+// connection is made from an OS thread that takes on who's groups, group
+// and user, so the kernel reports them to the other end. The thread is
+// never given back to the runtime: it ends with its goroutine, and no
+// other goroutine runs on it meanwhile.
+func dialAs(who *store.Owner, sock string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Per thread, unlike syscall.Setresuid, which changes every
+		// thread of the process.
+		err := unix.Setgroups(who.Groups)
+		if err == nil {
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, ^uintptr(0), uintptr(who.GID), ^uintptr(0)); e != 0 {
+				err = e
+			}
+		}
+		if err == nil {
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), uintptr(who.UID), ^uintptr(0)); e != 0 {
+				err = e
+			}
+		}
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		c, err := net.Dial("unix", sock)
+		done <- result{c, err}
+	}()
+	r := <-done
+	return r.c, r.err
+}
+
+// controlAs serves a daemon's API on a socket open to everyone, for the
+// members of gidShared, and returns a client that calls it as who.
+func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
+	t.Helper()
+	sock := filepath.Join(reachableTempDir(t), "idmd.sock")
+	ln, err := Listen(sock, 0o666, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}
+	served := make(chan struct{})
+	go func() { srv.Serve(ln); close(served) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		<-served
+	})
+	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return dialAs(who, sock) },
+	}}}
+}
+
+// The peer's credentials as the kernel reports them, supplementary groups
+// included.
+func TestPeerCred_Groups(t *testing.T) {
+	needRoot(t)
+	sock := filepath.Join(reachableTempDir(t), "s.sock")
+	ln, err := Listen(sock, 0o666, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan Peer, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		defer c.Close()
+		p, _ := peerCred(c)
+		accepted <- p
+	}()
+	c, err := dialAs(ann, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := <-accepted
+	if p.UID != ann.UID || p.GID != ann.GID || !slices.Equal(p.Groups, ann.Groups) || p.PID != os.Getpid() {
+		t.Errorf("peer %+v, want uid %d, gid %d, groups %v, pid %d", p, ann.UID, ann.GID, ann.Groups, os.Getpid())
+	}
+}
+
+// Over the real socket, as a member of the daemon's group: a directory
+// the member may not create files in is refused with 403
+// permission_denied, saying which and why, and nothing is written or
+// queued; one it may is accepted, and the job records its owner.
+func TestServer_Create_DirDenied(t *testing.T) {
+	needRoot(t)
+	base := reachableTempDir(t)
+	at := func(name string) string { return filepath.Join(base, name) }
+	mkdir(t, at("rootonly"), 0, 0, 0o700)
+	mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	os.Symlink("../rootonly", at("shared/planted"))
+
+	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	c := controlAs(t, d, ann)
+	create := func(dir string, out any) (int, api.ErrorBody) {
+		// Nobody listens there: an accepted job waits.
+		return c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1:1"}, Dir: dir}), out)
+	}
+	for _, tc := range []struct{ dir, says string }{
+		{at("rootonly"), "uid 64101 may not create files in " + at("rootonly") + ": no write or search permission on " + at("rootonly") + " (mode 0700, owner 0, group 0)"},
+		{at("bobs"), "uid 64101 may not create files in " + at("bobs") + ": no write permission on " + at("bobs") + " (mode 0755, owner 64102, group 64102)"},
+		{at("shared/planted"), "uid 64101 may not create files in " + at("shared/planted") + ": no write or search permission on " + at("rootonly") + " (mode 0700, owner 0, group 0)"},
+	} {
+		status, eb := create(tc.dir, nil)
+		if status != http.StatusForbidden || eb.Code != api.CodePermissionDenied || eb.Error != "permission denied: "+tc.says {
+			t.Errorf("%s: %d %+v, want 403 %s saying %q", tc.dir, status, eb, api.CodePermissionDenied, tc.says)
+		}
+	}
+	for _, dir := range []string{at("rootonly"), at("bobs")} {
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("a refused request left files in %s: %v", dir, ents)
+		}
+	}
+	if jobs, _ := d.Jobs(); len(jobs) != 0 {
+		t.Fatalf("refused requests queued %d jobs", len(jobs))
+	}
+
+	var j api.Job
+	if status, eb := create(at("shared"), &j); status != http.StatusCreated {
+		t.Fatalf("shared directory: %d %+v", status, eb)
+	}
+	rec, err := d.db.Get(j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Owner == nil || rec.Owner.UID != ann.UID || rec.Owner.GID != ann.GID || !slices.Equal(rec.Owner.Groups, ann.Groups) {
+		t.Errorf("job records owner %+v, want %+v", rec.Owner, ann)
+	}
+	b, _ := json.Marshal(j)
+	if strings.Contains(string(b), "owner") {
+		t.Errorf("the API shows the owner: %s", b)
+	}
+}
