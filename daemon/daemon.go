@@ -130,7 +130,7 @@ func Open(cfg Config) (*Daemon, error) {
 		active:  map[uint64]*running{},
 		recheck: map[uint64]bool{},
 	}
-	recs, err := db.List()
+	recs, _, err := db.List()
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -217,7 +217,7 @@ func (d *Daemon) scheduleLocked() {
 	if d.closed || len(d.active) >= d.cfg.MaxActive {
 		return
 	}
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		d.log.Error("list jobs", "err", err)
 		return
@@ -323,7 +323,7 @@ func (d *Daemon) Create(req api.CreateRequest) (job api.Job, created bool, err e
 	if d.closed {
 		return api.Job{}, false, errShutdown
 	}
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		return api.Job{}, false, err
 	}
@@ -406,7 +406,7 @@ func sameSet(a, b []string) bool {
 
 // Jobs returns every job in ID order.
 func (d *Daemon) Jobs() ([]api.Job, error) {
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		return nil, err
 	}
@@ -675,7 +675,7 @@ func (d *Daemon) Subscribe(id uint64) (<-chan api.Event, func(), error) {
 		}
 		initial = append(initial, api.Event{Type: api.EventState, Job: j})
 	} else {
-		recs, err := d.db.List()
+		recs, _, err := d.db.List()
 		if err != nil {
 			return nil, nil, err
 		}
