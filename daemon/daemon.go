@@ -114,7 +114,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.StateDir, "idmd.db"), &store.Options{Timeout: 200 * time.Millisecond})
+	db, err := store.Open(filepath.Join(cfg.StateDir, dbName), &store.Options{Timeout: 200 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, cfg.StateDir)
 	}
@@ -130,10 +130,13 @@ func Open(cfg Config) (*Daemon, error) {
 		active:  map[uint64]*running{},
 		recheck: map[uint64]bool{},
 	}
-	recs, _, err := db.List()
+	recs, bad, err := db.List()
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	for _, b := range bad {
+		d.log.Warn("record cannot be read, skipped", "job", b.ID, "err", b.Err)
 	}
 	clean := db.WasClean()
 	resumed := 0
@@ -145,7 +148,7 @@ func Open(cfg Config) (*Daemon, error) {
 			resumed++
 		}
 	}
-	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "clean_shutdown", clean, "to_resume", resumed)
+	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopTick = cancel
 	d.wg.Go(func() { every(ctx, progressInterval, d.tick) })
@@ -567,14 +570,18 @@ func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (a
 }
 
 // Remove deletes a job, cancelling it first if it is unfinished; a
-// finished file is kept.
+// finished file is kept. A job whose record cannot be read is deleted as
+// it is: its partial file, which the record would name, stays.
 func (d *Daemon) Remove(id uint64) error {
-	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) {
+	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, store.ErrBadRecord) {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j, err := d.jobLocked(id)
+	if errors.Is(err, store.ErrBadRecord) {
+		j, err = api.Job{ID: id}, nil
+	}
 	if err != nil {
 		return err
 	}
