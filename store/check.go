@@ -140,7 +140,7 @@ func inspect(path string, timeout time.Duration, records bool) (*Report, error) 
 	}
 	defer f.Close()
 	var stop error
-	err = b.View(func(tx *bbolt.Tx) (err error) {
+	err = b.View(func(tx *bbolt.Tx) error {
 		defer func() {
 			if p := recover(); p != nil {
 				rep.damaged(fmt.Errorf("bbolt: %v", p))
