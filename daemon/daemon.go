@@ -114,7 +114,7 @@ func Open(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.StateDir, "idmd.db"), &store.Options{Timeout: 200 * time.Millisecond})
+	db, err := store.Open(filepath.Join(cfg.StateDir, dbName), &store.Options{Timeout: 200 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, cfg.StateDir)
 	}
@@ -130,10 +130,13 @@ func Open(cfg Config) (*Daemon, error) {
 		active:  map[uint64]*running{},
 		recheck: map[uint64]bool{},
 	}
-	recs, err := db.List()
+	recs, bad, err := db.List()
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	for _, b := range bad {
+		d.log.Warn("record cannot be read, skipped", "job", b.ID, "err", b.Err)
 	}
 	clean := db.WasClean()
 	resumed := 0
@@ -153,7 +156,7 @@ func Open(cfg Config) (*Daemon, error) {
 			resumed++
 		}
 	}
-	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "clean_shutdown", clean, "to_resume", resumed)
+	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopTick = cancel
 	d.wg.Go(func() { every(ctx, progressInterval, d.tick) })
@@ -225,7 +228,7 @@ func (d *Daemon) scheduleLocked() {
 	if d.closed || len(d.active) >= d.cfg.MaxActive {
 		return
 	}
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		d.log.Error("list jobs", "err", err)
 		return
@@ -366,7 +369,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job
 	if d.closed {
 		return api.Job{}, false, errShutdown
 	}
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		return api.Job{}, false, err
 	}
@@ -461,7 +464,7 @@ func sameSet(a, b []string) bool {
 
 // Jobs returns every job in ID order.
 func (d *Daemon) Jobs() ([]api.Job, error) {
-	recs, err := d.db.List()
+	recs, _, err := d.db.List()
 	if err != nil {
 		return nil, err
 	}
@@ -627,14 +630,18 @@ func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (a
 }
 
 // Remove deletes a job, cancelling it first if it is unfinished; a
-// finished file is kept.
+// finished file is kept. A job whose record cannot be read is deleted as
+// it is: its partial file, which the record would name, stays.
 func (d *Daemon) Remove(id uint64) error {
-	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) {
+	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, store.ErrBadRecord) {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j, err := d.jobLocked(id)
+	if errors.Is(err, store.ErrBadRecord) {
+		j, err = api.Job{ID: id}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -735,7 +742,7 @@ func (d *Daemon) Subscribe(id uint64) (<-chan api.Event, func(), error) {
 		}
 		initial = append(initial, api.Event{Type: api.EventState, Job: j})
 	} else {
-		recs, err := d.db.List()
+		recs, _, err := d.db.List()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -82,20 +85,44 @@ type DB struct {
 	closed  bool
 }
 
-// Open opens the state database at path, creating it with mode 0600 if it
-// does not exist, and waits up to opts.Timeout for the file lock, failing
-// with an error wrapping ErrLocked if it is still held. A nil opts gives the
-// defaults.
+// Open opens the state database at path, creating it with mode 0600 if
+// there is no file there, and waits up to opts.Timeout for the file lock,
+// failing with an error wrapping ErrLocked if it is still held. A nil opts
+// gives the defaults.
 //
-// A database with a newer schema than SchemaVersion is refused with an
-// error wrapping ErrNewerSchema and left untouched; one with an older schema
-// is migrated. Open then records whether the previous process closed the
-// database cleanly, for WasClean, and marks it dirty until MarkClean.
+// An existing file is first opened read-only and checked, as Check does
+// but without reading the jobs. A damaged file, one that is empty or cut
+// short included, is refused with a *DamagedError, and neither written to
+// nor removed. A database with a newer schema than SchemaVersion is
+// refused with an error wrapping ErrNewerSchema and left untouched; one
+// with an older schema is migrated. Open then records whether the
+// previous process closed the database cleanly, for WasClean, and marks
+// it dirty until MarkClean.
+//
+// Jobs that cannot be read do not stop Open: List reports them.
 func Open(path string, opts *Options) (*DB, error) {
+	wait := timeout(opts)
+	switch _, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := create(path); err != nil {
+			return nil, fmt.Errorf("create state database %s: %w", path, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	rep, err := inspect(path, wait, false)
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	if rep.Damage != nil {
+		return nil, &DamagedError{Path: path, Err: rep.Damage}
+	}
 	bo := *bbolt.DefaultOptions
-	bo.Timeout = defaultTimeout
-	if opts != nil && opts.Timeout != 0 {
-		bo.Timeout = opts.Timeout
+	bo.Timeout = wait
+	// The file was there a moment ago; if it is gone now, Open fails
+	// rather than start a new database in its place.
+	bo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		return os.OpenFile(name, flag&^os.O_CREATE, perm)
 	}
 	b, err := bbolt.Open(path, 0o600, &bo)
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -112,26 +139,87 @@ func Open(path string, opts *Options) (*DB, error) {
 	return db, nil
 }
 
-// prepare creates a new database's buckets, or checks and migrates an
+// create makes a new database at path, marked clean. It builds it under a
+// temporary name in the same directory and links it into place, so that
+// path never names a file that is less than a whole database: a process
+// killed half-way leaves a stray temporary file, not an empty file that
+// the next Open would have to refuse as damaged.
+func create(path string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	b, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: defaultTimeout})
+	if err != nil {
+		return err
+	}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(metaBucket).Put(cleanKey, markClean)
+	})
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another process created it first: Open opens theirs
+		}
+		// A file system without hard links: rename, which would replace a
+		// database another process created meanwhile, is all there is.
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a new name in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// createBuckets lays out a new database in tx: its buckets and schema
+// version.
+func createBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{metaBucket, jobsBucket, bitmapsBucket, hashesBucket} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return writeSchema(tx.Bucket(metaBucket), currentSchema)
+}
+
+// prepare completes a database that has no buckets yet, or migrates an
 // existing one, then reads and clears the clean-shutdown mark. An error
 // rolls it all back, so a refused database is not written to.
 func (db *DB) prepare(tx *bbolt.Tx) error {
 	meta := tx.Bucket(metaBucket)
 	if meta == nil {
+		// An earlier version created the file and then its buckets, in
+		// two steps that a crash could separate.
 		if err := tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
 			return fmt.Errorf("not an idm state database: unexpected bucket %q", name)
 		}); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{metaBucket, jobsBucket, bitmapsBucket, hashesBucket} {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
-			}
-		}
-		meta = tx.Bucket(metaBucket)
-		if err := writeSchema(meta, currentSchema); err != nil {
+		if err := createBuckets(tx); err != nil {
 			return err
 		}
+		meta = tx.Bucket(metaBucket)
 		db.wasClean = true
 	} else {
 		v, err := readSchema(meta)
@@ -261,7 +349,9 @@ func (db *DB) Create(r *Record, hashes []byte) error {
 	return nil
 }
 
-// Get returns the job with the given ID, or an error wrapping ErrNotFound.
+// Get returns the job with the given ID. It fails with an error wrapping
+// ErrNotFound if there is no such job, and with one wrapping a
+// *RecordError if it cannot be read.
 func (db *DB) Get(id uint64) (*Record, error) {
 	var r *Record
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
@@ -275,23 +365,22 @@ func (db *DB) Get(id uint64) (*Record, error) {
 	return r, nil
 }
 
-// List returns every job, in ID order.
-func (db *DB) List() ([]*Record, error) {
+// List returns every job that can be read, in ID order, and a
+// *RecordError for each one that cannot: whose record does not decode or
+// has another ID, or whose bitmap or segment hashes do not match its
+// record. The daemon goes on with the others. The error is for a failed
+// read of the database.
+func (db *DB) List() ([]*Record, []*RecordError, error) {
 	var rs []*Record
+	var bad []*RecordError
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(jobsBucket).ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(k, v)
-			if err != nil {
-				return err
-			}
-			rs = append(rs, r)
-			return nil
-		})
+		rs, bad = listJobs(tx)
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
+		return nil, nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return rs, nil
+	return rs, bad, nil
 }
 
 // Put replaces the stored record of job r.ID with r and sets r.Updated. It
@@ -368,9 +457,9 @@ func (db *DB) write(r *Record, bm *Bitmap) error {
 	return nil
 }
 
-// Delete removes a job's record, bitmap and hashes in one transaction. It
-// fails with an error wrapping ErrNotFound if there is no such job. The ID
-// is not reused.
+// Delete removes a job's record, bitmap and hashes in one transaction,
+// whether or not they can be read. It fails with an error wrapping
+// ErrNotFound if there is no such job. The ID is not reused.
 func (db *DB) Delete(id uint64) error {
 	err := db.update(func(tx *bbolt.Tx) error {
 		k := key(id)
@@ -393,13 +482,13 @@ func (db *DB) Delete(id uint64) error {
 
 // Hashes returns a job's segment hashes, concatenated, or nil if they are
 // not known yet. It fails with an error wrapping ErrNotFound if there is no
-// such job.
+// such job, and with one wrapping a *RecordError if it cannot be read.
 func (db *DB) Hashes(id uint64) ([]byte, error) {
 	var h []byte
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		k := key(id)
-		if tx.Bucket(jobsBucket).Get(k) == nil {
-			return fmt.Errorf("job %d: %w", id, ErrNotFound)
+		if _, err := getRecord(tx, id); err != nil {
+			return err
 		}
 		if v := tx.Bucket(hashesBucket).Get(k); len(v) > 0 {
 			h = append([]byte(nil), v...)
@@ -413,19 +502,15 @@ func (db *DB) Hashes(id uint64) ([]byte, error) {
 }
 
 // Bitmap returns a job's completion bitmap, of SegmentCount() bits. It
-// fails with an error wrapping ErrNotFound if there is no such job.
+// fails with an error wrapping ErrNotFound if there is no such job, and
+// with one wrapping a *RecordError if it cannot be read.
 func (db *DB) Bitmap(id uint64) (*Bitmap, error) {
 	bm := new(Bitmap)
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		k := key(id)
-		if tx.Bucket(jobsBucket).Get(k) == nil {
-			return fmt.Errorf("job %d: %w", id, ErrNotFound)
+		if _, err := getRecord(tx, id); err != nil {
+			return err
 		}
-		v := tx.Bucket(bitmapsBucket).Get(k)
-		if v == nil {
-			return fmt.Errorf("job %d has no bitmap", id)
-		}
-		return bm.UnmarshalBinary(v)
+		return bm.UnmarshalBinary(tx.Bucket(bitmapsBucket).Get(key(id)))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get bitmap: %w", err)
@@ -512,23 +597,16 @@ func checkHashes(size, segSize int64, hashes []byte) error {
 	return nil
 }
 
-// getRecord reads job id's record inside tx.
+// getRecord reads job id's record inside tx, and checks it as List does.
 func getRecord(tx *bbolt.Tx, id uint64) (*Record, error) {
 	k := key(id)
 	v := tx.Bucket(jobsBucket).Get(k)
 	if v == nil {
 		return nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
 	}
-	return decodeRecord(k, v)
-}
-
-// decodeRecord decodes the record stored under key k.
-func decodeRecord(k, v []byte) (*Record, error) {
-	r := new(Record)
-	// Calling UnmarshalJSON directly skips json.Unmarshal's first pass over
-	// the record, which List would pay for on every job.
-	if err := r.UnmarshalJSON(v); err != nil {
-		return nil, fmt.Errorf("decode job %d: %w", binary.BigEndian.Uint64(k), err)
+	r, bad := readJob(k, v, tx.Bucket(bitmapsBucket).Get(k), tx.Bucket(hashesBucket).Get(k))
+	if bad != nil {
+		return nil, bad
 	}
 	return r, nil
 }

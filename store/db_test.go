@@ -95,7 +95,7 @@ func TestDB_Open_New(t *testing.T) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		t.Errorf("new database has mode %v, want 0600", fi.Mode().Perm())
 	}
-	rs, err := db.List()
+	rs, _, err := db.List()
 	if err != nil || len(rs) != 0 {
 		t.Errorf("List() = %v, %v; want no records", rs, err)
 	}
@@ -152,7 +152,7 @@ func TestDB_Close_Twice(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := db.List(); err == nil {
+	if _, _, err := db.List(); err == nil {
 		t.Error("List after Close succeeded")
 	}
 }
@@ -241,7 +241,7 @@ func TestDB_Create_Invalid(t *testing.T) {
 			t.Errorf("%s: failed Create set ID %d", tt.name, r.ID)
 		}
 	}
-	if rs, _ := db.List(); len(rs) != 0 {
+	if rs, _, _ := db.List(); len(rs) != 0 {
 		t.Errorf("failed Creates stored %d records", len(rs))
 	}
 }
@@ -279,7 +279,7 @@ func TestDB_List(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want[:2], want[3:]...)
-	got, err := db.List()
+	got, _, err := db.List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestDB_List_1000(t *testing.T) {
 	db, _ := openTestDB(t)
 	createMany(t, db, 1000)
 	start := time.Now()
-	rs, err := db.List()
+	rs, _, err := db.List()
 	d := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -806,7 +806,7 @@ func BenchmarkDB_List1000(b *testing.B) {
 	createMany(b, db, 1000)
 	b.ReportAllocs()
 	for b.Loop() {
-		rs, err := db.List()
+		rs, _, err := db.List()
 		if err != nil || len(rs) != 1000 {
 			b.Fatal(len(rs), err)
 		}

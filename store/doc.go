@@ -42,10 +42,33 @@ It upgrades one with a lower version by running each migration step from
 its version to SchemaVersion in order, all in the transaction that then
 records the new version: a failed step leaves the database as it was.
 
+# Damage
+
+[Open] writes only to a file it has checked. A file that exists is first
+opened read-only and its pages are checked: every page number and offset
+that bbolt would follow is read from the file and checked against it
+first (bbolt follows them through its memory map unchecked, and a damaged
+one would crash the process), then bbolt's own consistency check runs,
+then the buckets and schema version are checked. A file that fails, one
+that is empty or cut short included, is refused with a [*DamagedError]
+(errors.Is [ErrDamaged]) naming it and the first problem, and is neither
+written to nor removed: only a missing file makes a new database, and it
+is built under a temporary name and linked into place whole, so that a
+crash can never leave an empty file behind.
+
+A sound file can still hold a job that cannot be read: a record that does
+not decode, or a bitmap or hashes that do not match it. That job alone is
+set aside: [DB.List] returns the others and a [*RecordError] (errors.Is
+[ErrBadRecord]) for it, the other reads of it fail with that error, and
+[DB.Delete] removes it. [Check] runs all of these checks offline, and
+every job's too, without writing, and reports everything it finds.
+
 # Caveats
 
 Only one DB may have the file open at a time: Open waits for the file lock
-for [Options.Timeout] and then fails with [ErrLocked]. Every write is a
+for [Options.Timeout], once for its read-only check and once more to open
+the file for writing, and then fails with [ErrLocked]. Check takes a
+shared lock, which an open DB holds off. Every write is a
 transaction that is synced to disk before the method returns, so each write
 costs an fsync; the daemon saves each running job about once a second rather
 than on every segment. A DB is safe for concurrent use, but

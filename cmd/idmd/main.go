@@ -30,6 +30,7 @@ Commands:
   start, stop, restart
             control the installed service
   status    say whether the service is installed and running
+  check     verify the state database offline (stop idmd first); see idmd check -h
   version   print the version
 
 Flags of run (each falls back to an environment variable):
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(args[1:], stderr)
 	case "install", "uninstall", "start", "stop", "restart", "status":
 		return runService(args[0], args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "idmd", daemon.Version)
 		return 0
@@ -135,7 +138,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	d, err := daemon.Open(daemon.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall})
 	if err != nil {
 		ln.Close()
-		fmt.Fprintln(stderr, "idmd:", err)
+		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
 	srv := &daemon.Server{Daemon: d, Access: daemon.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
