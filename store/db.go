@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -292,6 +293,29 @@ func (db *DB) List() ([]*Record, error) {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return rs, nil
+}
+
+// Next returns the job with the smallest ID greater than after, or an
+// error wrapping ErrNotFound if there is none. It lets a caller walk every
+// job in ID order, one at a time, without holding them all.
+func (db *DB) Next(after uint64) (*Record, error) {
+	var r *Record
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if after == math.MaxUint64 {
+			return ErrNotFound
+		}
+		k, v := tx.Bucket(jobsBucket).Cursor().Seek(key(after + 1))
+		if k == nil {
+			return ErrNotFound
+		}
+		var err error
+		r, err = decodeRecord(k, v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("next job after %d: %w", after, err)
+	}
+	return r, nil
 }
 
 // Put replaces the stored record of job r.ID with r and sets r.Updated. It
