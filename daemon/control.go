@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -20,6 +21,12 @@ var Version = "dev"
 
 // maxBody bounds a request body; every body the API takes is small.
 const maxBody = 1 << 20
+
+// DefaultEventWriteTimeout is how long an event stream's client may leave
+// a written event unread, its socket's buffer full, before it is dropped.
+// A client that stopped reading costs the daemon little while it waits,
+// and one that was merely slow reconnects.
+const DefaultEventWriteTimeout = 5 * time.Second
 
 // Server serves the control API over a listener, normally the daemon's
 // Unix socket.
@@ -33,6 +40,10 @@ type Server struct {
 	// Logger receives a line per state-changing request. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// EventWriteTimeout is how long writing one event to a stream may
+	// make no progress before the stream is dropped as stalled. Zero
+	// means DefaultEventWriteTimeout.
+	EventWriteTimeout time.Duration
 
 	http   *http.Server
 	cancel context.CancelFunc
@@ -277,39 +288,61 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // stream writes events as newline-delimited JSON, flushing each, until
-// the client leaves, the daemon stops, or (for one job) the job ends.
+// the client leaves, the daemon stops, (for one job) the job ends, or the
+// client stops reading: a write that makes no progress for
+// EventWriteTimeout, or falling more than 256 jobs behind, drops it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, id uint64) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(http.MethodGet)
 	}
-	ch, stop, err := s.Daemon.Subscribe(id)
+	sub, err := s.Daemon.Subscribe(id)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer sub.Close()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+	timeout := s.eventWriteTimeout()
+	// net/http ends the response after we return: that write gets a
+	// deadline of its own, not what is left of the last event's.
+	defer rc.SetWriteDeadline(time.Now().Add(timeout))
+	// A shutdown ends a write blocked on a client that does not read.
+	stop := context.AfterFunc(r.Context(), func() { rc.SetWriteDeadline(time.Now()) })
+	defer stop()
 	enc := json.NewEncoder(w)
 	for {
-		select {
-		case e, ok := <-ch:
-			if !ok {
-				return nil
+		e, err := sub.Next(r.Context())
+		if err != nil {
+			if errors.Is(err, errFellBehind) {
+				s.logger().Info("event stream dropped", "reason", err, "job", id)
+			} else if !errors.Is(err, errShutdown) && r.Context().Err() == nil {
+				s.logger().Error("event stream", "err", err)
 			}
-			if err := enc.Encode(e); err != nil {
-				return nil
+			return nil
+		}
+		rc.SetWriteDeadline(time.Now().Add(timeout))
+		err = enc.Encode(e)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && r.Context().Err() == nil {
+				s.logger().Info("event stream dropped", "reason", fmt.Sprintf("a write made no progress for %v", timeout), "job", id)
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-			if id != 0 && (e.Type == api.EventRemoved || e.Job.Done()) {
-				return nil
-			}
-		case <-r.Context().Done():
+			return nil
+		}
+		if id != 0 && (e.Type == api.EventRemoved || e.Job.Done()) {
 			return nil
 		}
 	}
+}
+
+func (s *Server) eventWriteTimeout() time.Duration {
+	if s.EventWriteTimeout > 0 {
+		return s.EventWriteTimeout
+	}
+	return DefaultEventWriteTimeout
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -649,7 +649,7 @@ func (d *Daemon) Remove(id uint64) error {
 		return err
 	}
 	d.log.Info("job removed", "job", id)
-	d.events.send(api.Event{Type: api.EventRemoved, Job: j})
+	d.events.send(api.EventRemoved, id, &j)
 	return nil
 }
 
@@ -698,22 +698,19 @@ func (d *Daemon) Limit() int64 {
 	return d.cfg.Limit
 }
 
-// publish sends a job's snapshot to the event subscribers.
+// publish tells the event subscribers that job id changed.
 func (d *Daemon) publish(typ string, id uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.publishLocked(typ, id)
 }
 
+// publishLocked tells the event subscribers that job id changed. Only the
+// job's ID is noted: each subscriber renders the job when it writes it.
+// The lock orders the change with the subscribers' snapshots (see
+// nextEvent).
 func (d *Daemon) publishLocked(typ string, id uint64) {
-	if !d.events.listening() {
-		return
-	}
-	j, err := d.jobLocked(id)
-	if err != nil {
-		return
-	}
-	d.events.send(api.Event{Type: typ, Job: j})
+	d.events.send(typ, id, nil)
 }
 
 // progressInterval is how often running jobs' progress is published.
@@ -721,6 +718,9 @@ const progressInterval = 500 * time.Millisecond
 
 // tick publishes the running jobs' progress while anyone listens.
 func (d *Daemon) tick() {
+	if !d.events.listening() {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id := range d.active {
@@ -728,28 +728,16 @@ func (d *Daemon) tick() {
 	}
 }
 
-// Subscribe returns a channel of events for one job (id > 0) or all, and
-// a function to stop. The channel starts with each job's snapshot and is
-// closed when the daemon closes or the subscriber falls too far behind.
-func (d *Daemon) Subscribe(id uint64) (<-chan api.Event, func(), error) {
+// Subscribe opens a stream of events for one job (id > 0) or all. It
+// starts with a snapshot: the job's state, or every job's in ID order,
+// each rendered as it is when the stream reaches it. Close it when done.
+func (d *Daemon) Subscribe(id uint64) (*Subscription, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var initial []api.Event
 	if id > 0 {
-		j, err := d.jobLocked(id)
-		if err != nil {
-			return nil, nil, err
-		}
-		initial = append(initial, api.Event{Type: api.EventState, Job: j})
-	} else {
-		recs, _, err := d.db.List()
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range recs {
-			initial = append(initial, api.Event{Type: api.EventState, Job: d.view(r)})
+		if _, err := d.record(id); err != nil {
+			return nil, err
 		}
 	}
-	ch, cancel := d.events.subscribe(id, initial)
-	return ch, cancel, nil
+	return &Subscription{d: d, s: d.events.subscribe(id)}, nil
 }

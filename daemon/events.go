@@ -1,25 +1,61 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
 )
 
-// subscriberBuffer is how many events a subscriber may fall behind before
-// it is dropped; a dropped watcher reconnects and starts from a snapshot.
-const subscriberBuffer = 256
+// maxPending is how many distinct jobs may wait to be written to one
+// subscriber; a change to one more drops it. A dropped watcher reconnects
+// and starts again from a snapshot.
+const maxPending = 256
 
-// hub fans events out to subscribers without ever blocking the sender.
+// Why a subscription ends before its client leaves.
+var (
+	errFellBehind   = errors.New("fell more than 256 jobs behind")
+	errUnsubscribed = errors.New("subscription closed")
+)
+
+// hub fans job changes out to subscribers. It holds no copies of jobs,
+// only which jobs changed and how: each subscriber renders a job when it
+// writes it, so a slow subscriber sees every job's latest state and only
+// the changes in between merge. Sending never blocks: the hub's lock is
+// held only to note a change, never across a write to a client.
+//
+// The daemon calls send with its own lock held, and renders a snapshot
+// under the same lock; that orders every change with a subscriber's walk
+// over the store (see send and nextEvent).
 type hub struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
 }
 
+// change is a job's change not yet written to one subscriber.
+type change struct {
+	id  uint64
+	typ string // an api.Event* type
+	// gone is a removed job's last snapshot: it is no longer in the
+	// store to render.
+	gone *api.Job
+}
+
+// subscriber is one client's place in the stream of changes.
 type subscriber struct {
-	job uint64 // 0 for all jobs
-	ch  chan api.Event
+	job  uint64        // 0 for all jobs
+	wake chan struct{} // holds a token when a change is pending or it ended
+
+	// Guarded by the hub's mu.
+	walking bool   // the snapshot's walk over the store is under way
+	cursor  uint64 // the last job the walk yielded
+	pending map[uint64]change
+	order   []uint64 // the pending jobs, oldest change first
+	end     error    // why it ended, once it has
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -30,52 +66,209 @@ func (h *hub) listening() bool {
 	return len(h.subs) > 0
 }
 
-func (h *hub) subscribe(job uint64, initial []api.Event) (<-chan api.Event, func()) {
-	s := &subscriber{job: job, ch: make(chan api.Event, subscriberBuffer+len(initial))}
-	for _, e := range initial {
-		s.ch <- e
+// subscribe adds a subscriber to job's changes (0: every job's). One job's
+// subscriber starts with that job's state pending, every job's with a walk
+// over the store in ID order.
+func (h *hub) subscribe(job uint64) *subscriber {
+	s := &subscriber{job: job, wake: make(chan struct{}, 1), pending: map[uint64]change{}}
+	if job != 0 {
+		s.pending[job] = change{id: job, typ: api.EventState}
+		s.order = append(s.order, job)
+	} else {
+		s.walking = true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		close(s.ch)
-		return s.ch, func() {}
+		h.endLocked(s, errShutdown)
+		return s
 	}
 	h.subs[s] = struct{}{}
-	return s.ch, func() { h.drop(s) }
+	return s
 }
 
-func (h *hub) drop(s *subscriber) {
+// unsubscribe removes s; it is safe to call more than once.
+func (h *hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; ok {
-		delete(h.subs, s)
-		close(s.ch)
+	h.endLocked(s, errUnsubscribed)
+}
+
+// endLocked removes s and frees what it held; next then returns why.
+func (h *hub) endLocked(s *subscriber, why error) {
+	delete(h.subs, s)
+	if s.end == nil {
+		s.end = why
+	}
+	s.pending, s.order = nil, nil
+	s.notify()
+}
+
+func (s *subscriber) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (h *hub) send(e api.Event) {
+// rank orders the event types: a pending change takes the strongest type
+// sent since it was last written.
+func rank(typ string) int {
+	switch typ {
+	case api.EventProgress:
+		return 1
+	case api.EventState:
+		return 2
+	case api.EventRemoved:
+		return 3
+	}
+	return 0
+}
+
+// send notes that job id changed; gone is its last snapshot when typ is
+// api.EventRemoved. A subscriber with more than maxPending jobs waiting is
+// dropped.
+func (h *hub) send(typ string, id uint64, gone *api.Job) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
-		if s.job != 0 && s.job != e.Job.ID {
+		if s.job != 0 && s.job != id {
 			continue
 		}
-		select {
-		case s.ch <- e:
-		default:
-			delete(h.subs, s)
-			close(s.ch)
+		// The walk has not reached this job yet: it will render it as it
+		// is then, or not at all if it is gone.
+		if s.walking && id > s.cursor {
+			continue
 		}
+		c, ok := s.pending[id]
+		if !ok {
+			if len(s.pending) >= maxPending {
+				h.endLocked(s, errFellBehind)
+				continue
+			}
+			c.id = id
+			s.order = append(s.order, id)
+		}
+		if rank(typ) >= rank(c.typ) {
+			c.typ, c.gone = typ, gone
+		}
+		s.pending[id] = c
+		s.notify()
 	}
 }
 
+// close ends every subscription.
 func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
 	for s := range h.subs {
-		delete(h.subs, s)
-		close(s.ch)
+		h.endLocked(s, errShutdown)
 	}
+}
+
+// walk says where s's snapshot walk is: walking is false once it is over.
+// err is why s ended, if it has.
+func (h *hub) walk(s *subscriber) (cursor uint64, walking bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return s.cursor, s.walking && s.end == nil, s.end
+}
+
+// walked records that s's walk yielded job id, or, with done, that it
+// found no job after the cursor and is over.
+func (h *hub) walked(s *subscriber, id uint64, done bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if done {
+		s.walking = false
+		return
+	}
+	s.cursor = id
+}
+
+// next takes s's oldest pending change; ok is false when there is none.
+// err is why s ended, if it has.
+func (h *hub) next(s *subscriber) (c change, ok bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.end != nil {
+		return change{}, false, s.end
+	}
+	if len(s.order) == 0 {
+		return change{}, false, nil
+	}
+	id := s.order[0]
+	s.order = s.order[1:]
+	c = s.pending[id]
+	delete(s.pending, id)
+	return c, true, nil
+}
+
+// Subscription is one client's stream of job events, from Subscribe.
+type Subscription struct {
+	d *Daemon
+	s *subscriber
+}
+
+// Next waits for the next event and returns it, with the job rendered as
+// it is now. It returns an error once the stream must end: the daemon is
+// closing, the subscriber fell more than 256 jobs behind and was dropped,
+// Close was called, or ctx is done.
+func (sub *Subscription) Next(ctx context.Context) (api.Event, error) {
+	for {
+		e, ok, err := sub.d.nextEvent(sub.s)
+		if err != nil || ok {
+			return e, err
+		}
+		select {
+		case <-sub.s.wake:
+		case <-ctx.Done():
+			return api.Event{}, ctx.Err()
+		}
+	}
+}
+
+// Close ends the subscription. It is safe to call more than once.
+func (sub *Subscription) Close() { sub.d.events.unsubscribe(sub.s) }
+
+// nextEvent renders s's next event: the next job of its snapshot's walk,
+// or its oldest pending change. ok is false when there is none yet.
+//
+// It holds the daemon's lock, as send's callers do: a change to a job the
+// walk has not reached is left to the walk, so the walk must read the job
+// and move its cursor with no change in between.
+func (d *Daemon) nextEvent(s *subscriber) (e api.Event, ok bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cursor, walking, err := d.events.walk(s)
+	if err != nil {
+		return api.Event{}, false, err
+	}
+	if walking {
+		r, err := d.db.Next(cursor)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			d.events.walked(s, 0, true)
+		case err != nil:
+			return api.Event{}, false, fmt.Errorf("event stream's snapshot: %w", err)
+		default:
+			d.events.walked(s, r.ID, false)
+			return api.Event{Type: api.EventState, Job: d.view(r)}, true, nil
+		}
+	}
+	c, ok, err := d.events.next(s)
+	if err != nil || !ok {
+		return api.Event{}, false, err
+	}
+	if c.gone != nil {
+		return api.Event{Type: c.typ, Job: *c.gone}, true, nil
+	}
+	// The job is in the store: its removal would have replaced this
+	// change with one carrying its last snapshot.
+	j, err := d.jobLocked(c.id)
+	if err != nil {
+		return api.Event{}, false, fmt.Errorf("event stream: %w", err)
+	}
+	return api.Event{Type: c.typ, Job: j}, true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -381,6 +382,32 @@ func (db *DB) List() ([]*Record, []*RecordError, error) {
 		return nil, nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return rs, bad, nil
+}
+
+// Next returns the readable job with the smallest ID greater than after,
+// or an error wrapping ErrNotFound if there is none. It lets a caller walk
+// every job in ID order, one at a time, without holding them all; jobs
+// that cannot be read are passed over, as List reports them apart.
+func (db *DB) Next(after uint64) (*Record, error) {
+	var r *Record
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if after == math.MaxUint64 {
+			return ErrNotFound
+		}
+		c := tx.Bucket(jobsBucket).Cursor()
+		for k, v := c.Seek(key(after + 1)); k != nil; k, v = c.Next() {
+			var bad *RecordError
+			r, bad = readJob(k, v, tx.Bucket(bitmapsBucket).Get(k), tx.Bucket(hashesBucket).Get(k))
+			if bad == nil {
+				return nil
+			}
+		}
+		return ErrNotFound
+	})
+	if err != nil {
+		return nil, fmt.Errorf("next job after %d: %w", after, err)
+	}
+	return r, nil
 }
 
 // Put replaces the stored record of job r.ID with r and sets r.Updated. It

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,6 +289,40 @@ func TestDB_List(t *testing.T) {
 	}
 	for i := range got {
 		checkRecord(t, got[i], want[i])
+	}
+}
+
+// Next walks the jobs in ID order, over the gaps removed jobs leave.
+func TestDB_Next(t *testing.T) {
+	db, _ := openTestDB(t)
+	var ids []uint64
+	for range 5 {
+		r := testRecord()
+		if err := db.Create(r, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := db.Delete(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for after := uint64(0); ; {
+		r, err := db.Next(after)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.ID)
+		after = r.ID
+	}
+	if want := []uint64{ids[0], ids[1], ids[3], ids[4]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("walk with Next: %v, want %v", got, want)
+	}
+	if _, err := db.Next(math.MaxUint64); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Next(MaxUint64): %v, want ErrNotFound", err)
 	}
 }
 
