@@ -524,3 +524,60 @@ func TestChaosSchedule(t *testing.T) {
 		t.Error("seeds 1 and 2 give the same schedule")
 	}
 }
+
+// A kill -9 of idmd just as the finished file appears under its own name,
+// before the job is recorded completed: the restarted idmd must find the
+// job done, with the one file, fetching nothing again and publishing no
+// second copy. The kill lands in that window only when the test sees the
+// name soon enough; the rounds that did are counted.
+func TestChaosKillAtPublish(t *testing.T) {
+	const size = 8 << 20
+	rounds := pick(3, 10)
+	landed := 0
+	for i := range rounds {
+		t.Run(fmt.Sprintf("round=%d", i), func(t *testing.T) {
+			file, want := proctest.Sample(t, size, uint64(100+i))
+			srv := proctest.StartServers(t, file, 4, "8M")
+			d := proctest.NewDaemon(t)
+			d.Start()
+			out := t.TempDir()
+			id := d.Add(out, srv)
+			final := filepath.Join(out, filepath.Base(file))
+			deadline := time.Now().Add(time.Minute)
+			for {
+				if _, err := os.Lstat(final); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not appear within a minute", final)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			d.Kill()
+			sent := serverWritten(t, srv.Cmd.Process.Pid)
+			if state := deadDaemonRecord(t, d.StateDir, id).State; state != api.StateCompleted {
+				landed++
+				t.Logf("killed with the file published and the job still %s in the store", state)
+			}
+			d.Start()
+			var j *api.Job
+			proctest.WaitFor(t, "the job to complete", time.Minute, func() bool {
+				j = d.Job(id)
+				if j.Done() && j.State != api.StateCompleted {
+					t.Fatalf("job ended %s: %s", j.State, j.LastError)
+				}
+				return j.State == api.StateCompleted
+			})
+			if j.Path != final {
+				t.Errorf("the job's file is %q, want %q", j.Path, final)
+			}
+			if lost := diffSoleFile(t, out, filepath.Base(file), want); lost != 0 {
+				t.Errorf("%d bytes of the completed file differ from the original", lost)
+			}
+			if again := serverWritten(t, srv.Cmd.Process.Pid) - sent; again > size/4 {
+				t.Errorf("the servers sent %d bytes more after the restart: the finished file was fetched again", again)
+			}
+		})
+	}
+	t.Logf("%d of %d kills landed between the file's publication and the job's record", landed, rounds)
+}
