@@ -231,7 +231,7 @@ func runChaos(t *testing.T, cfg chaosConfig, seed uint64) chaosResult {
 		if long {
 			form = "IDM_RELIABILITY=long "
 		}
-		t.Logf("chaos seed %d FAILED. Schedule:\n%sFired:\n  %s\nReplay: %sIDM_CHAOS_SEED=%d go test -count=1 -run TestChaos -v ./reliability/",
+		t.Logf("chaos seed %d FAILED. Schedule:\n%sFired:\n  %s\nReplay: %sIDM_CHAOS_SEED=%d go test -count=1 -run 'TestChaos$' -v ./reliability/",
 			seed, b.String(), strings.Join(trace, "\n  "), form, seed)
 	})
 
