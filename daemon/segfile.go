@@ -90,11 +90,12 @@ func (sf *segmentFile) putBuf(b *[]byte) { sf.bufs.Put(b) }
 // streamer receives a segment straight into the partial file, hashing it
 // on the way.
 type streamer struct {
-	sf   *segmentFile
-	i    int
-	off  int64
-	hash *blake3.Hasher
-	buf  []byte
+	sf       *segmentFile
+	i        int
+	off      int64
+	received int64 // bytes of the segment received so far
+	hash     *blake3.Hasher
+	buf      []byte
 }
 
 func (s *streamer) reset(sf *segmentFile, i int) {
@@ -102,11 +103,12 @@ func (s *streamer) reset(sf *segmentFile, i int) {
 		s.hash, s.buf = blake3.New(), make([]byte, streamChunk)
 	}
 	s.hash.Reset()
-	s.sf, s.i = sf, i
+	s.sf, s.i, s.received = sf, i, 0
 	s.off, _ = sf.m.Segment(i)
 }
 
 func (s *streamer) Write(p []byte) (int, error) {
+	s.received += int64(len(p))
 	s.hash.Write(p)
 	if err := s.sf.write(s.i, p, s.off); err != nil {
 		return 0, err

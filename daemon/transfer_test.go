@@ -164,6 +164,11 @@ func TestTransfer_Run_StallHalfwayThroughRange(t *testing.T) {
 	if st := sourceStat(t, got, "idm://"+stall.addr()); st.Bytes != 0 || !strings.Contains(st.LastError, "stalled") {
 		t.Errorf("stalling server: %+v, want no verified bytes and a stall error", st)
 	}
+	// What arrived of the cut-off segment counts as fetched: the API's
+	// fetched is every byte received.
+	if st := sourceStat(t, got, "idm://"+stall.addr()); st.Fetched < 64<<10 {
+		t.Errorf("stalling server: fetched %d bytes, want the half segment it sent counted", st.Fetched)
+	}
 }
 
 func TestTransfer_Run_CorruptSegments(t *testing.T) {

@@ -258,18 +258,24 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 			sum transport.Hash
 			buf *[]byte
 			err error
+			got int64 // bytes received, whole segment or not
 		)
 		w.setHead(a.seg)
 		if a.dup {
 			buf = part.getBuf()
-			err = st.ReceiveTo(&filler{b: (*buf)[:n]}, n)
-			sum = transport.SumSegment((*buf)[:n])
+			f := filler{b: (*buf)[:n]}
+			err = st.ReceiveTo(&f, n)
+			sum, got = transport.SumSegment((*buf)[:n]), int64(f.n)
 		} else {
 			w.in.reset(part, a.seg)
 			err = st.ReceiveTo(&w.in, n)
-			sum = w.in.sum()
+			sum, got = w.in.sum(), w.in.received
 		}
 		w.setHead(-1)
+		w.src.mu.Lock()
+		w.src.fetched += got
+		w.src.mu.Unlock()
+		t.fetched.Add(got)
 		if err != nil {
 			if buf != nil {
 				part.putBuf(buf)
@@ -283,10 +289,6 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		}
 		queue = queue[1:]
 		now := time.Now()
-		w.src.mu.Lock()
-		w.src.fetched += n
-		w.src.mu.Unlock()
-		t.fetched.Add(n)
 		if sum != t.man.Segments[a.seg] {
 			if buf != nil {
 				part.putBuf(buf)
