@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -275,4 +276,69 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q: ports %v rates %v files %d", tc.args, c.ports, c.rates, len(c.files))
 		}
 	}
+}
+
+// A console line too long to be a command is refused with one error line,
+// and the console goes on reading: E1 after it still works.
+func TestIDMServer_ConsoleLongLine(t *testing.T) {
+	path := testData(t, 1<<20)
+	ports := freePorts(t, 2)
+	cmd := exec.Command(binary, "-i", "0.2", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p",
+		strconv.Itoa(ports[0]), strconv.Itoa(ports[1]))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1000)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	p.waitStatus(t, 2, 1, "alive")
+
+	io.WriteString(stdin, strings.Repeat("x", 100<<10)+"\nE1\n")
+	p.waitStatus(t, 2, 1, "dead")
+	if reachable(ports[0]) {
+		t.Error("server 1 still reachable after E1")
+	}
+	if !reachable(ports[1]) {
+		t.Error("server 2 went down too")
+	}
+	var long []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "idm-server: ") {
+			long = append(long, l)
+		}
+	}
+	if len(long) != 1 || !strings.Contains(long[0], "too long") || len(long[0]) > 200 {
+		t.Errorf("want one short error line about the long line, got %q", long)
+	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
