@@ -65,8 +65,11 @@ func (f *fleet) command(line string) error {
 		f.log.Info("server shut down", "server", k, "port", f.ports[k-1])
 		return nil
 	}
+	if s.Alive() {
+		return fmt.Errorf("server %d is already up", k)
+	}
 	if err := s.Start(); err != nil {
-		return fmt.Errorf("start server %d: %w", k, err)
+		return fmt.Errorf("start %w", listenError(k, f.ports[k-1], err))
 	}
 	f.log.Info("server started", "server", k, "port", f.ports[k-1])
 	return nil

@@ -207,7 +207,6 @@ func TestIDMServer_StatusLinesAndConsole(t *testing.T) {
 
 func TestIDMServer_UsageErrors(t *testing.T) {
 	path := testData(t, 1000)
-	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -220,9 +219,13 @@ func TestIDMServer_UsageErrors(t *testing.T) {
 		{"port zero", []string{"-i", "1", "-n", "1", "-f", path, "-p", "0"}, "1..65535"},
 		{"port too big", []string{"-i", "1", "-n", "1", "-f", path, "-p", "70000"}, "1..65535"},
 		{"port not a number", []string{"-i", "1", "-n", "1", "-f", path, "-p", "http"}, "1..65535"},
-		{"interval zero", []string{"-i", "0", "-n", "1", "-f", path, "-p", "9001"}, "positive"},
-		{"missing file", []string{"-i", "1", "-n", "1", "-f", filepath.Join(dir, "nope"), "-p", "9001"}, "no such file"},
-		{"directory", []string{"-i", "1", "-n", "1", "-f", dir, "-p", "9001"}, "not a regular file"},
+		{"interval zero", []string{"-i", "0", "-n", "1", "-f", path, "-p", "9001"}, "more than 0"},
+		{"interval not a number", []string{"-i", "NaN", "-n", "1", "-f", path, "-p", "9001"}, "more than 0"},
+		{"interval too long", []string{"-i", "1e300", "-n", "1", "-f", path, "-p", "9001"}, "at most 86400"},
+		{"-i twice", []string{"-i", "1", "-i", "2", "-n", "1", "-f", path, "-p", "9001"}, "-i given twice"},
+		{"--rate twice", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "--rate", "1M", "--rate", "2M"}, "--rate given twice"},
+		{"stray comma", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001,"}, "empty port"},
+		{"extra argument after the ports", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "extra"}, `port "extra"`},
 		{"bad rate", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "--rate", "fast"}, "--rate"},
 		{"rate count", []string{"-i", "1", "-n", "3", "-f", path, "-p", "9001,9002,9003", "--rate", "1M,2M"}, "--rate has 2 values"},
 		{"stray argument", []string{"-i", "1", "-n", "1", "-f", path, "stray", "-p", "9001"}, "unexpected argument"},
@@ -239,6 +242,49 @@ func TestIDMServer_UsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(string(out), "usage: idm-server -i <status_interval>") {
 				t.Error("usage not printed")
+			}
+		})
+	}
+}
+
+// A command line that is right but cannot be served (a missing file, a
+// port taken) gets its one error line, without the usage that would push
+// it off the screen.
+func TestIDMServer_RuntimeErrors(t *testing.T) {
+	path := testData(t, 1000)
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	free := strconv.Itoa(freePorts(t, 1)[0])
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"missing file", []string{"-i", "1", "-n", "1", "-f", filepath.Join(dir, "nope"), "-p", free}, "no such file"},
+		{"directory", []string{"-i", "1", "-n", "1", "-f", dir, "-p", free}, "not a regular file"},
+		{"port taken", []string{"-i", "1", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p", free, port}, "port " + port + " is taken"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d (%v), want 1; stderr:\n%s", code, err, stderr.String())
+			}
+			var errs []string
+			for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				if !strings.Contains(l, "level=") { // the log of what went right first
+					errs = append(errs, l)
+				}
+			}
+			if len(errs) != 1 || !strings.HasPrefix(errs[0], "idm-server: ") || !strings.Contains(errs[0], tc.says) {
+				t.Errorf("stderr %q, want one error line saying %q", stderr.String(), tc.says)
 			}
 		})
 	}
