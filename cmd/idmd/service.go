@@ -87,6 +87,17 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	// Without a service manager there is no service to ask about or to
+	// start; the library would try SysV scripts and fail with no reason.
+	if err := service.ManagerRunning(); err != nil && cmd != "install" && cmd != "uninstall" {
+		msg := fmt.Sprintf("%v; run the daemon in the foreground with: idmd run", err)
+		if cmd == "status" {
+			fmt.Fprintf(stdout, "idmd: %s\n", msg)
+			return exitNotInstalled
+		}
+		fmt.Fprintf(stderr, "idmd %s: %s\n", cmd, msg)
+		return 1
+	}
 	if msg := checkPrivilege(cmd, *user); msg != "" {
 		fmt.Fprintf(stderr, "idmd %s: %s\n", cmd, msg)
 		return 1
