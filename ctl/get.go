@@ -24,11 +24,11 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	fs := newFlagSet("get")
 	resume := fs.Bool("r", false, "resume the unfinished download of the same servers into the same directory")
 	var interval time.Duration
-	fs.Func("i", "`SECONDS` between reports (such as 1 or 0.5)", func(s string) (err error) {
+	fs.Func("i", "print a report every `SECONDS` (such as 1 or 0.5)", func(s string) (err error) {
 		interval, err = parseInterval(s)
 		return err
 	})
-	dir := fs.String("o", "", "the output `DIR`ectory")
+	dir := fs.String("o", "", "download into `DIR`")
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {

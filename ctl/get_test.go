@@ -121,7 +121,7 @@ func TestGet_Usage(t *testing.T) {
 			if want := "idmctl get: " + tt.msg; first != want {
 				t.Errorf("first line %q, want %q", first, want)
 			}
-			if !strings.HasPrefix(rest, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n") || !strings.Contains(rest, "  -p PORT") {
+			if !strings.HasPrefix(rest, "\nusage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n") || !strings.Contains(rest, "  -p PORT") {
 				t.Errorf("no usage after the message:\n%s", rest)
 			}
 			if r.stdout != "" {

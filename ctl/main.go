@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -110,13 +111,14 @@ func (c *cli) main(ctx context.Context, args []string) int {
 			c.usage(c.stdout, gfs)
 			return ExitOK
 		}
-		fmt.Fprintf(c.stderr, "idmctl: %v\n", err)
+		fmt.Fprintf(c.stderr, "idmctl: %s\n\n", respell(gfs, err.Error()))
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
 	c.client.Socket = *socket
 	args = gfs.Args()
 	if len(args) == 0 {
+		fmt.Fprintf(c.stderr, "idmctl: missing the command\n\n")
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
@@ -132,7 +134,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
-		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n", args[0])
+		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n\n", args[0])
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
@@ -155,7 +157,7 @@ func (c *cli) exit(ctx context.Context, cmd *command, err error) int {
 			cmd.usage(c.stdout, ue.fs)
 			return ExitOK
 		}
-		fmt.Fprintf(c.stderr, "idmctl %s: %s\n", cmd.name, ue.msg)
+		fmt.Fprintf(c.stderr, "idmctl %s: %s\n\n", cmd.name, ue.msg)
 		cmd.usage(c.stderr, ue.fs)
 		return ExitUsage
 	case errors.As(err, &ee):
@@ -219,13 +221,40 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
+// printDefaults lists fs's flags as the usage lines spell them: the
+// seed's one-letter flags with one dash (-i), the others with two
+// (--json), which the flag package accepts as well as one. One-letter
+// flags come first. Defaults are in the flags' own text where they matter.
 func printDefaults(w io.Writer, fs *flag.FlagSet) {
 	if fs == nil {
 		return
 	}
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	var short, long []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 {
+			short = append(short, f)
+		} else {
+			long = append(long, f)
+		}
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range append(short, long...) {
+		name, text := flag.UnquoteUsage(f)
+		spelled := flagName(f.Name)
+		if name != "" {
+			spelled += " " + name
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", spelled, text)
+	}
+	tw.Flush()
+}
+
+// flagName spells a flag as idmctl's usage does: -i, --json.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // newFlagSet returns a flag set that reports its errors to parse.
@@ -248,7 +277,22 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &usageError{fs: fs, help: true}
 	}
-	return &usageError{fs: fs, msg: err.Error()}
+	return &usageError{fs: fs, msg: respell(fs, err.Error())}
+}
+
+// flagInMessage finds a flag named in one of the flag package's errors.
+var flagInMessage = regexp.MustCompile(`(flag needs an argument: |for flag |for )-([a-z][a-z-]+)`)
+
+// respell spells the flags of fs named in msg, one of the flag package's
+// errors, as the usage does: the package writes --limit as -limit.
+func respell(fs *flag.FlagSet, msg string) string {
+	return flagInMessage.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := flagInMessage.FindStringSubmatch(m)
+		if fs.Lookup(sub[2]) == nil {
+			return m
+		}
+		return sub[1] + flagName(sub[2])
+	})
 }
 
 // usageError is a wrong command line: its message and then the usage
