@@ -91,6 +91,7 @@ func (s *sourceArgs) list() ([]string, error) {
 // arguments, giving each positional one to pos, in order. Everything
 // after "--" is positional.
 func parseInterleaved(fs *flag.FlagSet, args []string, pos func(string) error) error {
+	onlyOnce(fs)
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
 			return flagError(fs, err)

@@ -74,8 +74,13 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var r reporter
+	o := &outage{after: c.outageAfter}
+	defer o.stop()
 	for {
 		select {
+		case <-o.C():
+			o.fired()
+			o.tell(c.stderr, time.Now())
 		case ev, ok := <-f.C:
 			if !ok {
 				if ctx.Err() != nil {
@@ -88,6 +93,10 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 			}
 			if ev.Job.ID != id {
 				continue
+			}
+			if ev.Type != api.EventRemoved {
+				o.observe(&ev.Job, time.Now())
+				o.tell(c.stderr, time.Now())
 			}
 			if !isFinal(ev) {
 				r.observe(&ev.Job.Progress)

@@ -52,6 +52,9 @@ type cli struct {
 	// retryInterval and retryTimeout pace the reconnection of a broken
 	// event stream.
 	retryInterval, retryTimeout time.Duration
+	// outageAfter is how long every source of get's job must have
+	// failed before get says why on stderr.
+	outageAfter time.Duration
 	// lineInterval is how often watch prints when not on a terminal.
 	lineInterval time.Duration
 	// isTerminal says whether w is a terminal, for watch's bars.
@@ -65,6 +68,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 		client:        &Client{},
 		retryInterval: 500 * time.Millisecond,
 		retryTimeout:  60 * time.Second,
+		outageAfter:   4 * time.Second,
 		lineInterval:  time.Second,
 		isTerminal:    isTerminal,
 	}
@@ -106,12 +110,14 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	gfs.SetOutput(io.Discard)
 	socket := gfs.String("socket", "", "the daemon's control socket `PATH` (default $IDMD_SOCKET, else the system or per-user socket)")
 	gfs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+	onlyOnce(gfs)
 	if err := gfs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		ue := flagError(gfs, err).(*usageError)
+		if ue.help {
 			c.usage(c.stdout, gfs)
 			return ExitOK
 		}
-		fmt.Fprintf(c.stderr, "idmctl: %s\n\n", respell(gfs, err.Error()))
+		fmt.Fprintf(c.stderr, "idmctl: %s\n\n", ue.msg)
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
@@ -267,6 +273,7 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // parse parses args, turning errors (and -h) into usage errors.
 func parse(fs *flag.FlagSet, args []string) error {
+	onlyOnce(fs)
 	if err := fs.Parse(args); err != nil {
 		return flagError(fs, err)
 	}
@@ -277,7 +284,46 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &usageError{fs: fs, help: true}
 	}
+	var twice string
+	fs.Visit(func(f *flag.Flag) {
+		if o, ok := f.Value.(*onceValue); ok && o.twice {
+			twice = f.Name
+		}
+	})
+	if twice != "" {
+		return usagef(fs, "%s given twice", flagName(twice))
+	}
 	return &usageError{fs: fs, msg: respell(fs, err.Error())}
+}
+
+// onceValue is a flag that takes one value and may be given once: a
+// second value would silently win otherwise.
+type onceValue struct {
+	flag.Value
+	set, twice bool
+}
+
+func (o *onceValue) Set(v string) error {
+	if o.set {
+		o.twice = true
+		return errors.New("given twice")
+	}
+	o.set = true
+	return o.Value.Set(v)
+}
+
+// onlyOnce makes every flag of fs that takes a value refuse a second
+// one, but -p, whose ports add up.
+func onlyOnce(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			return
+		}
+		if _, ok := f.Value.(*onceValue); ok || f.Name == "p" {
+			return
+		}
+		f.Value = &onceValue{Value: f.Value}
+	})
 }
 
 // flagInMessage finds a flag named in one of the flag package's errors.
