@@ -129,11 +129,18 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return ExitUsage
 	}
 	if args[0] == "help" {
-		if len(args) > 1 {
-			if cmd := lookup(args[1]); cmd != nil {
-				cmd.usage(c.stdout, nil)
-				return ExitOK
-			}
+		switch {
+		case len(args) > 2:
+			fmt.Fprintf(c.stderr, "idmctl help: want at most one command\n\n")
+			c.usage(c.stderr, gfs)
+			return ExitUsage
+		case len(args) == 2 && lookup(args[1]) == nil:
+			fmt.Fprintf(c.stderr, "idmctl help: unknown command %q\n\n", args[1])
+			c.usage(c.stderr, gfs)
+			return ExitUsage
+		case len(args) == 2:
+			lookup(args[1]).usage(c.stdout, nil)
+			return ExitOK
 		}
 		c.usage(c.stdout, gfs)
 		return ExitOK

@@ -62,12 +62,13 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, serviceUsageText)
 		return 2
 	}
+	onlyOnce(flags, "download-dir")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, serviceUsageText)
 			return 0
 		}
-		return fail("%v", err)
+		return fail("%s", flagMessage(flags, err))
 	}
 	if flags.NArg() > 0 {
 		return fail("unexpected argument %q", flags.Arg(0))
