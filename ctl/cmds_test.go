@@ -60,6 +60,7 @@ func TestMain_Usage(t *testing.T) {
 		{"help get", []string{"help", "get"}, ExitOK, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
 		{"get -h", []string{"get", "-h"}, ExitOK, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
 		{"help pause", []string{"help", "pause"}, ExitOK, "usage: idmctl pause ID ...\n", ""},
+		{"global flag after the command", []string{"pause", "--json", "1"}, ExitUsage, "", "idmctl pause: --json goes before the command: idmctl --json pause ...\n\nusage: idmctl pause"},
 		{"help for no command", []string{"help", "fetch"}, ExitUsage, "", "idmctl help: unknown command \"fetch\"\n\nusage: idmctl"},
 		{"status without ID", []string{"status"}, ExitUsage, "", "idmctl status: want one job ID\n\nusage: idmctl status [--json] ID\n"},
 		{"bad ID", []string{"pause", "1", "x"}, ExitUsage, "", "idmctl pause: invalid job ID \"x\"\n\nusage: idmctl pause ID ...\n"},

@@ -300,6 +300,10 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if twice != "" {
 		return usagef(fs, "%s given twice", flagName(twice))
 	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok && (name == "socket" || name == "json") {
+		spelled := map[string]string{"socket": "--socket PATH", "json": "--json"}[name]
+		return usagef(fs, "--%s goes before the command: idmctl %s %s ...", name, spelled, fs.Name())
+	}
 	return &usageError{fs: fs, msg: respell(fs, err.Error())}
 }
 
