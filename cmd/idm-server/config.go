@@ -132,6 +132,9 @@ func parseArgs(args []string) (*config, error) {
 			if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
 				return nil, fmt.Errorf("%s needs a value", flagName(name))
 			}
+			if strings.HasPrefix(err.Error(), "invalid boolean value") {
+				return nil, errors.New("-h and --help take no value")
+			}
 			return nil, err
 		}
 		args = fs.Args()

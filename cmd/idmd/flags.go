@@ -68,11 +68,16 @@ func flagMessage(fs *flag.FlagSet, err error) string {
 	if twice != "" {
 		return "--" + twice + " given twice"
 	}
-	return flagInMessage.ReplaceAllStringFunc(err.Error(), func(m string) string {
+	msg := flagInMessage.ReplaceAllStringFunc(err.Error(), func(m string) string {
 		sub := flagInMessage.FindStringSubmatch(m)
 		if fs.Lookup(sub[2]) == nil {
 			return m
 		}
 		return sub[1] + "--" + sub[2]
 	})
+	// "parse error" is all the package says of a bad boolean.
+	return badBool.ReplaceAllString(msg, "$2 takes no value, or true or false, not $1")
 }
+
+// badBool is the flag package's error for a bad boolean value.
+var badBool = regexp.MustCompile(`^invalid boolean value ("[^"]*") for (-[-a-z]+): parse error$`)
