@@ -245,8 +245,8 @@ func TestBadCommandLines(t *testing.T) {
 	if len(rows) < 60 {
 		t.Errorf("only %d rows", len(rows))
 	}
-	for _, r := range rows {
-		t.Run(r.bin+" "+strings.Join(r.args, " "), func(t *testing.T) {
+	for i, r := range rows {
+		t.Run(rowName(i, r, l), func(t *testing.T) {
 			before := tree(t, l.dir)
 			res := runLine(t, d, l, r)
 			if res.Code != r.code {
@@ -277,6 +277,20 @@ func TestBadCommandLines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rowName names a row by its number and command line, without the
+// scratch directory's random name or slashes, so that -run can pick it:
+// "017 idmctl get -i 1 -o DIR:none ...".
+func rowName(i int, r badLine, l lines) string {
+	words := []string{fmt.Sprintf("%03d", i+1), r.bin}
+	for _, a := range r.args {
+		a = strings.ReplaceAll(a, l.socket, "SOCKET")
+		a = strings.ReplaceAll(a, l.stateDir, "STATE")
+		a = strings.ReplaceAll(a, l.dir, "DIR")
+		words = append(words, strings.ReplaceAll(a, "/", ":"))
+	}
+	return strings.Join(words, " ")
 }
 
 // newLines makes the scratch directory and what the rows refer to. The
