@@ -9,7 +9,7 @@ import (
 
 var addCmd = &command{
 	name:  "add",
-	args:  "[-r] [-o DIR] [-limit RATE] [-content HASH] SOURCE ... | -a IP -p PORT [PORT ...]",
+	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] SOURCE ... | -a IP -p PORT [PORT ...]",
 	short: "add a download and print its job ID",
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is
@@ -19,7 +19,7 @@ idm://host:port (IPv6 in brackets). It does not wait: see wait and watch.`,
 
 func (c *cli) runAdd(ctx context.Context, args []string) error {
 	fs := newFlagSet("add")
-	dir := fs.String("o", ".", "the output `DIR`ectory")
+	dir := fs.String("o", ".", "download into `DIR` (default: the current directory)")
 	resume := fs.Bool("r", false, "resume the unfinished download of the same sources into the same directory instead")
 	var limit rateFlag
 	fs.Var(&limit, "limit", "the job's own cap of `RATE` bytes per second, such as 10M or 5Mi")

@@ -24,7 +24,7 @@ type sourceArgs struct {
 
 func (s *sourceArgs) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.addr, "a", "", "the servers' `IP` address (or host name)")
-	fs.Func("p", "the servers' `PORT`s: -p 9001 9002 9003 or -p 9001,9002,9003", func(v string) error {
+	fs.Func("p", "the servers' `PORT`s, as separate arguments or a comma list: -p 9001 9002 9003 or -p 9001,9002,9003", func(v string) error {
 		s.sawP = true
 		return s.addPorts(v)
 	})
@@ -91,6 +91,7 @@ func (s *sourceArgs) list() ([]string, error) {
 // arguments, giving each positional one to pos, in order. Everything
 // after "--" is positional.
 func parseInterleaved(fs *flag.FlagSet, args []string, pos func(string) error) error {
+	onlyOnce(fs)
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
 			return flagError(fs, err)
@@ -153,7 +154,7 @@ func parseRate(s string) (int64, error) {
 	return transport.ParseBytes(s)
 }
 
-// rateFlag is a -limit flag's value.
+// rateFlag is a --limit flag's value.
 type rateFlag int64
 
 func (r *rateFlag) String() string { return strconv.FormatInt(int64(*r), 10) }

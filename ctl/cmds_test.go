@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,16 +52,18 @@ func TestMain_Usage(t *testing.T) {
 		stdout string // a prefix
 		stderr string // a prefix
 	}{
-		{"no command", nil, ExitUsage, "", "usage: idmctl [--socket PATH] [--json] COMMAND [ARGS]\n"},
-		{"unknown command", []string{"fetch"}, ExitUsage, "", "idmctl: unknown command \"fetch\"\nusage: idmctl"},
-		{"unknown global flag", []string{"--fast", "ls"}, ExitUsage, "", "idmctl: flag provided but not defined: -fast\nusage: idmctl"},
+		{"no command", nil, ExitUsage, "", "idmctl: missing the command\n\nusage: idmctl [--socket PATH] [--json] COMMAND [ARGS]\n"},
+		{"unknown command", []string{"fetch"}, ExitUsage, "", "idmctl: unknown command \"fetch\"\n\nusage: idmctl"},
+		{"unknown global flag", []string{"--fast", "ls"}, ExitUsage, "", "idmctl: flag provided but not defined: -fast\n\nusage: idmctl"},
 		{"help", []string{"help"}, ExitOK, "usage: idmctl [--socket PATH] [--json] COMMAND [ARGS]\n", ""},
 		{"-h", []string{"-h"}, ExitOK, "usage: idmctl [--socket PATH] [--json] COMMAND [ARGS]\n", ""},
-		{"help get", []string{"help", "get"}, ExitOK, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
-		{"get -h", []string{"get", "-h"}, ExitOK, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
+		{"help get", []string{"help", "get"}, ExitOK, "usage: idmctl get [-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
+		{"get -h", []string{"get", "-h"}, ExitOK, "usage: idmctl get [-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n\nGet asks idmd", ""},
 		{"help pause", []string{"help", "pause"}, ExitOK, "usage: idmctl pause ID ...\n", ""},
-		{"status without ID", []string{"status"}, ExitUsage, "", "idmctl status: want one job ID\nusage: idmctl status ID\n"},
-		{"bad ID", []string{"pause", "1", "x"}, ExitUsage, "", "idmctl pause: invalid job ID \"x\"\nusage: idmctl pause ID ...\n"},
+		{"global flag after the command", []string{"pause", "--json", "1"}, ExitUsage, "", "idmctl pause: --json goes before the command: idmctl --json pause ...\n\nusage: idmctl pause"},
+		{"help for no command", []string{"help", "fetch"}, ExitUsage, "", "idmctl help: unknown command \"fetch\"\n\nusage: idmctl"},
+		{"status without ID", []string{"status"}, ExitUsage, "", "idmctl status: want one job ID\n\nusage: idmctl status [--json] ID\n"},
+		{"bad ID", []string{"pause", "1", "x"}, ExitUsage, "", "idmctl pause: invalid job ID \"x\"\n\nusage: idmctl pause ID ...\n"},
 		{"no ID", []string{"rm"}, ExitUsage, "", "idmctl rm: missing job ID\n"},
 		{"ls with an argument", []string{"ls", "1"}, ExitUsage, "", "idmctl ls: unexpected argument \"1\"\n"},
 		{"watch two IDs", []string{"watch", "1", "2"}, ExitUsage, "", "idmctl watch: want at most one job ID\n"},
@@ -333,7 +336,7 @@ func TestLimit(t *testing.T) {
 		t.Run("bad "+strings.Join(args, " "), func(t *testing.T) {
 			d := newFakeDaemon(t)
 			r := run(t, d, append([]string{"limit"}, args...)...)
-			if r.code != ExitUsage || !strings.Contains(r.stderr, "usage: idmctl limit [[ID] RATE]") {
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "usage: idmctl limit [--json] [[ID] RATE]") {
 				t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
 			}
 			if len(d.requests()) != 0 {
@@ -436,5 +439,49 @@ func TestWatch_Bars(t *testing.T) {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("the bars lack %q:\n%s", s, r.stdout)
 		}
+	}
+}
+
+// Help lists every flag as the usage lines spell it: one-letter flags
+// with one dash, the others with two, and every flag of a usage line in
+// the list.
+func TestHelp_FlagSpelling(t *testing.T) {
+	pages := map[string][]string{"idmctl": {"help"}}
+	for _, cmd := range commands() {
+		pages[cmd.name] = []string{"help", cmd.name}
+	}
+	flagRE := regexp.MustCompile(`(?:^|[\s\[|])(--?[a-z][a-z-]*)`)
+	for name, args := range pages {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, nil, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			usage, _, _ := strings.Cut(r.stdout, "\n")
+			listed := map[string]bool{}
+			inFlags := false
+			for _, l := range strings.Split(r.stdout, "\n") {
+				switch {
+				case strings.HasSuffix(l, "flags:"):
+					inFlags = true
+					continue
+				case l == "":
+					inFlags = false
+				}
+				if !inFlags {
+					continue
+				}
+				f, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+				listed[f] = true
+				if long := len(strings.TrimLeft(f, "-")) > 1; long != strings.HasPrefix(f, "--") {
+					t.Errorf("flag listed as %q in %q", f, l)
+				}
+			}
+			for _, m := range flagRE.FindAllStringSubmatch(usage, -1) {
+				if f := m[1]; !listed[f] {
+					t.Errorf("usage line %q names %s, which the flag list does not show as such", usage, f)
+				}
+			}
+		})
 	}
 }

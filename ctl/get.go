@@ -11,7 +11,7 @@ import (
 
 var getCmd = &command{
 	name:  "get",
-	args:  "[-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
+	args:  "[-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
 	short: "download a file from several servers and print reports until it is done",
 	long: `Get asks idmd to download the file served by the servers at IP on each
 PORT into DIR, then prints a report every SECONDS: each server's verified
@@ -24,11 +24,11 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	fs := newFlagSet("get")
 	resume := fs.Bool("r", false, "resume the unfinished download of the same servers into the same directory")
 	var interval time.Duration
-	fs.Func("i", "`SECONDS` between reports (such as 1 or 0.5)", func(s string) (err error) {
+	fs.Func("i", "print a report every `SECONDS` (such as 1 or 0.5)", func(s string) (err error) {
 		interval, err = parseInterval(s)
 		return err
 	})
-	dir := fs.String("o", "", "the output `DIR`ectory")
+	dir := fs.String("o", "", "download into `DIR`")
 	var content contentFlag
 	content.register(fs)
 	var src sourceArgs
@@ -76,8 +76,13 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var r reporter
+	o := &outage{after: c.outageAfter}
+	defer o.stop()
 	for {
 		select {
+		case <-o.C():
+			o.fired()
+			o.tell(c.stderr, time.Now())
 		case ev, ok := <-f.C:
 			if !ok {
 				if ctx.Err() != nil {
@@ -90,6 +95,10 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 			}
 			if ev.Job.ID != id {
 				continue
+			}
+			if ev.Type != api.EventRemoved {
+				o.observe(&ev.Job, time.Now())
+				o.tell(c.stderr, time.Now())
 			}
 			if !isFinal(ev) {
 				r.observe(&ev.Job.Progress)

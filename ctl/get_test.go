@@ -121,7 +121,7 @@ func TestGet_Usage(t *testing.T) {
 			if want := "idmctl get: " + tt.msg; first != want {
 				t.Errorf("first line %q, want %q", first, want)
 			}
-			if !strings.HasPrefix(rest, "usage: idmctl get [-r] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n") || !strings.Contains(rest, "  -p PORT") {
+			if !strings.HasPrefix(rest, "\nusage: idmctl get [-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]\n") || !strings.Contains(rest, "  -p PORT") {
 				t.Errorf("no usage after the message:\n%s", rest)
 			}
 			if r.stdout != "" {
@@ -362,5 +362,86 @@ func TestGet_Interrupt(t *testing.T) {
 		if req.Method != "POST" || req.Path != "/v1/jobs" {
 			t.Errorf("Ctrl-C sent %s %s", req.Method, req.Path)
 		}
+	}
+}
+
+// down returns j with every source down for reason, as the daemon shows a
+// job none of whose servers answers.
+func down(j api.Job, at time.Time, reasons ...string) api.Job {
+	j = progressed(j, at, 0, 0, 0)
+	j.State, j.Progress.State = api.StateWaiting, api.StateWaiting
+	for i := range j.Progress.Sources {
+		j.Progress.Sources[i].State = api.SourceDown
+		j.Progress.Sources[i].LastError = reasons[i]
+	}
+	return j
+}
+
+// When no server answers for a while, get says on stderr which and why,
+// once, and again only when a reason changes; stdout keeps the seed's
+// report lines alone.
+func TestGet_SaysWhyNoServerAnswers(t *testing.T) {
+	const (
+		refused1 = "connect: dial tcp 127.0.0.1:9001: connect: connection refused"
+		refused2 = "connect: dial tcp 127.0.0.1:9002: connect: connection refused"
+		reset2   = "manifest: read: connection reset by peer"
+	)
+	said := func(r1, r2 string) string {
+		return "idmctl: no server answers: server 1 (idm://127.0.0.1:9001): " + r1 + "\n" +
+			"idmctl: no server answers: server 2 (idm://127.0.0.1:9002): " + r2 + "\n"
+	}
+	j := testJob(5, api.StateDownloading)
+	var stderr *syncBuffer
+	d := newFakeDaemon(t)
+	d.reply("POST /v1/jobs", 201, j)
+	d.handle("GET /v1/jobs/5/events", func(w http.ResponseWriter, r *http.Request) {
+		sendEvents(w, stateEvent(progressed(j, t0, 300, 0, 0)), stateEvent(down(j, t0, refused1, refused2)))
+		if !eventually(func() bool { return stderr.String() == said(refused1, refused2) }) {
+			t.Errorf("stderr %q, want the reasons once", stderr.String())
+		}
+		// The same reasons again are not news; another one is.
+		sendEvents(w, progressEvent(down(j, t0.Add(time.Second), refused1, refused2)),
+			progressEvent(down(j, t0.Add(2*time.Second), refused1, reset2)))
+		if !eventually(func() bool { return stderr.String() == said(refused1, refused2)+said(refused1, reset2) }) {
+			t.Errorf("stderr %q, want the new reasons once more", stderr.String())
+		}
+		// A server back ends the outage; the next one is told again.
+		sendEvents(w, progressEvent(progressed(j, t0.Add(3*time.Second), 300, 100, 0)),
+			progressEvent(down(j, t0.Add(4*time.Second), refused1, refused2)))
+		if !eventually(func() bool { return strings.Count(stderr.String(), said(refused1, refused2)) == 2 }) {
+			t.Errorf("stderr %q, want the reasons told again after the server came back", stderr.String())
+		}
+		sendEvents(w, stateEvent(progressed(testJob(5, api.StateCompleted), t0.Add(5*time.Second), 300, 100, 200)))
+	})
+	r := runCLI(t, context.Background(), func(c *cli) {
+		stderr = c.stderr.(*syncBuffer)
+		c.outageAfter = 20 * time.Millisecond
+	}, d, "get", "-i", "100", "-o", "/data", "-a", "127.0.0.1", "-p", "9001", "9002")
+	checkResult(t, r, 0,
+		"Server 1: 100/300, download speed: 0kb/s\nServer 2: 200/300, download speed: 0kb/s\nTotal: 300/300, download speed: 0kb/s\n",
+		said(refused1, refused2)+said(refused1, reset2)+said(refused1, refused2)+"Saved /data/f.bin (300 bytes, blake3 verified)\n")
+}
+
+// A job waiting for a download slot has no source to blame.
+func TestGet_QueuedIsNoOutage(t *testing.T) {
+	j := testJob(5, api.StateQueued)
+	j.Progress.Sources[0].State, j.Progress.Sources[1].State = "", ""
+	var stdout *syncBuffer
+	d := newFakeDaemon(t)
+	d.reply("POST /v1/jobs", 201, j)
+	d.handle("GET /v1/jobs/5/events", func(w http.ResponseWriter, r *http.Request) {
+		sendEvents(w, stateEvent(j))
+		// Reports every 10 ms for well beyond the outage's 20 ms.
+		if !eventually(func() bool { return strings.Count(stdout.String(), "Total:") >= 10 }) {
+			t.Error("timed out waiting for reports")
+		}
+		sendEvents(w, stateEvent(progressed(testJob(5, api.StateCompleted), t0, 300, 100, 200)))
+	})
+	r := runCLI(t, context.Background(), func(c *cli) {
+		stdout = c.stdout.(*syncBuffer)
+		c.outageAfter = 20 * time.Millisecond
+	}, d, "get", "-i", "0.01", "-o", "/data", "-a", "127.0.0.1", "-p", "9001", "9002")
+	if r.code != 0 || r.stderr != "Saved /data/f.bin (300 bytes, blake3 verified)\n" {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 var limitCmd = &command{
 	name:  "limit",
-	args:  "[[ID] RATE]",
+	args:  "[--json] [[ID] RATE]",
 	short: "show or set the global rate cap, or set a job's",
 	long: `Limit with no argument prints the global rate cap. With RATE it sets it;
 with ID and RATE it sets that job's own cap. RATE is bytes per second:

@@ -8,7 +8,7 @@ import (
 
 var lsCmd = &command{
 	name:  "ls",
-	args:  "",
+	args:  "[--json]",
 	short: "list the jobs",
 	run:   (*cli).runLs,
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +52,9 @@ type cli struct {
 	// retryInterval and retryTimeout pace the reconnection of a broken
 	// event stream.
 	retryInterval, retryTimeout time.Duration
+	// outageAfter is how long every source of get's job must have
+	// failed before get says why on stderr.
+	outageAfter time.Duration
 	// lineInterval is how often watch prints when not on a terminal.
 	lineInterval time.Duration
 	// isTerminal says whether w is a terminal, for watch's bars.
@@ -64,6 +68,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 		client:        &Client{},
 		retryInterval: 500 * time.Millisecond,
 		retryTimeout:  60 * time.Second,
+		outageAfter:   4 * time.Second,
 		lineInterval:  time.Second,
 		isTerminal:    isTerminal,
 	}
@@ -105,34 +110,44 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	gfs.SetOutput(io.Discard)
 	socket := gfs.String("socket", "", "the daemon's control socket `PATH` (default $IDMD_SOCKET, else the system or per-user socket)")
 	gfs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+	onlyOnce(gfs)
 	if err := gfs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		ue := flagError(gfs, err).(*usageError)
+		if ue.help {
 			c.usage(c.stdout, gfs)
 			return ExitOK
 		}
-		fmt.Fprintf(c.stderr, "idmctl: %v\n", err)
+		fmt.Fprintf(c.stderr, "idmctl: %s\n\n", ue.msg)
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
 	c.client.Socket = *socket
 	args = gfs.Args()
 	if len(args) == 0 {
+		fmt.Fprintf(c.stderr, "idmctl: missing the command\n\n")
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
 	if args[0] == "help" {
-		if len(args) > 1 {
-			if cmd := lookup(args[1]); cmd != nil {
-				cmd.usage(c.stdout, nil)
-				return ExitOK
-			}
+		switch {
+		case len(args) > 2:
+			fmt.Fprintf(c.stderr, "idmctl help: want at most one command\n\n")
+			c.usage(c.stderr, gfs)
+			return ExitUsage
+		case len(args) == 2 && lookup(args[1]) == nil:
+			fmt.Fprintf(c.stderr, "idmctl help: unknown command %q\n\n", args[1])
+			c.usage(c.stderr, gfs)
+			return ExitUsage
+		case len(args) == 2:
+			lookup(args[1]).usage(c.stdout, nil)
+			return ExitOK
 		}
 		c.usage(c.stdout, gfs)
 		return ExitOK
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
-		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n", args[0])
+		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n\n", args[0])
 		c.usage(c.stderr, gfs)
 		return ExitUsage
 	}
@@ -155,7 +170,7 @@ func (c *cli) exit(ctx context.Context, cmd *command, err error) int {
 			cmd.usage(c.stdout, ue.fs)
 			return ExitOK
 		}
-		fmt.Fprintf(c.stderr, "idmctl %s: %s\n", cmd.name, ue.msg)
+		fmt.Fprintf(c.stderr, "idmctl %s: %s\n\n", cmd.name, ue.msg)
 		cmd.usage(c.stderr, ue.fs)
 		return ExitUsage
 	case errors.As(err, &ee):
@@ -219,13 +234,40 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
+// printDefaults lists fs's flags as the usage lines spell them: the
+// seed's one-letter flags with one dash (-i), the others with two
+// (--json), which the flag package accepts as well as one. One-letter
+// flags come first. Defaults are in the flags' own text where they matter.
 func printDefaults(w io.Writer, fs *flag.FlagSet) {
 	if fs == nil {
 		return
 	}
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	var short, long []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 {
+			short = append(short, f)
+		} else {
+			long = append(long, f)
+		}
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range append(short, long...) {
+		name, text := flag.UnquoteUsage(f)
+		spelled := flagName(f.Name)
+		if name != "" {
+			spelled += " " + name
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", spelled, text)
+	}
+	tw.Flush()
+}
+
+// flagName spells a flag as idmctl's usage does: -i, --json.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // newFlagSet returns a flag set that reports its errors to parse.
@@ -238,6 +280,7 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // parse parses args, turning errors (and -h) into usage errors.
 func parse(fs *flag.FlagSet, args []string) error {
+	onlyOnce(fs)
 	if err := fs.Parse(args); err != nil {
 		return flagError(fs, err)
 	}
@@ -248,8 +291,71 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &usageError{fs: fs, help: true}
 	}
-	return &usageError{fs: fs, msg: err.Error()}
+	var twice string
+	fs.Visit(func(f *flag.Flag) {
+		if o, ok := f.Value.(*onceValue); ok && o.twice {
+			twice = f.Name
+		}
+	})
+	if twice != "" {
+		return usagef(fs, "%s given twice", flagName(twice))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok && (name == "socket" || name == "json") {
+		spelled := map[string]string{"socket": "--socket PATH", "json": "--json"}[name]
+		return usagef(fs, "--%s goes before the command: idmctl %s %s ...", name, spelled, fs.Name())
+	}
+	return &usageError{fs: fs, msg: respell(fs, err.Error())}
 }
+
+// onceValue is a flag that takes one value and may be given once: a
+// second value would silently win otherwise.
+type onceValue struct {
+	flag.Value
+	set, twice bool
+}
+
+func (o *onceValue) Set(v string) error {
+	if o.set {
+		o.twice = true
+		return errors.New("given twice")
+	}
+	o.set = true
+	return o.Value.Set(v)
+}
+
+// onlyOnce makes every flag of fs that takes a value refuse a second
+// one, but -p, whose ports add up.
+func onlyOnce(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			return
+		}
+		if _, ok := f.Value.(*onceValue); ok || f.Name == "p" {
+			return
+		}
+		f.Value = &onceValue{Value: f.Value}
+	})
+}
+
+// flagInMessage finds a flag named in one of the flag package's errors.
+var flagInMessage = regexp.MustCompile(`(flag needs an argument: |for flag |for )-([a-z][a-z-]+)`)
+
+// respell spells the flags of fs named in msg, one of the flag package's
+// errors, as the usage does: the package writes --limit as -limit.
+func respell(fs *flag.FlagSet, msg string) string {
+	msg = flagInMessage.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := flagInMessage.FindStringSubmatch(m)
+		if fs.Lookup(sub[2]) == nil {
+			return m
+		}
+		return sub[1] + flagName(sub[2])
+	})
+	// "parse error" is all the package says of a bad boolean.
+	return badBool.ReplaceAllString(msg, "$2 takes no value, or true or false, not $1")
+}
+
+// badBool is the flag package's error for a bad boolean value.
+var badBool = regexp.MustCompile(`^invalid boolean value ("[^"]*") for (-[-a-z]+): parse error$`)
 
 // usageError is a wrong command line: its message and then the usage
 // are printed, and idmctl exits with ExitUsage.

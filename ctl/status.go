@@ -13,7 +13,7 @@ import (
 
 var statusCmd = &command{
 	name:  "status",
-	args:  "ID",
+	args:  "[--json] ID",
 	short: "show a job in detail, with each server's part",
 	run:   (*cli).runStatus,
 }

@@ -9,7 +9,7 @@ import (
 
 var versionCmd = &command{
 	name:  "version",
-	args:  "",
+	args:  "[--json]",
 	short: "print idmctl's and idmd's versions",
 	run:   (*cli).runVersion,
 }

@@ -10,7 +10,7 @@ import (
 
 var watchCmd = &command{
 	name:  "watch",
-	args:  "[ID]",
+	args:  "[--json] [ID]",
 	short: "show live progress of one job or of all",
 	long: `Watch shows the progress of job ID, or of every job, until the job ends
 or Ctrl-C. On a terminal it draws a bar per job and per server; otherwise

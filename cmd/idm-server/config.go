@@ -69,40 +69,79 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// errTwice stops parsing at a flag given a second time.
+var errTwice = errors.New("given twice")
+
+// onceFlags are the flags that take one value and may be given once; a
+// second value would silently win otherwise.
+type onceFlags struct {
+	vals  map[string]string
+	twice string // the first flag given twice
+}
+
+func (o *onceFlags) define(fs *flag.FlagSet, name string) {
+	fs.Func(name, "", func(v string) error {
+		if _, ok := o.vals[name]; ok {
+			o.twice = name
+			return errTwice
+		}
+		o.vals[name] = v
+		return nil
+	})
+}
+
+func (o *onceFlags) given(name string) bool {
+	_, ok := o.vals[name]
+	return ok
+}
+
+// flagName spells a flag as the usage does: -i, --rate.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
 // parseArgs reads the command line. The ports of -p may follow it as
-// separate arguments, so parsing resumes after each run of them.
+// separate arguments, so parsing resumes after each run of them. It checks
+// the command line alone; whether the files and ports can be used is for
+// run to find out, as errors that are not the user's wording.
 func parseArgs(args []string) (*config, error) {
 	fs := flag.NewFlagSet("idm-server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var (
-		interval = fs.Float64("i", 0, "")
-		n        = fs.Int("n", 0, "")
-		bind     = fs.String("bind", "", "")
-		rate     = fs.String("rate", "", "")
-		segSize  = fs.String("segment-size", "", "")
-		maxConns = fs.Int("max-conns", transport.DefaultMaxConns, "")
-		files    listFlag
-		ports    listFlag
-		help     bool
-	)
+	once := &onceFlags{vals: map[string]string{}}
+	for _, name := range []string{"i", "n", "bind", "rate", "segment-size", "max-conns"} {
+		once.define(fs, name)
+	}
+	var files, ports listFlag
+	var help bool
 	fs.Var(&files, "f", "")
 	fs.Var(&ports, "p", "")
 	fs.BoolVar(&help, "h", false, "")
 	fs.BoolVar(&help, "help", false, "")
-	seen := map[string]bool{}
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+			switch {
+			case errors.Is(err, flag.ErrHelp):
 				return nil, errHelp
+			case once.twice != "":
+				return nil, fmt.Errorf("%s given twice", flagName(once.twice))
+			}
+			// The flag package spells every flag with one dash.
+			if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
+				return nil, fmt.Errorf("%s needs a value", flagName(name))
+			}
+			if strings.HasPrefix(err.Error(), "invalid boolean value") {
+				return nil, errors.New("-h and --help take no value")
 			}
 			return nil, err
 		}
-		fs.Visit(func(f *flag.Flag) { seen[f.Name] = true })
 		args = fs.Args()
 		if len(args) == 0 {
 			break
 		}
-		if !seen["p"] || strings.HasPrefix(args[0], "-") {
+		if len(ports) == 0 || strings.HasPrefix(args[0], "-") {
 			return nil, fmt.Errorf("unexpected argument %q", args[0])
 		}
 		for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -113,25 +152,35 @@ func parseArgs(args []string) (*config, error) {
 	if help {
 		return nil, errHelp
 	}
-	for _, name := range []string{"i", "n", "f", "p"} {
-		if !seen[name] {
-			return nil, fmt.Errorf("-%s is required", name)
+	for _, req := range []struct {
+		name  string
+		given bool
+	}{
+		{"i", once.given("i")}, {"n", once.given("n")}, {"f", len(files) > 0}, {"p", len(ports) > 0},
+	} {
+		if !req.given {
+			return nil, fmt.Errorf("-%s is required", req.name)
 		}
 	}
-	c := &config{bind: *bind, maxConns: *maxConns}
-	if *interval <= 0 {
-		return nil, fmt.Errorf("-i must be a positive number of seconds, not %v", *interval)
+	c := &config{bind: once.vals["bind"], maxConns: transport.DefaultMaxConns}
+	// A day is the longest interval: beyond, it would overflow a
+	// time.Duration long before it made sense.
+	iv, err := strconv.ParseFloat(once.vals["i"], 64)
+	if err != nil || !(iv > 0 && iv <= 86400) {
+		return nil, fmt.Errorf("-i %q: must be a number of seconds, more than 0 and at most 86400", once.vals["i"])
 	}
-	c.interval = time.Duration(*interval * float64(time.Second))
-	if *n < 1 {
-		return nil, fmt.Errorf("-n must be at least 1, not %d", *n)
-	}
-	if len(ports) != *n {
-		return nil, fmt.Errorf("-n is %d but %d ports were given", *n, len(ports))
+	c.interval = time.Duration(iv * float64(time.Second))
+	n, err := strconv.Atoi(once.vals["n"])
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("-n %q: must be a whole number of servers, at least 1", once.vals["n"])
 	}
 	used := map[int]bool{}
 	for _, p := range ports {
-		v, err := strconv.Atoi(strings.TrimSpace(p))
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("-p: an empty port (a stray comma?)")
+		}
+		v, err := strconv.Atoi(p)
 		if err != nil || v < 1 || v > 65535 {
 			return nil, fmt.Errorf("port %q: must be a number in 1..65535", p)
 		}
@@ -141,36 +190,40 @@ func parseArgs(args []string) (*config, error) {
 		used[v] = true
 		c.ports = append(c.ports, v)
 	}
+	if len(c.ports) != n {
+		return nil, fmt.Errorf("-n is %d but %d ports were given", n, len(c.ports))
+	}
+	for _, f := range files {
+		if f == "" {
+			return nil, fmt.Errorf("-f: an empty file name")
+		}
+	}
 	switch len(files) {
 	case 1:
-		for range *n {
+		for range n {
 			c.files = append(c.files, files[0])
 		}
-	case *n:
+	case n:
 		c.files = files
 	default:
-		return nil, fmt.Errorf("-f names %d files: give one for all servers or one per server (%d)", len(files), *n)
+		return nil, fmt.Errorf("-f names %d files: give one for all servers or one per server (%d)", len(files), n)
 	}
-	for _, f := range c.files {
-		if err := checkReadable(f); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	if c.rates, err = parseRates(*rate, *n); err != nil {
+	if c.rates, err = parseRates(once.vals["rate"], n); err != nil {
 		return nil, err
 	}
-	if *segSize != "" {
-		v, err := transport.ParseBytes(*segSize)
-		if err != nil || v < transport.MinSegmentSize || v > transport.MaxSegmentSize {
-			return nil, fmt.Errorf("--segment-size %q: must be %d..%d bytes", *segSize, transport.MinSegmentSize, transport.MaxSegmentSize)
+	if v := once.vals["segment-size"]; once.given("segment-size") {
+		size, err := transport.ParseBytes(v)
+		if err != nil || size < transport.MinSegmentSize || size > transport.MaxSegmentSize {
+			return nil, fmt.Errorf("--segment-size %q: must be %d..%d bytes", v, transport.MinSegmentSize, transport.MaxSegmentSize)
 		}
-		c.segSize = v
+		c.segSize = size
 	}
-	if c.maxConns < 1 {
-		return nil, fmt.Errorf("--max-conns must be at least 1")
+	if v := once.vals["max-conns"]; once.given("max-conns") {
+		if c.maxConns, err = strconv.Atoi(v); err != nil || c.maxConns < 1 {
+			return nil, fmt.Errorf("--max-conns %q: must be a whole number, at least 1", v)
+		}
 	}
-	if c.bind != "" && net.ParseIP(c.bind) == nil {
+	if once.given("bind") && net.ParseIP(c.bind) == nil {
 		return nil, fmt.Errorf("--bind %q: not an IP address", c.bind)
 	}
 	return c, nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,6 +46,9 @@ func (f *fleet) command(line string) error {
 	op := strings.ToUpper(line[:1])
 	k, err := strconv.Atoi(line[1:])
 	if (op != "E" && op != "S") || err != nil {
+		if len(line) > 40 {
+			line = line[:40] + "..."
+		}
 		return fmt.Errorf("unknown command %q: type E<k> to shut server k down or S<k> to start it", line)
 	}
 	if k < 1 || k > len(f.servers) {
@@ -60,20 +65,41 @@ func (f *fleet) command(line string) error {
 		f.log.Info("server shut down", "server", k, "port", f.ports[k-1])
 		return nil
 	}
+	if s.Alive() {
+		return fmt.Errorf("server %d is already up", k)
+	}
 	if err := s.Start(); err != nil {
-		return fmt.Errorf("start server %d: %w", k, err)
+		return fmt.Errorf("start %w", listenError(k, f.ports[k-1], err))
 	}
 	f.log.Info("server started", "server", k, "port", f.ports[k-1])
 	return nil
 }
 
+// maxLine bounds a console line; a command is a few bytes.
+const maxLine = 4 << 10
+
 // console reads commands from r until it ends. The end of input stops
-// nothing: a server run by a service manager has none.
+// nothing: a server run by a service manager has none. A line longer than
+// maxLine is skipped with an error, and reading goes on.
 func (f *fleet) console(r io.Reader, errw io.Writer) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if err := f.command(sc.Text()); err != nil {
-			fmt.Fprintln(errw, "idm-server:", err)
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			n := len(line)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				n += len(line)
+			}
+			n -= len(line) - len(bytes.TrimRight(line, "\r\n"))
+			fmt.Fprintf(errw, "idm-server: console line too long (%d bytes), ignored: type E<k> to shut server k down or S<k> to start it\n", n)
+		} else if len(line) > 0 {
+			if err := f.command(string(line)); err != nil {
+				fmt.Fprintln(errw, "idm-server:", err)
+			}
+		}
+		if err != nil {
+			return
 		}
 	}
 }

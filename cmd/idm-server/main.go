@@ -35,6 +35,20 @@ func main() {
 }
 
 func run(cfg *config) error {
+	// What can be found wrong before the files are hashed is said at
+	// once, before any log line: hashing a large file takes a while.
+	for _, f := range cfg.files {
+		if err := checkReadable(f); err != nil {
+			return err
+		}
+	}
+	for i, port := range cfg.ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.bind, strconv.Itoa(port)))
+		if err != nil {
+			return listenError(i+1, port, err)
+		}
+		ln.Close()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// Each distinct file is hashed once; the servers sharing it still
 	// each open their own copy.
@@ -66,7 +80,7 @@ func run(cfg *config) error {
 			for _, s := range f.servers[:i] {
 				s.Stop()
 			}
-			return fmt.Errorf("server %d: %w", i+1, err)
+			return listenError(i+1, cfg.ports[i], err)
 		}
 	}
 	log.Info("serving", "servers", len(f.servers))
@@ -92,4 +106,15 @@ func run(cfg *config) error {
 			return nil
 		}
 	}
+}
+
+// listenError says why server k could not listen on its port.
+func listenError(k, port int, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("server %d: port %d is taken by another program: %w", k, port, err)
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("server %d: --bind: no interface of this machine has that address: %w", k, err)
+	}
+	return fmt.Errorf("server %d: port %d: %w", k, port, err)
 }

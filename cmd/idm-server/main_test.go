@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -206,7 +207,6 @@ func TestIDMServer_StatusLinesAndConsole(t *testing.T) {
 
 func TestIDMServer_UsageErrors(t *testing.T) {
 	path := testData(t, 1000)
-	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -219,9 +219,13 @@ func TestIDMServer_UsageErrors(t *testing.T) {
 		{"port zero", []string{"-i", "1", "-n", "1", "-f", path, "-p", "0"}, "1..65535"},
 		{"port too big", []string{"-i", "1", "-n", "1", "-f", path, "-p", "70000"}, "1..65535"},
 		{"port not a number", []string{"-i", "1", "-n", "1", "-f", path, "-p", "http"}, "1..65535"},
-		{"interval zero", []string{"-i", "0", "-n", "1", "-f", path, "-p", "9001"}, "positive"},
-		{"missing file", []string{"-i", "1", "-n", "1", "-f", filepath.Join(dir, "nope"), "-p", "9001"}, "no such file"},
-		{"directory", []string{"-i", "1", "-n", "1", "-f", dir, "-p", "9001"}, "not a regular file"},
+		{"interval zero", []string{"-i", "0", "-n", "1", "-f", path, "-p", "9001"}, "more than 0"},
+		{"interval not a number", []string{"-i", "NaN", "-n", "1", "-f", path, "-p", "9001"}, "more than 0"},
+		{"interval too long", []string{"-i", "1e300", "-n", "1", "-f", path, "-p", "9001"}, "at most 86400"},
+		{"-i twice", []string{"-i", "1", "-i", "2", "-n", "1", "-f", path, "-p", "9001"}, "-i given twice"},
+		{"--rate twice", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "--rate", "1M", "--rate", "2M"}, "--rate given twice"},
+		{"stray comma", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001,"}, "empty port"},
+		{"extra argument after the ports", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "extra"}, `port "extra"`},
 		{"bad rate", []string{"-i", "1", "-n", "1", "-f", path, "-p", "9001", "--rate", "fast"}, "--rate"},
 		{"rate count", []string{"-i", "1", "-n", "3", "-f", path, "-p", "9001,9002,9003", "--rate", "1M,2M"}, "--rate has 2 values"},
 		{"stray argument", []string{"-i", "1", "-n", "1", "-f", path, "stray", "-p", "9001"}, "unexpected argument"},
@@ -238,6 +242,49 @@ func TestIDMServer_UsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(string(out), "usage: idm-server -i <status_interval>") {
 				t.Error("usage not printed")
+			}
+		})
+	}
+}
+
+// A command line that is right but cannot be served (a missing file, a
+// port taken) gets its one error line, without the usage that would push
+// it off the screen.
+func TestIDMServer_RuntimeErrors(t *testing.T) {
+	path := testData(t, 1000)
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	free := strconv.Itoa(freePorts(t, 1)[0])
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"missing file", []string{"-i", "1", "-n", "1", "-f", filepath.Join(dir, "nope"), "-p", free}, "no such file"},
+		{"directory", []string{"-i", "1", "-n", "1", "-f", dir, "-p", free}, "not a regular file"},
+		{"port taken", []string{"-i", "1", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p", free, port}, "port " + port + " is taken"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d (%v), want 1; stderr:\n%s", code, err, stderr.String())
+			}
+			var errs []string
+			for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				if !strings.Contains(l, "level=") { // the log of what went right first
+					errs = append(errs, l)
+				}
+			}
+			if len(errs) != 1 || !strings.HasPrefix(errs[0], "idm-server: ") || !strings.Contains(errs[0], tc.says) {
+				t.Errorf("stderr %q, want one error line saying %q", stderr.String(), tc.says)
 			}
 		})
 	}
@@ -275,4 +322,69 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q: ports %v rates %v files %d", tc.args, c.ports, c.rates, len(c.files))
 		}
 	}
+}
+
+// A console line too long to be a command is refused with one error line,
+// and the console goes on reading: E1 after it still works.
+func TestIDMServer_ConsoleLongLine(t *testing.T) {
+	path := testData(t, 1<<20)
+	ports := freePorts(t, 2)
+	cmd := exec.Command(binary, "-i", "0.2", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p",
+		strconv.Itoa(ports[0]), strconv.Itoa(ports[1]))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1000)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	p.waitStatus(t, 2, 1, "alive")
+
+	io.WriteString(stdin, strings.Repeat("x", 100<<10)+"\nE1\n")
+	p.waitStatus(t, 2, 1, "dead")
+	if reachable(ports[0]) {
+		t.Error("server 1 still reachable after E1")
+	}
+	if !reachable(ports[1]) {
+		t.Error("server 2 went down too")
+	}
+	var long []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "idm-server: ") {
+			long = append(long, l)
+		}
+	}
+	if len(long) != 1 || !strings.Contains(long[0], "too long") || len(long[0]) > 200 {
+		t.Errorf("want one short error line about the long line, got %q", long)
+	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

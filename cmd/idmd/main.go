@@ -54,6 +54,7 @@ func usage(w io.Writer) {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
+		fmt.Fprint(stderr, "idmd: missing the command\n\n")
 		usage(stderr)
 		return 2
 	}
@@ -65,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "idmd version: unexpected argument %q\n", args[1])
+			return 2
+		}
 		fmt.Fprintln(stdout, "idmd", daemon.Version)
 		return 0
 	case "-h", "--help", "help":
@@ -98,12 +103,16 @@ func runDaemon(args []string, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	onlyOnce(flags)
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(os.Stdout)
 			return 0
 		}
-		return fail("%v", err)
+		return fail("%s", flagMessage(flags, err))
+	}
+	if *stall <= 0 {
+		return fail("--stall %v: must be more than 0", *stall)
 	}
 	if flags.NArg() > 0 {
 		return fail("unexpected argument %q", flags.Arg(0))

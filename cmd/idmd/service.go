@@ -62,12 +62,13 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, serviceUsageText)
 		return 2
 	}
+	onlyOnce(flags, "download-dir")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, serviceUsageText)
 			return 0
 		}
-		return fail("%v", err)
+		return fail("%s", flagMessage(flags, err))
 	}
 	if flags.NArg() > 0 {
 		return fail("unexpected argument %q", flags.Arg(0))
@@ -86,6 +87,17 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 				return fail("--limit: %v", err)
 			}
 		}
+	}
+	// Without a service manager there is no service to ask about or to
+	// start; the library would try SysV scripts and fail with no reason.
+	if err := service.ManagerRunning(); err != nil && cmd != "install" && cmd != "uninstall" {
+		msg := fmt.Sprintf("%v; run the daemon in the foreground with: idmd run", err)
+		if cmd == "status" {
+			fmt.Fprintf(stdout, "idmd: %s\n", msg)
+			return exitNotInstalled
+		}
+		fmt.Fprintf(stderr, "idmd %s: %s\n", cmd, msg)
+		return 1
 	}
 	if msg := checkPrivilege(cmd, *user); msg != "" {
 		fmt.Fprintf(stderr, "idmd %s: %s\n", cmd, msg)

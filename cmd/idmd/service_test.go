@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/idmproject/idm/daemon/service"
 )
 
 // Wrong command lines of the service commands are usage errors, caught
@@ -68,5 +70,32 @@ func TestService_Privilege(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+	}
+}
+
+// Where no service manager runs (a container, this test's machine when
+// it is one), status and the commands that need a manager say so, and
+// how to run idmd without one, instead of the library's "exit status 1".
+func TestService_NoServiceManager(t *testing.T) {
+	if err := service.ManagerRunning(); err == nil {
+		t.Skip("a service manager runs here")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status"}, &stdout, &stderr); code != exitNotInstalled {
+		t.Errorf("status: exit %d, want %d", code, exitNotInstalled)
+	}
+	want := "idmd: no service manager is running here"
+	if out := stdout.String(); !strings.HasPrefix(out, want) || !strings.HasSuffix(out, "; run the daemon in the foreground with: idmd run\n") || strings.Count(out, "\n") != 1 {
+		t.Errorf("status said %q, want one line starting %q and saying how to run idmd", out, want)
+	}
+	for _, cmd := range []string{"start", "stop", "restart"} {
+		stdout.Reset()
+		stderr.Reset()
+		if code := run([]string{cmd}, &stdout, &stderr); code != 1 {
+			t.Errorf("%s: exit %d, want 1", cmd, code)
+		}
+		if out := stderr.String(); !strings.HasPrefix(out, "idmd "+cmd+": no service manager is running here") || strings.Count(out, "\n") != 1 {
+			t.Errorf("%s said %q", cmd, out)
+		}
 	}
 }

@@ -26,7 +26,16 @@ var (
 	// ErrNoUserManager reports a user service without a systemd user
 	// manager to run it, as under su or sudo.
 	ErrNoUserManager = errors.New("no systemd user manager runs for you (log in to a session, or: sudo loginctl enable-linger $USER)")
+	// ErrNoServiceManager reports a machine on which no service manager
+	// runs, such as a container whose first process is not an init
+	// system: there is no service to ask about, start or stop.
+	ErrNoServiceManager = errors.New("no service manager is running here")
 )
+
+// ManagerRunning returns an error wrapping ErrNoServiceManager when no
+// service manager runs on this machine. The service library cannot tell:
+// it falls back to SysV init scripts, which then fail with no reason given.
+func ManagerRunning() error { return managerRunning("/") }
 
 // Status is the state of the installed service.
 type Status int
