@@ -251,7 +251,7 @@ func (t *transfer) download(ctx context.Context, front *frontier) {
 	var wg sync.WaitGroup
 	for _, s := range t.sources {
 		for range t.conns {
-			w := &worker{t: t, src: s, head: -1}
+			w := &worker{t: t, id: len(t.workers), src: s, head: -1}
 			t.workers = append(t.workers, w)
 			wg.Go(func() { w.run(wctx) })
 		}
@@ -427,8 +427,8 @@ func (t *transfer) useBitmapLocked(bm *store.Bitmap) {
 	t.sched = newScheduler(bm, func(i int) int64 { _, n := m.Segment(i); return n }, t.estimate)
 }
 
-// estimate returns a worker's recent speed.
-func (t *transfer) estimate(w *worker) float64 { return w.src.meter.rate(time.Now()) }
+// estimate returns the recent speed of worker id's source.
+func (t *transfer) estimate(id int) float64 { return t.workers[id].src.meter.rate(time.Now()) }
 
 // throttle waits until every limiter allows n more bytes.
 func (t *transfer) throttle(ctx context.Context, n int64) error {
@@ -548,7 +548,7 @@ func (t *transfer) monitor() {
 		given := 0
 		for _, w := range t.workers {
 			if w.src == s {
-				given += sched.giveBack(w)
+				given += sched.giveBack(w.id)
 			}
 		}
 		if given > 0 {

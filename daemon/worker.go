@@ -91,6 +91,7 @@ func (s *source) setState(state, reason string) (was string) {
 // scheduler with several requests outstanding.
 type worker struct {
 	t   *transfer
+	id  int // its index in t.workers, the scheduler's name for it
 	src *source
 	in  streamer // receives segments this worker alone fetches
 
@@ -217,12 +218,12 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 	var queue []ask // segments asked for, in order
 	defer func() {
 		for _, a := range queue {
-			sched.release(w, a.seg)
+			sched.release(w.id, a.seg)
 		}
 	}()
 	for {
 		for len(queue) < t.depth {
-			i, dup, wait, complete := sched.next(w)
+			i, dup, wait, complete := sched.next(w.id)
 			if complete {
 				t.complete()
 				return delivered, errComplete
@@ -293,7 +294,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 			if buf != nil {
 				part.putBuf(buf)
 			}
-			sched.release(w, a.seg)
+			sched.release(w.id, a.seg)
 			return delivered, w.corrupt(a.seg)
 		}
 		var verified []byte
@@ -311,7 +312,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		if !won {
 			continue
 		}
-		losers, _ := sched.complete(w, a.seg)
+		losers, _ := sched.complete(w.id, a.seg)
 		delivered = true
 		w.src.mu.Lock()
 		w.src.verified += n
@@ -320,7 +321,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		t.meter.add(now, n)
 		t.verified.Add(n)
 		for _, l := range losers {
-			l.cancel(a.seg)
+			t.workers[l].cancel(a.seg)
 		}
 	}
 }
