@@ -100,6 +100,9 @@ type running struct {
 	stop    context.CancelCauseFunc
 	done    chan struct{}
 	limiter *rate.Limiter
+	// limit is the job's own cap. The transfer writes a new one to the
+	// store only at its next flush, so the job is shown with this one.
+	limit int64
 }
 
 // Open opens the store in cfg.StateDir and starts the jobs that were
@@ -250,7 +253,7 @@ func (d *Daemon) startLocked(r *store.Record) {
 		Logger:  d.log,
 	}
 	delete(d.recheck, r.ID)
-	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit)}
+	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit), limit: r.Limit}
 	tr.Limiters = []*rate.Limiter{run.limiter, d.global}
 	tr.OnChange = func() { d.publish(api.EventState, r.ID) }
 	ctx, stop := context.WithCancelCause(context.Background())
@@ -455,6 +458,7 @@ func (d *Daemon) view(r *store.Record) api.Job {
 		j.Content = transport.Hash(r.Content).String()
 	}
 	if run := d.active[r.ID]; run != nil {
+		j.Limit = run.limit
 		j.Progress = run.tr.Progress()
 		j.State = j.Progress.State
 		if j.State == api.StateQueued || j.State == api.StateCompleted {
@@ -600,6 +604,7 @@ func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
 	set := func(r *store.Record) { r.Limit = limit }
 	if run := d.active[id]; run != nil {
 		setLimit(run.limiter, limit)
+		run.limit = limit
 		if run.tr.Update(set) {
 			return d.jobLocked(id)
 		}
