@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -119,10 +120,12 @@ func parseArgs(args []string) (*config, error) {
 		}
 	}
 	c := &config{bind: *bind, maxConns: *maxConns}
-	if *interval <= 0 {
-		return nil, fmt.Errorf("-i must be a positive number of seconds, not %v", *interval)
-	}
+	// A tiny interval rounds to 0 and a huge or NaN one overflows; the
+	// status ticker panics on either.
 	c.interval = time.Duration(*interval * float64(time.Second))
+	if !(*interval > 0 && *interval < math.MaxInt64/float64(time.Second)) || c.interval <= 0 {
+		return nil, fmt.Errorf("-i must be a positive number of seconds, at least a nanosecond, not %v", *interval)
+	}
 	if *n < 1 {
 		return nil, fmt.Errorf("-n must be at least 1, not %d", *n)
 	}
