@@ -70,7 +70,7 @@ test-reliability:
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
-FUZZPKGS ?= ./transport ./store
+FUZZPKGS ?= ./transport ./store ./daemon ./ctl ./cmd/idm-server
 fuzz:
 	@for p in $(FUZZPKGS); do \
 		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \

@@ -143,8 +143,13 @@ func readJSON(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return badRequest("malformed JSON body: %v", err)
 	}
-	if dec.More() {
+	// More would miss a stray '}' or ']'; only the end of the body may
+	// follow the value.
+	switch _, err := dec.Token(); {
+	case err == nil:
 		return badRequest("malformed JSON body: more than one value")
+	case err != io.EOF:
+		return badRequest("malformed JSON body: data after the value: %v", err)
 	}
 	return nil
 }

@@ -100,6 +100,9 @@ type running struct {
 	stop    context.CancelCauseFunc
 	done    chan struct{}
 	limiter *rate.Limiter
+	// limit is the job's own cap. The transfer writes a new one to the
+	// store only at its next flush, so the job is shown with this one.
+	limit int64
 }
 
 // Open opens the store in cfg.StateDir and starts the jobs that were
@@ -274,7 +277,7 @@ func (d *Daemon) startLocked(r *store.Record) {
 		Logger:  d.log,
 	}
 	delete(d.recheck, r.ID)
-	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit)}
+	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit), limit: r.Limit}
 	tr.Limiters = []*rate.Limiter{run.limiter, d.global}
 	tr.OnChange = func() { d.publish(api.EventState, r.ID) }
 	ctx, stop := context.WithCancelCause(context.Background())
@@ -516,6 +519,7 @@ func (d *Daemon) view(r *store.Record) api.Job {
 		j.Expect = transport.Hash(r.Expect).String()
 	}
 	if run := d.active[r.ID]; run != nil {
+		j.Limit = run.limit
 		j.Progress = run.tr.Progress()
 		j.State = j.Progress.State
 		if j.State == api.StateQueued || j.State == api.StateCompleted {
@@ -529,8 +533,11 @@ func (d *Daemon) view(r *store.Record) api.Job {
 	j.Progress = api.Progress{State: r.State, Size: r.Size, Verified: r.Verified, Fetched: r.Fetched, Time: time.Now()}
 	for _, s := range r.SourceStats {
 		state := ""
-		if s.Quarantined {
+		switch {
+		case s.Quarantined:
 			state = api.SourceQuarantined
+		case s.Rejected:
+			state = api.SourceRejected
 		}
 		j.Progress.Sources = append(j.Progress.Sources, api.SourceProgress{
 			Source: s.Source, State: state, Verified: s.Bytes, Fetched: s.Fetched, Corrupt: s.Corrupt, LastError: s.LastError,
@@ -573,6 +580,11 @@ func (d *Daemon) resumeLocked(r *store.Record) error {
 		return fmt.Errorf("%w: job %d is %s", ErrConflict, r.ID, r.State)
 	case api.StatePaused, api.StateFailed:
 		r.State, r.LastError = api.StateQueued, ""
+		// Asked to try again, the job gives every source another chance:
+		// a mirror that held another file may have been fixed.
+		for i := range r.SourceStats {
+			r.SourceStats[i].Quarantined, r.SourceStats[i].Rejected = false, false
+		}
 		if err := d.db.Put(r); err != nil {
 			return err
 		}
@@ -667,6 +679,7 @@ func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
 	set := func(r *store.Record) { r.Limit = limit }
 	if run := d.active[id]; run != nil {
 		setLimit(run.limiter, limit)
+		run.limit = limit
 		if run.tr.Update(set) {
 			return d.jobLocked(id)
 		}

@@ -27,6 +27,34 @@ func (e *mismatchError) Error() string { return e.reason }
 // is outvoted rather than believed, and the engine holds one manifest per
 // job, not one per source.
 
+// describe asks a source for the summary of its manifest. The first
+// source to answer a new job keeps its whole manifest too, as the
+// candidate: when it wins the vote, as it mostly does, no source is asked
+// for the manifest twice.
+func (t *transfer) describe(ctx context.Context, st transport.Stream) (*transport.Summary, error) {
+	t.mu.Lock()
+	keep := t.man == nil && t.candidate == nil && !t.fetching
+	t.fetching = t.fetching || keep
+	t.mu.Unlock()
+	if !keep {
+		return st.Summary(ctx)
+	}
+	m, err := st.Manifest(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fetching = false
+	close(t.fetchDone)
+	t.fetchDone = make(chan struct{})
+	if err != nil {
+		return nil, err
+	}
+	s := m.Summary()
+	if t.man == nil && (t.winner == nil || s.SameFile(t.winner)) && s.Validate() == nil && t.pinned(&s) == nil {
+		t.candidate = m
+	}
+	return &s, nil
+}
+
 // adopt checks a source's summary against the job's file. For a new job
 // it first casts the source's vote and waits for the decision; a source
 // that agrees with it may be asked, through st, for the whole manifest.
@@ -53,9 +81,12 @@ func (t *transfer) adopt(ctx context.Context, idx int, s *transport.Summary, st 
 		t.mu.Lock()
 	}
 	for {
-		if t.identityErr != nil {
-			defer t.mu.Unlock()
-			return t.identityErr
+		if err := t.identityErr; err != nil {
+			t.mu.Unlock()
+			// The file is known but cannot be written (no room, say): no
+			// source can cure that.
+			t.fail(err)
+			return err
 		}
 		ref := t.winner
 		if t.man != nil {
@@ -68,6 +99,13 @@ func (t *transfer) adopt(ctx context.Context, idx int, s *transport.Summary, st 
 		if t.man != nil {
 			t.mu.Unlock()
 			return nil
+		}
+		if c := t.candidate; c != nil {
+			if cs := c.Summary(); cs.SameFile(ref) {
+				t.identifyLocked(c)
+			}
+			t.candidate = nil
+			continue
 		}
 		if !t.fetching {
 			t.fetching = true
@@ -132,18 +170,23 @@ func (t *transfer) fetchManifest(ctx context.Context, st transport.Stream, ref *
 		t.mu.Unlock()
 		return err
 	}
-	if t.man == nil && t.identityErr == nil {
-		t.identityErr = t.setIdentityLocked(m)
-		close(t.known)
-	}
+	t.identifyLocked(m)
 	ierr := t.identityErr
 	t.mu.Unlock()
 	if ierr != nil {
-		// The file is known but cannot be written (no room, say): no
-		// source can cure that.
 		t.fail(ierr)
 	}
 	return ierr
+}
+
+// identifyLocked makes m, the winner's whole manifest, the job's file,
+// or sets identityErr when it cannot be.
+func (t *transfer) identifyLocked(m *transport.Manifest) {
+	if t.man != nil || t.identityErr != nil {
+		return
+	}
+	t.identityErr = t.setIdentityLocked(m)
+	close(t.known)
 }
 
 // maybeDecideLocked decides the job's file once every source has voted
@@ -210,6 +253,15 @@ func (t *transfer) votesFor(s *transport.Summary) int {
 
 // setIdentityLocked makes m the job's file: in the store, then on disk.
 func (t *transfer) setIdentityLocked(m *transport.Manifest) error {
+	// A file larger than the room on the disk is refused before anything
+	// is recorded: a manifest of 64 TiB would otherwise put 32 MiB of
+	// hashes in the store for a job that cannot be.
+	if err := t.openDirLocked(); err != nil {
+		return err
+	}
+	if err := t.dir.room(m.Size); err != nil {
+		return err
+	}
 	hashes := make([]byte, 0, len(m.Segments)*transport.HashSize)
 	for _, h := range m.Segments {
 		hashes = append(hashes, h[:]...)

@@ -131,6 +131,19 @@ func (d *jobDir) remove(name string, id store.FileID) error {
 	return d.pathErr("remove", name, unix.Unlinkat(d.fd(), name, 0))
 }
 
+// room checks that the directory's file system has room for a new file
+// of size bytes, failing with ENOSPC, as writing it would, when not.
+func (d *jobDir) room(size int64) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(d.fd(), &st); err != nil {
+		return nil // no answer: preallocating will tell
+	}
+	if free := uint64(st.Bavail) * uint64(st.Bsize); uint64(size) > free {
+		return fmt.Errorf("a file of %d bytes does not fit in %s, which has %d bytes free: %w", size, d.path, free, unix.ENOSPC)
+	}
+	return nil
+}
+
 // sync makes the directory's entries durable.
 func (d *jobDir) sync() error {
 	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTSUP) {

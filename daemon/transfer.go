@@ -111,10 +111,12 @@ type transfer struct {
 	votes       map[int]transport.Summary
 	voteTimer   *time.Timer
 	winner      *transport.Summary
-	decided     chan struct{} // closed once the winner is decided
-	fetching    bool          // a source is fetching the winner's manifest
-	fetchDone   chan struct{} // closed and replaced when a fetch ends
-	known       chan struct{} // closed once man is set, or identityErr
+	candidate   *transport.Manifest // the first answer's whole manifest
+	keeping     bool                // a source is reading the candidate
+	decided     chan struct{}       // closed once the winner is decided
+	fetching    bool                // a source is fetching the winner's manifest
+	fetchDone   chan struct{}       // closed and replaced when a fetch ends
+	known       chan struct{}       // closed once man is set, or identityErr
 	identityErr error
 
 	sources  []*source
@@ -168,8 +170,11 @@ func (tr *Transfer) Run(ctx context.Context) error {
 			if st.Source == addr {
 				s.verified, s.fetched, s.errors, s.corrupt = st.Bytes, st.Fetched, st.Errors, st.Corrupt
 				s.lastErr = st.LastError
-				if st.Quarantined {
+				switch {
+				case st.Quarantined:
 					s.state = api.SourceQuarantined
+				case st.Rejected:
+					s.state = api.SourceRejected
 				}
 			}
 		}
@@ -370,12 +375,8 @@ func (t *transfer) prepare(m *transport.Manifest, recheckAll bool) error {
 // the scheduler from the stored bitmap, or from the disk itself when
 // recheckAll is set or the file changed since the job last left it.
 func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
-	if t.dir == nil {
-		dir, id, err := openJobDir(t.rec.Dir, t.rec.DirID)
-		if err != nil {
-			return err
-		}
-		t.dir, t.rec.DirID = dir, id
+	if err := t.openDirLocked(); err != nil {
+		return err
 	}
 	f, fresh, changed, err := t.openPartLocked()
 	if err != nil {
@@ -408,6 +409,19 @@ func (t *transfer) prepareLocked(m *transport.Manifest, recheckAll bool) error {
 	}
 	t.man, t.manSummary, t.file = m, m.Summary(), f
 	t.useBitmapLocked(bm)
+	return nil
+}
+
+// openDirLocked opens the job's directory, once.
+func (t *transfer) openDirLocked() error {
+	if t.dir != nil {
+		return nil
+	}
+	dir, id, err := openJobDir(t.rec.Dir, t.rec.DirID)
+	if err != nil {
+		return err
+	}
+	t.dir, t.rec.DirID = dir, id
 	return nil
 }
 
@@ -494,7 +508,8 @@ func (t *transfer) flush() error {
 		s.mu.Lock()
 		rec.SourceStats = append(rec.SourceStats, store.SourceStat{
 			Source: rec.Sources[i], Bytes: s.verified, Fetched: s.fetched, Errors: s.errors,
-			Corrupt: s.corrupt, Quarantined: s.state == api.SourceQuarantined, LastError: s.lastErr,
+			Corrupt: s.corrupt, Quarantined: s.state == api.SourceQuarantined, Rejected: s.state == api.SourceRejected,
+			LastError: s.lastErr,
 		})
 		s.mu.Unlock()
 	}

@@ -188,7 +188,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		st.Close()
 		w.setStream(nil)
 	}()
-	sum, err := st.Summary(ctx)
+	sum, err := t.describe(ctx, st)
 	if err != nil {
 		return false, fmt.Errorf("manifest: %w", err)
 	}

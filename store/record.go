@@ -165,8 +165,13 @@ type SourceStat struct {
 	Corrupt int `json:"corrupt"`
 
 	// Quarantined reports whether the daemon has stopped using the source
-	// for this job.
+	// for this job, because it sent too many corrupt segments.
 	Quarantined bool `json:"quarantined"`
+
+	// Rejected reports whether the daemon has stopped using the source
+	// for this job, because it holds another file or describes the job's
+	// falsely. LastError says which.
+	Rejected bool `json:"rejected,omitempty"`
 
 	// LastError is the source's last error, if any.
 	LastError string `json:"last_error,omitempty"`

@@ -386,3 +386,19 @@ func FuzzParseSource(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseHash(f *testing.F) {
+	for _, s := range []string{strings.Repeat("af", HashSize), strings.Repeat("AF", HashSize), "", "zz", strings.Repeat("0", 2*HashSize+1)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseHash(s)
+		if err != nil {
+			return
+		}
+		// A hash reads back from its own String, which is s in lower case.
+		if again, err := ParseHash(h.String()); err != nil || again != h || h.String() != strings.ToLower(s) {
+			t.Fatalf("ParseHash(%q) = %s, which reads back as %s, %v", s, h, again, err)
+		}
+	})
+}

@@ -166,7 +166,9 @@ func parseArgs(args []string) (*config, error) {
 	// A day is the longest interval: beyond, it would overflow a
 	// time.Duration long before it made sense.
 	iv, err := strconv.ParseFloat(once.vals["i"], 64)
-	if err != nil || !(iv > 0 && iv <= 86400) {
+	// A tiny one would round to no time at all, on which the status
+	// ticker panics.
+	if err != nil || !(iv > 0 && iv <= 86400) || time.Duration(iv*float64(time.Second)) <= 0 {
 		return nil, fmt.Errorf("-i %q: must be a number of seconds, more than 0 and at most 86400", once.vals["i"])
 	}
 	c.interval = time.Duration(iv * float64(time.Second))
