@@ -100,6 +100,9 @@ type running struct {
 	stop    context.CancelCauseFunc
 	done    chan struct{}
 	limiter *rate.Limiter
+	// limit is the job's own cap, which the transfer's copy of the record
+	// has before the store does.
+	limit int64
 }
 
 // Open opens the store in cfg.StateDir and starts the jobs that were
@@ -274,7 +277,7 @@ func (d *Daemon) startLocked(r *store.Record) {
 		Logger:  d.log,
 	}
 	delete(d.recheck, r.ID)
-	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit)}
+	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit), limit: r.Limit}
 	tr.Limiters = []*rate.Limiter{run.limiter, d.global}
 	tr.OnChange = func() { d.publish(api.EventState, r.ID) }
 	ctx, stop := context.WithCancelCause(context.Background())
@@ -516,6 +519,7 @@ func (d *Daemon) view(r *store.Record) api.Job {
 		j.Expect = transport.Hash(r.Expect).String()
 	}
 	if run := d.active[r.ID]; run != nil {
+		j.Limit = run.limit
 		j.Progress = run.tr.Progress()
 		j.State = j.Progress.State
 		if j.State == api.StateQueued || j.State == api.StateCompleted {
@@ -667,6 +671,7 @@ func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
 	set := func(r *store.Record) { r.Limit = limit }
 	if run := d.active[id]; run != nil {
 		setLimit(run.limiter, limit)
+		run.limit = limit
 		if run.tr.Update(set) {
 			return d.jobLocked(id)
 		}
