@@ -30,6 +30,18 @@ func (p Peer) owner() *store.Owner {
 	return &store.Owner{UID: p.UID, GID: p.GID, Groups: slices.Clone(p.Groups)}
 }
 
+// mayChange reports whether p may change a job that o owns: its owner,
+// root and the daemon's own user may. Anyone the socket admits may change
+// a job with no recorded owner: one made before owners were recorded, or
+// by a caller the platform could not identify.
+func (p Peer) mayChange(o *store.Owner) bool {
+	return o == nil || p.privileged() || p.UID == o.UID
+}
+
+// privileged reports whether p is root or the daemon's own user, who may
+// change every job and what applies to all of them.
+func (p Peer) privileged() bool { return p.UID == 0 || p.UID == os.Geteuid() }
+
 type peerKey struct{}
 
 // withPeer attaches the connection's peer credentials to its context.

@@ -12,10 +12,19 @@ import (
 	"github.com/idmproject/idm/store"
 )
 
-// ErrDenied reports an output directory the caller may not create files
-// in. idmd may run as another user than its callers (root, or the system
-// service's user), so it checks for them what the kernel checks for it.
+// ErrDenied reports a request the caller is not permitted: an output
+// directory it may not create files in (idmd may run as another user than
+// its callers, root or the system service's user, so it checks for them
+// what the kernel checks for it), a change to another user's job, or to
+// the global limit by a caller that is neither root nor the daemon's user.
 var ErrDenied = errors.New("permission denied")
+
+// deniedError is a refusal that says all in its own words: its message
+// does not begin with ErrDenied's.
+type deniedError struct{ msg string }
+
+func (e *deniedError) Error() string { return e.msg }
+func (e *deniedError) Unwrap() error { return ErrDenied }
 
 // Permission bits of one class (owner, group or other) of a file's mode.
 const (

@@ -233,7 +233,7 @@ func TestDaemon_Start_RechecksOwner(t *testing.T) {
 		return j.ID
 	}
 	paused := create("1")
-	if _, err := d.Pause(paused); err != nil {
+	if _, err := d.Pause(context.Background(), paused); err != nil {
 		t.Fatal(err)
 	}
 	running := create("2")
@@ -252,7 +252,7 @@ func TestDaemon_Start_RechecksOwner(t *testing.T) {
 			t.Errorf("job %d: %s (%q), want failed saying why", id, j.State, j.LastError)
 		}
 	}
-	if _, err := d.Resume(paused); err != nil {
+	if _, err := d.Resume(context.Background(), paused); err != nil {
 		t.Fatal(err)
 	}
 	failed(paused)

@@ -217,7 +217,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, j)
 	case http.MethodDelete:
-		if err := s.Daemon.Remove(id); err != nil {
+		if err := s.Daemon.Remove(r.Context(), id); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -227,7 +227,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serveAction serves POST /v1/jobs/{id}/<action>.
-func (s *Server) serveAction(do func(*Daemon, uint64) (api.Job, error)) handler {
+func (s *Server) serveAction(do func(*Daemon, context.Context, uint64) (api.Job, error)) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := jobID(r)
 		if err != nil {
@@ -236,7 +236,7 @@ func (s *Server) serveAction(do func(*Daemon, uint64) (api.Job, error)) handler 
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost)
 		}
-		j, err := do(s.Daemon, id)
+		j, err := do(s.Daemon, r.Context(), id)
 		if err != nil {
 			return err
 		}
@@ -256,7 +256,7 @@ func (s *Server) serveJobLimit(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	j, err := s.Daemon.SetJobLimit(id, req.Limit)
+	j, err := s.Daemon.SetJobLimit(r.Context(), id, req.Limit)
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
-		if err := s.Daemon.SetLimit(req.Limit); err != nil {
+		if err := s.Daemon.SetLimit(r.Context(), req.Limit); err != nil {
 			return err
 		}
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -207,6 +208,30 @@ func TestServer_JobLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(last.Job.Path); err != nil {
 		t.Errorf("removing a completed job deleted its file: %v", err)
+	}
+}
+
+// A running job's new limit shows at once, in the answer and after: the
+// transfer's copy of the record has it before the store does.
+func TestServer_JobLimit_Running(t *testing.T) {
+	path, _ := testFile(t, 4<<20, 22)
+	// Slow enough that the job is still running at the end.
+	srv := startServers(t, path, 64<<10, 64<<10)
+	d, c, _ := startControl(t, Config{})
+	var j api.Job
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: serverSources(srv...), Dir: t.TempDir()}), &j); status != 201 {
+		t.Fatalf("create: %d %+v", status, eb)
+	}
+	waitFor(t, "the job to run", time.Minute, func() bool {
+		j, err := d.Job(j.ID)
+		return err == nil && j.Progress.Size > 0
+	})
+	path = fmt.Sprintf("/v1/jobs/%d/limit", j.ID)
+	if status, eb := c.do("PUT", path, `{"limit":12345}`, &j); status != 200 || j.Limit != 12345 || j.State != api.StateDownloading {
+		t.Errorf("set the running job's limit: %d %+v, job %s with limit %d; want 200, downloading, 12345", status, eb, j.State, j.Limit)
+	}
+	if status, eb := c.do("GET", fmt.Sprintf("/v1/jobs/%d", j.ID), "", &j); status != 200 || j.Limit != 12345 {
+		t.Errorf("get the job: %d %+v, limit %d; want 12345", status, eb, j.Limit)
 	}
 }
 

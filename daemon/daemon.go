@@ -354,11 +354,14 @@ func removePart(rec *store.Record) error {
 // which. The caller is the peer of ctx, when it carries one (the control
 // API's requests do): unless it is root or the daemon's own user, it must
 // be allowed to create files in req.Dir, or the request fails with
-// ErrDenied and nothing is written.
+// ErrDenied and nothing is written. Only a job the caller may change
+// counts as the same: another user's is neither named nor resumed, and
+// the caller gets a job of its own.
 func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job, created bool, err error) {
 	var owner *store.Owner
-	if p, ok := peerFrom(ctx); ok {
-		owner = p.owner()
+	caller, known := peerFrom(ctx)
+	if known {
+		owner = caller.owner()
 	}
 	dirID, err := validateCreate(&req, owner)
 	if errors.Is(err, ErrDenied) {
@@ -378,6 +381,14 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job
 	}
 	for _, r := range recs {
 		if r.State == api.StateCompleted || r.State == api.StateCancelled || r.Dir != req.Dir || !sameSet(r.Sources, req.Sources) {
+			continue
+		}
+		if known && !caller.mayChange(r.Owner) {
+			// Neither 409 nor resuming it: the caller would learn of, or
+			// take over, a job that is not its own; and refusing would let
+			// one member keep another from a download by starting it
+			// first. The jobs do not collide: each has its own partial
+			// file, and each publishes under a name that replaces nothing.
 			continue
 		}
 		if !req.Resume {
@@ -504,6 +515,31 @@ func (d *Daemon) record(id uint64) (*store.Record, error) {
 	return r, err
 }
 
+// authorize reads job id's record for a change by the caller of ctx: its
+// owner, root and the daemon's user may change a job; anyone may change a
+// job with no recorded owner, and any caller may change any job when ctx
+// carries none (the platform cannot tell who is calling, or the daemon
+// itself is). A job whose record cannot be read has an owner no one can
+// tell: only root and the daemon's user may change it, and they get the
+// record's error. Called with mu held.
+func (d *Daemon) authorize(ctx context.Context, id uint64) (*store.Record, error) {
+	r, err := d.record(id)
+	p, known := peerFrom(ctx)
+	switch {
+	case !known:
+		return r, err
+	case errors.Is(err, store.ErrBadRecord) && !p.privileged():
+		d.log.Warn("refused a change to a job that cannot be read", "job", id, "uid", p.UID)
+		return nil, &deniedError{fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", id)}
+	case err != nil:
+		return nil, err
+	case !p.mayChange(r.Owner):
+		d.log.Warn("refused a change to another user's job", "job", id, "uid", p.UID, "owner", r.Owner.UID)
+		return nil, &deniedError{fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", id, r.Owner.UID)}
+	}
+	return r, nil
+}
+
 // view renders a record, with live progress when it is running. Called
 // with mu held.
 func (d *Daemon) view(r *store.Record) api.Job {
@@ -546,9 +582,10 @@ func (d *Daemon) view(r *store.Record) api.Job {
 	return j
 }
 
-// Pause stops a job until it is resumed.
-func (d *Daemon) Pause(id uint64) (api.Job, error) {
-	return d.change(id, func(r *store.Record) error {
+// Pause stops a job until it is resumed. Only the job's owner, root and
+// the daemon's user may pause it (see authorize).
+func (d *Daemon) Pause(ctx context.Context, id uint64) (api.Job, error) {
+	return d.change(ctx, id, func(r *store.Record) error {
 		switch r.State {
 		case api.StatePaused:
 			return nil
@@ -560,11 +597,12 @@ func (d *Daemon) Pause(id uint64) (api.Job, error) {
 	}, errPause)
 }
 
-// Resume queues a paused or failed job again.
-func (d *Daemon) Resume(id uint64) (api.Job, error) {
+// Resume queues a paused or failed job again. Only the job's owner, root
+// and the daemon's user may resume it (see authorize).
+func (d *Daemon) Resume(ctx context.Context, id uint64) (api.Job, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, err := d.record(id)
+	r, err := d.authorize(ctx, id)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -595,9 +633,10 @@ func (d *Daemon) resumeLocked(r *store.Record) error {
 	return nil
 }
 
-// Cancel stops a job for good and deletes its partial file.
-func (d *Daemon) Cancel(id uint64) (api.Job, error) {
-	return d.change(id, func(r *store.Record) error {
+// Cancel stops a job for good and deletes its partial file. Only the
+// job's owner, root and the daemon's user may cancel it (see authorize).
+func (d *Daemon) Cancel(ctx context.Context, id uint64) (api.Job, error) {
+	return d.change(ctx, id, func(r *store.Record) error {
 		switch r.State {
 		case api.StateCompleted:
 			return fmt.Errorf("%w: job %d is completed", ErrConflict, id)
@@ -613,9 +652,14 @@ func (d *Daemon) Cancel(id uint64) (api.Job, error) {
 }
 
 // change stops a running job with cause, or applies fn to a job that is
-// not running.
-func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (api.Job, error) {
+// not running, once the caller of ctx may change it.
+func (d *Daemon) change(ctx context.Context, id uint64, fn func(*store.Record) error, cause error) (api.Job, error) {
 	d.mu.Lock()
+	r, err := d.authorize(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrBadRecord) {
+		d.mu.Unlock()
+		return api.Job{}, err
+	}
 	if run := d.active[id]; run != nil {
 		run.stop(cause)
 		d.mu.Unlock()
@@ -623,7 +667,6 @@ func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (a
 		return d.Job(id)
 	}
 	defer d.mu.Unlock()
-	r, err := d.record(id)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -643,9 +686,10 @@ func (d *Daemon) change(id uint64, fn func(*store.Record) error, cause error) (a
 
 // Remove deletes a job, cancelling it first if it is unfinished; a
 // finished file is kept. A job whose record cannot be read is deleted as
-// it is: its partial file, which the record would name, stays.
-func (d *Daemon) Remove(id uint64) error {
-	if _, err := d.Cancel(id); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, store.ErrBadRecord) {
+// it is: its partial file, which the record would name, stays. Only the
+// job's owner, root and the daemon's user may remove it (see authorize).
+func (d *Daemon) Remove(ctx context.Context, id uint64) error {
+	if _, err := d.Cancel(ctx, id); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, store.ErrBadRecord) {
 		return err
 	}
 	d.mu.Lock()
@@ -665,16 +709,17 @@ func (d *Daemon) Remove(id uint64) error {
 	return nil
 }
 
-// SetJobLimit changes one job's rate cap (0: none).
-func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
-	if limit < 0 {
-		return api.Job{}, fmt.Errorf("%w: negative limit", ErrInvalid)
-	}
+// SetJobLimit changes one job's rate cap (0: none). Only the job's owner,
+// root and the daemon's user may change it (see authorize).
+func (d *Daemon) SetJobLimit(ctx context.Context, id uint64, limit int64) (api.Job, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, err := d.record(id)
+	r, err := d.authorize(ctx, id)
 	if err != nil {
 		return api.Job{}, err
+	}
+	if limit < 0 {
+		return api.Job{}, fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
 	set := func(r *store.Record) { r.Limit = limit }
 	if run := d.active[id]; run != nil {
@@ -692,7 +737,13 @@ func (d *Daemon) SetJobLimit(id uint64, limit int64) (api.Job, error) {
 }
 
 // SetLimit changes the global rate cap (0: none) until the daemon stops.
-func (d *Daemon) SetLimit(limit int64) error {
+// It slows every user's jobs, so only root and the daemon's user may set
+// it; with no caller in ctx, anyone may, as for jobs with no owner.
+func (d *Daemon) SetLimit(ctx context.Context, limit int64) error {
+	if p, ok := peerFrom(ctx); ok && !p.privileged() {
+		d.log.Warn("refused a change to the global limit", "uid", p.UID)
+		return &deniedError{fmt.Sprintf("uid %d may not set the global limit: it slows every job, so only root or the daemon's user may set it", p.UID)}
+	}
 	if limit < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
 	}

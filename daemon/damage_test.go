@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -109,7 +110,7 @@ func TestOpen_BadRecordSkipped(t *testing.T) {
 	}
 
 	// Removing it clears it.
-	if err := d.Remove(bad); err != nil {
+	if err := d.Remove(context.Background(), bad); err != nil {
 		t.Fatalf("Remove of the bad record: %v", err)
 	}
 	if _, err := d.Job(bad); !errors.Is(err, ErrNotFound) {
@@ -124,7 +125,7 @@ func TestServer_BadRecord(t *testing.T) {
 	d, c, _ := startControl(t, Config{StateDir: dir})
 	// The good job has nowhere to download from; pause it to keep it
 	// still.
-	if _, err := d.Pause(good); err != nil {
+	if _, err := d.Pause(context.Background(), good); err != nil {
 		t.Fatal(err)
 	}
 	url := fmt.Sprintf("/v1/jobs/%d", bad)

@@ -36,5 +36,8 @@
 // each caller's credentials. idmd writes as its own user, often root, so a
 // caller that is neither root nor that user gets a job only in a
 // directory it could create files in itself; the check is made again
-// each time the job starts ([ErrDenied]).
+// each time the job starts ([ErrDenied]). Each job records its owner:
+// only the owner, root and the daemon's user may change it, and only root
+// and the daemon's user may set the global limit; reading is open to
+// every caller the socket admits.
 package daemon

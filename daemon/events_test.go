@@ -181,13 +181,13 @@ func TestSubscription_SnapshotWalk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := d.Remove(10); err != nil {
+	if err := d.Remove(context.Background(), 10); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Resume(2); err != nil {
+	if _, err := d.Resume(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Remove(3); err != nil {
+	if err := d.Remove(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
 	var want []uint64

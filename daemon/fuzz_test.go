@@ -80,7 +80,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := d.Pause(paused.ID); err != nil {
+	if _, err := d.Pause(context.Background(), paused.ID); err != nil {
 		f.Fatal(err)
 	}
 	handler := (&Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
@@ -165,11 +165,11 @@ func FuzzServer_RequestBody(f *testing.F) {
 				if j.State != api.StateQueued || j.Limit != probe.Limit || !within(sandbox, j.Dir) || len(j.Sources) != len(probe.Sources) {
 					t.Fatalf("body %q created %+v", body, j)
 				}
-				if err := d.Remove(j.ID); err != nil {
+				if err := d.Remove(context.Background(), j.ID); err != nil {
 					t.Fatal(err)
 				}
 			case j.ID == paused.ID:
-				if _, err := d.Pause(paused.ID); err != nil {
+				if _, err := d.Pause(context.Background(), paused.ID); err != nil {
 					t.Fatal(err)
 				}
 			case j.ID != running.ID:
@@ -182,7 +182,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			if err := json.Unmarshal(answer, &got); err != nil || got.Limit != req.Limit || d.Limit() != req.Limit {
 				t.Fatalf("body %q answered %s (%v); the daemon's limit is %d", body, answer, err, d.Limit())
 			}
-			d.SetLimit(0)
+			d.SetLimit(context.Background(), 0)
 		default:
 			var req api.LimitRequest
 			var j api.Job
@@ -190,7 +190,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			if err := json.Unmarshal(answer, &j); err != nil || j.ID != id || j.Limit != req.Limit {
 				t.Fatalf("body %q answered %s (%v)", body, answer, err)
 			}
-			if _, err := d.SetJobLimit(id, prevLimit); err != nil {
+			if _, err := d.SetJobLimit(context.Background(), id, prevLimit); err != nil {
 				t.Fatal(err)
 			}
 		}

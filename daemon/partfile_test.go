@@ -139,7 +139,7 @@ func TestDaemon_Cancel_LeavesOtherJobAlone(t *testing.T) {
 		b, _ := d.Job(j2.ID)
 		return a.Progress.Verified > 0 && b.Progress.Verified > 0
 	})
-	if _, err := d.Cancel(j2.ID); err != nil {
+	if _, err := d.Cancel(context.Background(), j2.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "job 1 done", time.Minute, func() bool {
@@ -339,7 +339,7 @@ func TestDaemon_DiskFull_FailsJobThenResumes(t *testing.T) {
 		t.Fatalf("job %s (%q), want failed for want of room", j.State, j.LastError)
 	}
 	proctest.ResizeTmpfs(t, out, "80m")
-	if _, err := d.Resume(j.ID); err != nil {
+	if _, err := d.Resume(context.Background(), j.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the resumed job to end", time.Minute, func() bool {

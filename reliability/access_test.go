@@ -128,18 +128,20 @@ func emptyDir(t *testing.T, dir string) {
 	}
 }
 
-// Another user against a per-user idmd: refused on every route, even
-// with the socket opened to everyone, and nothing is added.
-func TestAccess_OtherUserPerUserDaemon(t *testing.T) {
-	needRoot(t)
+// startAs runs idmd as cred, with its socket and state in a new home
+// directory that cred owns, and waits until it answers. It is killed
+// when the test ends.
+func startAs(t *testing.T, cred *syscall.Credential, extra ...string) *proctest.Daemon {
+	t.Helper()
 	home := openTo(t, t.TempDir())
-	if err := os.Chown(home, uidDaemonUser, uidDaemonUser); err != nil {
+	if err := os.Chown(home, int(cred.Uid), int(cred.Gid)); err != nil {
 		t.Fatal(err)
 	}
 	d := &proctest.Daemon{Socket: filepath.Join(home, "run", "idmd.sock"), StateDir: filepath.Join(home, "state")}
-	cmd := exec.Command(proctest.Bin("idmd"), "run", "--socket", d.Socket, "--state-dir", d.StateDir)
+	args := append([]string{"run", "--socket", d.Socket, "--state-dir", d.StateDir}, extra...)
+	cmd := exec.Command(proctest.Bin("idmd"), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as(uidDaemonUser)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	var logs proctest.LockedBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -152,10 +154,18 @@ func TestAccess_OtherUserPerUserDaemon(t *testing.T) {
 			t.Logf("idmd's log:\n%s", logs.String())
 		}
 	})
-	proctest.WaitFor(t, "the per-user idmd to answer", 10*time.Second, func() bool {
+	proctest.WaitFor(t, "idmd to answer", 10*time.Second, func() bool {
 		_, err := d.Client().Version(context.Background())
 		return err == nil
 	})
+	return d
+}
+
+// Another user against a per-user idmd: refused on every route, even
+// with the socket opened to everyone, and nothing is added.
+func TestAccess_OtherUserPerUserDaemon(t *testing.T) {
+	needRoot(t)
+	d := startAs(t, as(uidDaemonUser))
 	out := openTo(t, t.TempDir())
 	if err := os.Chmod(out, 0o777); err != nil {
 		t.Fatal(err)
@@ -287,4 +297,137 @@ func addAs(t *testing.T, d *proctest.Daemon, cred *syscall.Credential, dir strin
 		t.Fatalf("idmctl add printed %q, not an ID", r.Stdout)
 	}
 	return id
+}
+
+// notOwner is what idmctl says when a caller may not change job id, which
+// uid owns.
+func notOwner(id uint64, uid int) string {
+	return fmt.Sprintf("idmctl: job %d belongs to uid %d; only its owner, root or the daemon's user may change it", id, uid)
+}
+
+// globalLimitRefused is what idmctl says when uid may not set the global
+// limit.
+func globalLimitRefused(uid int) string {
+	return fmt.Sprintf("idmctl: uid %d may not set the global limit: it slows every job, so only root or the daemon's user may set it", uid)
+}
+
+// refused runs idmctl as cred and fails the test unless it exits 1 with
+// exactly the line says.
+func refused(t *testing.T, d *proctest.Daemon, cred *syscall.Credential, says string, args ...string) {
+	t.Helper()
+	r := idmctlAs(d, cred, args...)
+	if r.Code != 1 || r.Stderr != says+"\n" || r.Stdout != "" {
+		t.Errorf("idmctl %s as uid %d: exit %d, stdout %q, stderr %q; want exit 1 and %q", strings.Join(args, " "), cred.Uid, r.Code, r.Stdout, r.Stderr, says)
+	}
+}
+
+// partialFiles returns the partial files in dir.
+func partialFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	parts, err := filepath.Glob(filepath.Join(dir, "*.idmpart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parts
+}
+
+// The system daemon, run as root: a member's job is the member's. Another
+// member may not cancel, pause, resume, remove or re-limit it, nor set
+// the global limit; each refusal is one line and exit status 1, and the
+// job, its partial file and the limits stay as they were. Creating the
+// same download gives the other member a job of its own. The owner's job
+// completes; root cancels a member's job.
+func TestAccess_JobOwner(t *testing.T) {
+	needRoot(t)
+	group, gid := someGroup(t)
+	file, want := proctest.Sample(t, 1<<20, 41)
+	srv := proctest.StartServers(t, file, 2, "256K")
+	d := proctest.NewDaemon(t)
+	d.Start("--system", "--group", group)
+	openTo(t, filepath.Dir(filepath.Dir(d.Socket)))
+	ann, bob := as(uidAnn, gid), as(uidBob, gid)
+	shared := mkdirAs(t, filepath.Join(openTo(t, t.TempDir()), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+
+	id := addAs(t, d, ann, shared, srv.Sources()...)
+	d.WaitVerified(id, 0.05)
+	// Every source down: the job waits, its partial file half full,
+	// until they are back.
+	srv.Console(t, "E1")
+	srv.Console(t, "E2")
+	proctest.WaitFor(t, "the job to wait", time.Minute, func() bool {
+		return d.Job(id).State == api.StateWaiting
+	})
+	parts := partialFiles(t, shared)
+	if len(parts) != 1 {
+		t.Fatalf("%s holds partial files %v, want ann's one", shared, parts)
+	}
+
+	ids := strconv.FormatUint(id, 10)
+	for _, args := range [][]string{
+		{"cancel", ids}, {"pause", ids}, {"resume", ids}, {"rm", ids}, {"limit", ids, "1K"},
+	} {
+		refused(t, d, bob, notOwner(id, uidAnn), args...)
+	}
+	refused(t, d, bob, globalLimitRefused(uidBob), "limit", "1K")
+	if j := d.Job(id); j.State != api.StateWaiting || j.Limit != 0 {
+		t.Errorf("after bob's refused commands ann's job is %s with limit %d; want waiting, none", j.State, j.Limit)
+	}
+	if l, err := d.Client().Limit(context.Background()); err != nil || l != 0 {
+		t.Errorf("after bob's refused command the global limit is %d (%v); want none", l, err)
+	}
+	if _, err := os.Stat(parts[0]); err != nil {
+		t.Errorf("ann's partial file after bob's refused commands: %v", err)
+	}
+
+	// The same download, with -r: bob's own job, not ann's. His to cancel.
+	r := idmctlAs(d, bob, append([]string{"add", "-r", "-o", shared}, srv.Sources()...)...)
+	if bobs, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64); r.Code != 0 || err != nil || bobs == id {
+		t.Errorf("idmctl add -r as bob, ann's download: exit %d, %q, %q; want a new job", r.Code, r.Stdout, r.Stderr)
+	} else if r := idmctlAs(d, bob, "cancel", strconv.FormatUint(bobs, 10)); r.Code != 0 {
+		t.Errorf("idmctl cancel as bob, his own job: exit %d, %q", r.Code, r.Stderr)
+	}
+
+	srv.Console(t, "S1")
+	srv.Console(t, "S2")
+	proctest.WaitFor(t, "ann's job to complete", 2*time.Minute, func() bool {
+		return d.Job(id).State == api.StateCompleted
+	})
+	proctest.SameFile(t, shared, want)
+
+	// Root may change anyone's job. Nobody listens there: the job waits.
+	other := addAs(t, d, ann, shared, "idm://127.0.0.1:"+proctest.FreePorts(t, 1)[0])
+	if r := d.Idmctl("cancel", strconv.FormatUint(other, 10)); r.Code != 0 || r.Stdout != fmt.Sprintf("job %d: cancelled\n", other) {
+		t.Errorf("idmctl cancel as root, ann's job: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// The system daemon run as a user of its own, as the service is: that
+// user may change a member's job and set the global limit; another
+// member may do neither.
+func TestAccess_ServiceUser(t *testing.T) {
+	needRoot(t)
+	group, gid := someGroup(t)
+	daemonUser := as(uidDaemonUser, gid)
+	d := startAs(t, daemonUser, "--system", "--group", group)
+	ann, bob := as(uidAnn, gid), as(uidBob, gid)
+	shared := mkdirAs(t, filepath.Join(openTo(t, t.TempDir()), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+
+	// Nobody listens there: the job waits until stopped.
+	id := addAs(t, d, ann, shared, "idm://127.0.0.1:"+proctest.FreePorts(t, 1)[0])
+	ids := strconv.FormatUint(id, 10)
+	refused(t, d, bob, notOwner(id, uidAnn), "pause", ids)
+	refused(t, d, ann, globalLimitRefused(uidAnn), "limit", "1K")
+	for _, tc := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"pause", ids}, fmt.Sprintf("job %d: paused\n", id)},
+		{[]string{"limit", ids, "1K"}, fmt.Sprintf("job %d limit: 1000 B/s (1000 B/s)\n", id)},
+		{[]string{"limit", "1K"}, "global limit: 1000 B/s (1000 B/s)\n"},
+		{[]string{"cancel", ids}, fmt.Sprintf("job %d: cancelled\n", id)},
+	} {
+		if r := idmctlAs(d, daemonUser, tc.args...); r.Code != 0 || r.Stdout != tc.out {
+			t.Errorf("idmctl %s as the daemon's user: exit %d, %q, %q; want %q", strings.Join(tc.args, " "), r.Code, r.Stdout, r.Stderr, tc.out)
+		}
+	}
 }
