@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/idmproject/idm/internal/safetext"
 )
 
 // Exit statuses of idmctl.
@@ -387,8 +389,10 @@ func (c *cli) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// oneLine keeps the first line of a message for table cells.
+// oneLine keeps the first line of a message for table cells, with
+// anything that could move the cursor or reorder the text replaced: the
+// message may come from a server.
 func oneLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	return s
+	return safetext.Line(s, '?', 0)
 }

@@ -19,7 +19,7 @@ import (
 func jobName(j *api.Job) string {
 	switch {
 	case j.Name != "":
-		return j.Name
+		return oneLine(j.Name)
 	case len(j.Sources) > 0:
 		return j.Sources[0]
 	}

@@ -47,9 +47,9 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 	}
 	row("Job", fmt.Sprint(j.ID))
 	row("State", j.State)
-	row("Name", j.Name)
-	row("Directory", j.Dir)
-	row("Path", j.Path)
+	row("Name", oneLine(j.Name))
+	row("Directory", oneLine(j.Dir))
+	row("Path", oneLine(j.Path))
 	if j.Size > 0 {
 		row("Size", fmt.Sprintf("%s (%d bytes)", transport.FormatBytes(j.Size), j.Size))
 		row("Verified", fmt.Sprintf("%s (%s)", transport.FormatBytes(p.Verified), percent(p.Verified, j.Size)))

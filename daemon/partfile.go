@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/safetext"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -28,15 +28,16 @@ const partReserve = 1 + 20 + 1 + 8 + len(partSuffix) + len(" (999)")
 
 // SanitizeName turns a file name that came from a server into one that is
 // safe to create in the output directory: no path separators, no "..", no
-// control characters, not hidden behind a leading dot, never empty, and
-// short enough for common file systems.
+// control, bidirectional or invisible characters (each becomes "_"), not
+// hidden behind a leading dot, never empty, and short enough for common
+// file systems.
 func SanitizeName(name string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch {
 		case r == '/' || r == '\\' || r == ':' || r == 0:
 			b.WriteRune('_')
-		case unicode.IsControl(r) || r == unicode.ReplacementChar:
+		case safetext.Unsafe(r):
 			b.WriteRune('_')
 		default:
 			b.WriteRune(r)

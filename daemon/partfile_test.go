@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/proctest"
@@ -465,5 +466,38 @@ func TestDaemon_CrashAtEveryPublishStep(t *testing.T) {
 				t.Errorf("%d bytes fetched again", again)
 			}
 		})
+	}
+}
+
+// SanitizeName keeps a name that is safe as it is, and makes any other
+// one safe to create in the output directory and to show.
+func TestSanitizeName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"video.mp4", "video.mp4"},
+		{"été à Tōkyō 東京.mkv", "été à Tōkyō 東京.mkv"},
+		{"../../etc/passwd", "_.._etc_passwd"},
+		{"/abs/path", "_abs_path"},
+		{`a\b:c`, "a_b_c"},
+		{"..", "download"},
+		{".", "download"},
+		{"", "download"},
+		{"  .hidden  ", "hidden"},
+		{"trailing dots...", "trailing dots"},
+		{"nul\x00byte", "nul_byte"},
+		{"new\nline\r\ttab", "new_line__tab"},
+		{"\x1b[31mred", "_[31mred"},
+		{"del\x7fc1\u0085", "del_c1_"},
+		{"invoice\u202Efdp.exe", "invoice_fdp.exe"},
+		{"\u2066isolate\u2069\u200Emark\u200F", "_isolate__mark_"},
+		{"zero\u200Bwidth\u200Cjoin\u200D\uFEFF", "zero_width_join__"},
+		{"bad \xff utf-8", "bad _ utf-8"},
+	} {
+		if got := SanitizeName(tc.in); got != tc.want {
+			t.Errorf("SanitizeName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := SanitizeName(strings.Repeat("é", 300))
+	if len(long) > 255-partReserve || !utf8.ValidString(long) {
+		t.Errorf("a 600-byte name became %d bytes (valid UTF-8: %v), want at most %d", len(long), utf8.ValidString(long), 255-partReserve)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/safetext"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -28,6 +29,14 @@ const (
 	backoffMin = 500 * time.Millisecond
 	backoffMax = 30 * time.Second
 )
+
+// maxErrText bounds a source's last error as the job keeps it.
+const maxErrText = 512
+
+// errText makes an error's text fit to keep and show: one line of at
+// most maxErrText bytes, with nothing a server could use to move a
+// terminal's cursor or reorder the text.
+func errText(s string) string { return safetext.Line(s, '?', maxErrText) }
 
 // source is one server of a job and what the job knows of it.
 type source struct {
@@ -82,7 +91,7 @@ func (s *source) setState(state, reason string) (was string) {
 	}
 	s.state = state
 	if reason != "" {
-		s.lastErr = reason
+		s.lastErr = errText(reason)
 	}
 	return was
 }
@@ -147,7 +156,7 @@ func (w *worker) run(ctx context.Context) {
 		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
 		w.src.mu.Lock()
 		w.src.errors++
-		w.src.lastErr = err.Error()
+		w.src.lastErr = errText(err.Error())
 		wasUp := w.src.state == api.SourceUp
 		if w.src.state != api.SourceQuarantined && w.src.state != api.SourceRejected {
 			w.src.state = api.SourceDown

@@ -343,8 +343,6 @@ type hostileRow struct {
 	// last_error must say (a regexp).
 	ends      []string
 	endReason string
-	// skip names the defect that keeps this row from passing today.
-	skip string
 }
 
 // Shorthands for the table.
@@ -464,15 +462,9 @@ var hostileMessage = func() string {
 	return s + strings.Repeat("\x1b]0;pwned\x07A", (1000-len(s))/12)
 }()
 
-// Defects that keep rows from passing today, each named once.
-const (
-	trickleDefect    = "needs issue 8: a trickling source is never dropped, as every byte renews the stall time-out"
-	rawMessageDefect = "needs issue 8: a server's error message reaches last_error and idmctl status raw: control characters, ANSI escapes, bidirectional controls"
-)
-
 // hostileRows is the table. Each row is one job of one daemon, all at
 // once: the hostile server alone, or listed first before three real
-// idm-servers (honest). A row that fails today names its defect in skip.
+// idm-servers (honest).
 var hostileRows = []hostileRow{
 	// Wrong bytes.
 	{name: "corrupt every segment", script: corrupt(func(int64) bool { return true }),
@@ -597,35 +589,29 @@ var hostileRows = []hostileRow{
 				}
 			}
 		}
-	}, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endStuck}, endReason: `.`,
-		skip: trickleDefect},
+	}, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endStuck}, endReason: `.`},
 	{name: "trickling the manifest", script: func(f *file) func(p *peer) {
 		return liar{f: f, manifest: func(p *peer) bool { return p.trickle(frame(wireManifest, f.manifest().payload())) }}.serve
-	}, honest: true, late: true, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endCompleted},
-		skip: trickleDefect},
+	}, honest: true, late: true, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endCompleted}},
 	{name: "trickling data", script: lieInData(func(f *file, p *peer, off, n int64) bool { return p.trickle(f.answer(off, n)) }),
 		honest: true, ends: []string{endCompleted}},
 	{name: "trickling data, dropped", script: lieInData(func(f *file, p *peer, off, n int64) bool { return p.trickle(f.answer(off, n)) }),
-		honest: true, late: true, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endCompleted},
-		skip: trickleDefect},
+		honest: true, late: true, caught: caughtSilent, reason: `(?i)stall|slow|time`, ends: []string{endCompleted}},
 
 	// Error frames.
 	{name: "error frame with a hostile message", script: func(f *file) func(p *peer) {
 		return liar{f: f, manifest: func(p *peer) bool { return p.send(errorFrame(codeInternal, hostileMessage, -1)) }}.serve
-	}, caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endStuck}, endReason: `.`,
-		skip: rawMessageDefect},
+	}, caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endStuck}, endReason: `.`},
 	{name: "error frame with a hostile message", script: func(f *file) func(p *peer) {
 		return liar{f: f, manifest: func(p *peer) bool { return p.send(errorFrame(codeInternal, hostileMessage, -1)) }}.serve
-	}, honest: true, late: true, caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endCompleted},
-		skip: rawMessageDefect},
+	}, honest: true, late: true, caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endCompleted}},
 	{name: "error frame with a 3 KiB message", script: func(f *file) func(p *peer) {
 		msg := strings.Repeat(hostileMessage, 3)
 		return liar{f: f, manifest: func(p *peer) bool { return p.send(errorFrame(codeInternal, msg, -1)) }}.serve
 	}, caught: caughtBroken, reason: `(?i)error|message|bytes`, ends: []string{endStuck}, endReason: `.`},
 	{name: "error frame with a hostile message for a range", script: lieInData(func(f *file, p *peer, off, n int64) bool {
 		return p.send(errorFrame(codeInternal, hostileMessage, -1))
-	}), caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endStuck}, endReason: `.`,
-		skip: rawMessageDefect},
+	}), caught: caughtBroken, reason: `(?i)internal error`, ends: []string{endStuck}, endReason: `.`},
 	{name: "error frame of unknown code instead of hello", script: func(*file) func(p *peer) {
 		return func(p *peer) {
 			var b [6]byte
@@ -633,8 +619,7 @@ var hostileRows = []hostileRow{
 				p.send(errorFrame(0xFFFF, hostileMessage, -1))
 			}
 		}
-	}, caught: caughtBroken, reason: `(?i)error 65535|server`, ends: []string{endStuck}, endReason: `.`,
-		skip: rawMessageDefect},
+	}, caught: caughtBroken, reason: `(?i)error 65535|server`, ends: []string{endStuck}, endReason: `.`},
 
 	// Hostile file names; the data is true.
 	{name: "name ../../etc/passwd", script: named("../../etc/passwd"), ends: []string{endCompleted}},
@@ -656,8 +641,7 @@ var hostileRows = []hostileRow{
 	{name: "name with newline", script: named("two\nlines.txt"), ends: []string{endCompleted}},
 	{name: "name with ANSI escapes", script: named("\x1b[2J\x1b[31mred.txt"), ends: []string{endCompleted}},
 	{name: "name with invalid UTF-8", script: named("bad\xff\xfe.txt"), ends: []string{endCompleted}},
-	{name: "name with U+202E", script: named("invoice\u202Efdp.exe"), ends: []string{endCompleted},
-		skip: "needs issue 8: SanitizeName keeps bidirectional controls such as U+202E, so a name shows as another (invoice\u202Efdp.exe as invoiceexe.pdf)"},
+	{name: "name with U+202E", script: named("invoice\u202Efdp.exe"), ends: []string{endCompleted}},
 	{name: "name x.idmpart", script: named("x.idmpart"), ends: []string{endCompleted}},
 	{name: "name CON", script: named("CON"), ends: []string{endCompleted}},
 	// The output directory already holds x.idmpart, which is not this
@@ -762,9 +746,6 @@ func TestHostileServers(t *testing.T) {
 			variant = "beside honest"
 		}
 		t.Run(variant+"/"+r.name, func(t *testing.T) {
-			if r.skip != "" {
-				t.Skip(r.skip)
-			}
 			c := h.start(t, r)
 			t.Parallel()
 			h.check(t, c)

@@ -15,8 +15,12 @@ import (
 // before the connection counts as stalled.
 const DefaultStallTimeout = 10 * time.Second
 
+// DefaultMinRate is the slowest a connection may deliver, in bytes per
+// second, over the stall time-out: below it the source is trickling.
+const DefaultMinRate = 1 << 10
+
 // ErrStalled reports a connection on which no byte arrived for the stall
-// time-out.
+// time-out, or too few to be of use.
 var ErrStalled = errors.New("connection stalled")
 
 // Dialer opens idm protocol connections. Its zero value is ready to use.
@@ -24,6 +28,12 @@ type Dialer struct {
 	// StallTimeout is how long any read may receive no byte before it
 	// fails with ErrStalled. Zero means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MinRate is the fewest bytes per second a connection must deliver
+	// while it is being read from, measured over StallTimeout, before it
+	// fails with ErrStalled: a server that sends a byte now and then is
+	// as useless as a silent one. Zero means DefaultMinRate; negative,
+	// no minimum.
+	MinRate int64
 }
 
 // Dial connects to the idm server at addr (host:port) with a zero Dialer.
@@ -43,7 +53,11 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
 	if stall <= 0 {
 		stall = DefaultStallTimeout
 	}
-	cn := &Conn{c: c, stall: stall}
+	minRate := d.MinRate
+	if minRate == 0 {
+		minRate = DefaultMinRate
+	}
+	cn := &Conn{c: c, stall: stall, minRate: minRate}
 	cn.br = bufio.NewReaderSize(stallReader{cn}, 64<<10)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -62,22 +76,40 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
 // order, with Receive. Request and Receive may run in two goroutines at
 // once (one sending, one reading), but neither in two.
 type Conn struct {
-	c     net.Conn
-	br    *bufio.Reader
-	wbuf  []byte
-	stall time.Duration
+	c       net.Conn
+	br      *bufio.Reader
+	wbuf    []byte
+	stall   time.Duration
+	minRate int64
+	// waited is how long reads have waited for the server since got was
+	// last reset, and got how many bytes they received meanwhile.
+	waited time.Duration
+	got    int64
 }
 
 // stallReader renews the read deadline before each read, so the deadline
-// measures silence, not the length of a transfer.
+// measures silence, not the length of a transfer; and it measures the
+// rate while reads wait for the server, so that a trickle fails too.
+// Time the reader spends elsewhere (throttled by its own rate limit, say)
+// does not count against the server.
 type stallReader struct{ cn *Conn }
 
 func (s stallReader) Read(p []byte) (int, error) {
-	s.cn.c.SetReadDeadline(time.Now().Add(s.cn.stall))
-	n, err := s.cn.c.Read(p)
+	cn := s.cn
+	start := time.Now()
+	cn.c.SetReadDeadline(start.Add(cn.stall))
+	n, err := cn.c.Read(p)
 	var ne net.Error
 	if err != nil && errors.As(err, &ne) && ne.Timeout() {
-		err = fmt.Errorf("%w: no data for %v", ErrStalled, s.cn.stall)
+		return n, fmt.Errorf("%w: no data for %v", ErrStalled, cn.stall)
+	}
+	cn.waited += time.Since(start)
+	cn.got += int64(n)
+	if cn.waited >= cn.stall {
+		if cn.minRate > 0 && float64(cn.got) < float64(cn.minRate)*cn.waited.Seconds() {
+			return n, fmt.Errorf("%w: %d bytes in %v, slower than %d bytes/s", ErrStalled, cn.got, cn.waited.Round(time.Millisecond), cn.minRate)
+		}
+		cn.waited, cn.got = 0, 0
 	}
 	return n, err
 }

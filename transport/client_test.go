@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,6 +66,41 @@ func TestConn_Receive_Stalled(t *testing.T) {
 	}
 }
 
+// A server that keeps sending, but a byte now and then, fails as a
+// silent one does: with the default minimum rate, a trickle of a few
+// bytes a second over the stall time-out is ErrStalled.
+func TestConn_Receive_TrickleBelowMinRate(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	addr := fakeServer(t, func(c net.Conn) {
+		if !acceptHello(c) {
+			return
+		}
+		if _, err := readRequest(bufReader(c)); err != nil {
+			return
+		}
+		c.Write(appendHeader(nil, frameData, 1000))
+		for i := range 1000 {
+			time.Sleep(stall / 6)
+			if _, err := c.Write([]byte{byte(i)}); err != nil {
+				return
+			}
+		}
+	})
+	d := Dialer{StallTimeout: stall}
+	cn, err := d.Dial(t.Context(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	if err := cn.Request(0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	err = cn.Receive(make([]byte, 1000))
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "slower than") {
+		t.Fatalf("Receive of a trickle = %v, want ErrStalled for being slower than the minimum", err)
+	}
+}
+
 // TestConn_Receive_SlowButSteady checks that the stall time-out measures
 // silence, not the length of an answer: a body trickling in over several
 // stall periods arrives whole.
@@ -91,7 +127,8 @@ func TestConn_Receive_SlowButSteady(t *testing.T) {
 		}
 		silent(c)
 	})
-	d := Dialer{StallTimeout: stall}
+	// No minimum rate: this is about silence alone.
+	d := Dialer{StallTimeout: stall, MinRate: -1}
 	cn, err := d.Dial(t.Context(), addr)
 	if err != nil {
 		t.Fatal(err)

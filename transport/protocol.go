@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/idmproject/idm/internal/safetext"
 )
 
 // Magic opens every idm protocol connection; it is also how a server tells
@@ -87,11 +89,13 @@ type Error struct {
 	Message string
 }
 
+// Error returns the code and the server's message, made safe to show: a
+// message comes from the network and may hold anything.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return "server: " + e.Code.String()
 	}
-	return "server: " + e.Code.String() + ": " + e.Message
+	return "server: " + e.Code.String() + ": " + safetext.Line(e.Message, '?', MaxErrorMessage)
 }
 
 // Is makes errors.Is(err, ErrBusy) and the like match on the code alone.
