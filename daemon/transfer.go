@@ -112,10 +112,9 @@ type transfer struct {
 	voteTimer   *time.Timer
 	winner      *transport.Summary
 	candidate   *transport.Manifest // the first answer's whole manifest
-	keeping     bool                // a source is reading the candidate
 	decided     chan struct{}       // closed once the winner is decided
-	fetching    bool                // a source is fetching the winner's manifest
-	fetchDone   chan struct{}       // closed and replaced when a fetch ends
+	fetching    bool                // a source is reading a whole manifest
+	fetchDone   chan struct{}       // closed and replaced when it is done
 	known       chan struct{}       // closed once man is set, or identityErr
 	identityErr error
 
