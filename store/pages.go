@@ -105,6 +105,7 @@ type pageWalker struct {
 	f    *os.File
 	meta boltMeta
 	seen map[uint64]bool // pages already reached, overflow included
+	free map[uint64]bool // pages the freelist names
 }
 
 // walkFile checks that every page reachable from meta, and the freelist,
@@ -115,13 +116,23 @@ func walkFile(f *os.File, size int64, meta boltMeta) error {
 	if end := meta.pages * meta.pageSize; meta.pages < 2 || end/meta.pageSize != meta.pages || end > uint64(size) {
 		return fmt.Errorf("the file is %d bytes, but its %d pages of %d bytes need %d: it was cut short", size, meta.pages, meta.pageSize, end)
 	}
-	w := &pageWalker{f: f, meta: meta, seen: map[uint64]bool{0: true, 1: true}}
+	w := &pageWalker{f: f, meta: meta, seen: map[uint64]bool{0: true, 1: true}, free: map[uint64]bool{}}
 	if meta.freelist != noFreelist {
 		if err := w.freelist(meta.freelist); err != nil {
 			return err
 		}
 	}
-	return w.tree(meta.root, 0)
+	if err := w.tree(meta.root, 0); err != nil {
+		return err
+	}
+	// bbolt panics ("page already freed") when it frees a page the
+	// freelist already names: a page in use must not be listed free.
+	for id := range w.free {
+		if w.seen[id] {
+			return fmt.Errorf("page %d is in use and listed free", id)
+		}
+	}
+	return nil
 }
 
 // A pageRef is a page whose header has been checked.
@@ -214,9 +225,14 @@ func (w *pageWalker) freelist(id uint64) error {
 		return err
 	}
 	for i := range count {
-		if free := binary.NativeEndian.Uint64(ids[8*i:]); free < 2 || free >= w.meta.pages {
+		free := binary.NativeEndian.Uint64(ids[8*i:])
+		if free < 2 || free >= w.meta.pages {
 			return fmt.Errorf("free page %d is outside the file's pages 2 to %d", free, w.meta.pages-1)
 		}
+		if w.free[free] {
+			return fmt.Errorf("page %d is listed free twice", free)
+		}
+		w.free[free] = true
 	}
 	return nil
 }
