@@ -71,7 +71,7 @@ func TestChaos(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	b.WriteString("| seed | stops | starts | all down | kills | time | fetched twice | sent beyond the size | bytes lost |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| seed | stops | starts | all down | kills | time | fetched beyond the size | sent beyond the size | bytes lost |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %.1f s | %s | %s | %d |\n", r.seed, r.stops, r.starts, r.outages, r.kills,
 			r.took.Seconds(), mibPercent(r.refetched, r.size), mibPercent(r.oversent, r.size), r.lost)
