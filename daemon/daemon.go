@@ -304,6 +304,12 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 	}
 	switch {
 	case err == nil:
+		// The transfer's last flush may not have reached the store (a
+		// full disk, say): what it knows of the finished file wins.
+		if done := run.tr.final(); done != nil && done.Path != "" {
+			rec.Path, rec.Finished, rec.Verified, rec.Fetched = done.Path, done.Finished, done.Verified, done.Fetched
+			rec.SourceStats, rec.Part, rec.PartStamp = done.SourceStats, done.Part, done.PartStamp
+		}
 		rec.State = api.StateCompleted
 		d.log.Info("job completed", "job", id, "path", rec.Path)
 	case errors.Is(cause, errShutdown):

@@ -330,6 +330,17 @@ func (tr *Transfer) Update(fn func(*store.Record)) bool {
 	return true
 }
 
+// final returns a copy of the job's record as Run last left it, or nil
+// before Run.
+func (tr *Transfer) final() *store.Record {
+	t := tr.t.Load()
+	if t == nil {
+		return nil
+	}
+	rec, _ := t.record()
+	return rec
+}
+
 // Progress returns a snapshot of the transfer; before Run it is empty.
 func (tr *Transfer) Progress() api.Progress {
 	t := tr.t.Load()
@@ -490,8 +501,18 @@ func (t *transfer) sourceReasons() string {
 
 // flush writes the record and the bitmap in one transaction.
 func (t *transfer) flush() error {
-	now := time.Now()
-	p := t.progress(now)
+	rec, sched := t.record()
+	if sched == nil {
+		return t.db.Put(rec)
+	}
+	bm, _ := sched.snapshot()
+	return t.db.Save(rec, bm)
+}
+
+// record returns the job's record as it stands, counters and sources'
+// statistics included, and the scheduler (nil before the file is known).
+func (t *transfer) record() (*store.Record, *scheduler) {
+	p := t.progress(time.Now())
 	t.mu.Lock()
 	if t.file != nil {
 		if st, err := stampFile(t.file); err == nil {
@@ -512,11 +533,7 @@ func (t *transfer) flush() error {
 		})
 		s.mu.Unlock()
 	}
-	if sched == nil {
-		return t.db.Put(&rec)
-	}
-	bm, _ := sched.snapshot()
-	return t.db.Save(&rec, bm)
+	return &rec, sched
 }
 
 // monitor compares the sources' speeds (once a second) and makes a
