@@ -206,7 +206,7 @@ func parseOneID(fs *flag.FlagSet, args []string) (uint64, error) {
 type contentFlag string
 
 func (c *contentFlag) register(fs *flag.FlagSet) {
-	fs.Var(c, "content", "take only the file whose BLAKE3 `HASH` (64 hex digits, as b3sum prints) this is")
+	fs.Var(c, "content", "take only the file whose content `HASH` this is (64 hex digits, as idm-server and idmctl status show it)")
 }
 
 func (c *contentFlag) String() string { return string(*c) }
@@ -214,7 +214,7 @@ func (c *contentFlag) String() string { return string(*c) }
 func (c *contentFlag) Set(s string) error {
 	h, err := transport.ParseHash(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil {
-		return fmt.Errorf("not a BLAKE3 hash (64 hex digits, as b3sum prints): %q", s)
+		return fmt.Errorf("not a content hash (64 hex digits): %q", s)
 	}
 	*c = contentFlag(h.String())
 	return nil

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/engine"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -96,13 +97,10 @@ type Daemon struct {
 
 // running is one job's transfer in progress.
 type running struct {
-	tr      *Transfer
+	tr      *engine.Transfer
 	stop    context.CancelCauseFunc
 	done    chan struct{}
 	limiter *rate.Limiter
-	// limit is the job's own cap. The transfer writes a new one to the
-	// store only at its next flush, so the job is shown with this one.
-	limit int64
 }
 
 // Open opens the store in cfg.StateDir and starts the jobs that were
@@ -151,7 +149,7 @@ func Open(cfg Config) (*Daemon, error) {
 			// A crash between recording a finished job and removing its
 			// partial file's name leaves that name as a second link to
 			// the finished file.
-			if err := removePart(r); err != nil {
+			if err := engine.RemovePart(r.Dir, r.DirID, r.Part, r.PartStamp.ID); err != nil {
 				d.log.Warn("remove partial file of a completed job", "job", r.ID, "err", err)
 			}
 		}
@@ -162,7 +160,18 @@ func Open(cfg Config) (*Daemon, error) {
 	d.log.Info("state opened", "dir", cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopTick = cancel
-	d.wg.Go(func() { every(ctx, progressInterval, d.tick) })
+	d.wg.Go(func() {
+		tick := time.NewTicker(progressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				d.tick()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 	d.mu.Lock()
 	d.scheduleLocked()
 	d.mu.Unlock()
@@ -264,26 +273,39 @@ func (d *Daemon) startLocked(r *store.Record) {
 			return
 		}
 	}
+	job, err := d.engineJob(r, d.recheck[r.ID])
+	if err != nil {
+		r.State, r.LastError = api.StateFailed, err.Error()
+		if perr := d.db.Put(r); perr != nil {
+			d.log.Error("record job refused at start", "job", r.ID, "err", perr)
+		}
+		d.log.Warn("job cannot start", "job", r.ID, "err", err)
+		d.publishLocked(api.EventState, r.ID)
+		return
+	}
 	r.State, r.LastError = api.StateDownloading, ""
 	if err := d.db.Put(r); err != nil {
 		d.log.Error("start job", "job", r.ID, "err", err)
 		return
 	}
 	c := &d.cfg
-	tr := &Transfer{
-		DB: d.db, Job: r.ID,
-		Conns: c.Conns, Depth: c.Depth, StallTimeout: c.StallTimeout, FlushInterval: c.FlushInterval,
-		Recheck: d.recheck[r.ID],
-		Logger:  d.log,
+	run := &running{done: make(chan struct{}), limiter: newLimiter(r.Limit)}
+	id := r.ID
+	run.tr = &engine.Transfer{
+		Job: job, Journal: journal{d.db, id},
+		Conns: c.Conns, Depth: c.Depth, FlushInterval: c.FlushInterval,
+		Limiters: []*rate.Limiter{run.limiter, d.global},
+		Logger:   d.log,
+		// A source's state changed: the event hub only notes the job, so
+		// this never blocks the engine.
+		OnChange: func() { d.events.send(api.EventState, id, nil) },
 	}
+	tr := run.tr
 	delete(d.recheck, r.ID)
-	run := &running{tr: tr, done: make(chan struct{}), limiter: newLimiter(r.Limit), limit: r.Limit}
-	tr.Limiters = []*rate.Limiter{run.limiter, d.global}
-	tr.OnChange = func() { d.publish(api.EventState, r.ID) }
 	ctx, stop := context.WithCancelCause(context.Background())
 	run.stop = stop
 	d.active[r.ID] = run
-	d.log.Info("job started", "job", r.ID, "sources", len(r.Sources), "dir", r.Dir, "recheck", tr.Recheck)
+	d.log.Info("job started", "job", r.ID, "sources", len(r.Sources), "dir", r.Dir, "recheck", job.Recheck)
 	d.wg.Go(func() {
 		err := tr.Run(ctx)
 		d.finished(r.ID, run, err, context.Cause(ctx))
@@ -304,11 +326,10 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 	}
 	switch {
 	case err == nil:
-		// The transfer's last flush may not have reached the store (a
-		// full disk, say): what it knows of the finished file wins.
-		if done := run.tr.final(); done != nil && done.Path != "" {
-			rec.Path, rec.Finished, rec.Verified, rec.Fetched = done.Path, done.Finished, done.Verified, done.Fetched
-			rec.SourceStats, rec.Part, rec.PartStamp = done.SourceStats, done.Part, done.PartStamp
+		// The journal may not have been able to record the finished file
+		// (a full disk, say): what the transfer knows of it wins.
+		if p := run.tr.Path(); p != "" && rec.Path == "" {
+			rec.Path, rec.Finished, rec.Verified = p, time.Now(), rec.Size
 		}
 		rec.State = api.StateCompleted
 		d.log.Info("job completed", "job", id, "path", rec.Path)
@@ -319,7 +340,7 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 		d.log.Info("job paused", "job", id)
 	case errors.Is(cause, errCancel):
 		rec.State = api.StateCancelled
-		if err := removePart(rec); err != nil {
+		if err := engine.RemovePart(rec.Dir, rec.DirID, rec.Part, rec.PartStamp.ID); err != nil {
 			d.log.Warn("remove partial file", "job", id, "err", err)
 		}
 		d.log.Info("job cancelled", "job", id)
@@ -336,23 +357,6 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 	}
 	d.publishLocked(api.EventState, id)
 	d.scheduleLocked()
-}
-
-// removePart deletes a job's partial file, if it still is the one the
-// job made: a name that now holds anything else is left alone.
-func removePart(rec *store.Record) error {
-	if rec.Part == "" {
-		return nil
-	}
-	dir, _, err := openJobDir(rec.Dir, rec.DirID)
-	if err != nil {
-		return err
-	}
-	defer dir.close()
-	if err := dir.remove(rec.Part, rec.PartStamp.ID); err != nil {
-		return err
-	}
-	return dir.sync()
 }
 
 // Create validates req and queues a new job, or, with req.Resume, resumes
@@ -446,7 +450,7 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	}
 	if req.Content != "" {
 		if _, err := transport.ParseHash(req.Content); err != nil {
-			return store.FileID{}, fmt.Errorf("%w: content %q is not a BLAKE3 hash (64 hex digits, as b3sum prints)", ErrInvalid, req.Content)
+			return store.FileID{}, fmt.Errorf("%w: content %q is not a content hash (64 hex digits)", ErrInvalid, req.Content)
 		}
 	}
 	if !filepath.IsAbs(req.Dir) {
@@ -554,19 +558,18 @@ func (d *Daemon) view(r *store.Record) api.Job {
 		State: r.State, LastError: r.LastError, Limit: r.Limit,
 		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
 	}
-	if r.Content != ([32]byte{}) {
-		j.Content = transport.Hash(r.Content).String()
+	switch {
+	case r.Root != ([32]byte{}):
+		j.Content = transport.Hash(r.Root).String()
+	case r.Content != ([32]byte{}):
+		j.Content = transport.Hash(r.Content).String() // a job recorded before roots were
 	}
 	if r.Expect != ([32]byte{}) {
 		j.Expect = transport.Hash(r.Expect).String()
 	}
 	if run := d.active[r.ID]; run != nil {
-		j.Limit = run.limit
-		j.Progress = run.tr.Progress()
+		j.Progress = apiProgress(run.tr.Progress())
 		j.State = j.Progress.State
-		if j.State == api.StateQueued || j.State == api.StateCompleted {
-			j.State = api.StateDownloading // starting, or publishing the file
-		}
 		if j.Progress.Size > 0 {
 			j.Size = j.Progress.Size
 		}
@@ -574,16 +577,7 @@ func (d *Daemon) view(r *store.Record) api.Job {
 	}
 	j.Progress = api.Progress{State: r.State, Size: r.Size, Verified: r.Verified, Fetched: r.Fetched, Time: time.Now()}
 	for _, s := range r.SourceStats {
-		state := ""
-		switch {
-		case s.Quarantined:
-			state = api.SourceQuarantined
-		case s.Rejected:
-			state = api.SourceRejected
-		}
-		j.Progress.Sources = append(j.Progress.Sources, api.SourceProgress{
-			Source: s.Source, State: state, Verified: s.Bytes, Fetched: s.Fetched, Corrupt: s.Corrupt, LastError: s.LastError,
-		})
+		j.Progress.Sources = append(j.Progress.Sources, apiSource(s, storedState(s), 0, time.Time{}))
 	}
 	return j
 }
@@ -627,7 +621,7 @@ func (d *Daemon) resumeLocked(r *store.Record) error {
 		// Asked to try again, the job gives every source another chance:
 		// a mirror that held another file may have been fixed.
 		for i := range r.SourceStats {
-			r.SourceStats[i].Quarantined, r.SourceStats[i].Rejected = false, false
+			r.SourceStats[i].Quarantined, r.SourceStats[i].Rejected, r.SourceStats[i].Failed = false, false, false
 		}
 		if err := d.db.Put(r); err != nil {
 			return err
@@ -650,7 +644,7 @@ func (d *Daemon) Cancel(ctx context.Context, id uint64) (api.Job, error) {
 			return nil
 		}
 		r.State, r.Finished = api.StateCancelled, time.Now()
-		if err := removePart(r); err != nil {
+		if err := engine.RemovePart(r.Dir, r.DirID, r.Part, r.PartStamp.ID); err != nil {
 			d.log.Warn("remove partial file", "job", id, "err", err)
 		}
 		return nil
@@ -727,17 +721,14 @@ func (d *Daemon) SetJobLimit(ctx context.Context, id uint64, limit int64) (api.J
 	if limit < 0 {
 		return api.Job{}, fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
-	set := func(r *store.Record) { r.Limit = limit }
-	if run := d.active[id]; run != nil {
-		setLimit(run.limiter, limit)
-		run.limit = limit
-		if run.tr.Update(set) {
-			return d.jobLocked(id)
-		}
-	}
-	set(r)
+	// The daemon owns the record: the engine's checkpoints never write the
+	// limit, so it holds at once and across restarts.
+	r.Limit = limit
 	if err := d.db.Put(r); err != nil {
 		return api.Job{}, err
+	}
+	if run := d.active[id]; run != nil {
+		setLimit(run.limiter, limit)
 	}
 	return d.jobLocked(id)
 }
@@ -766,13 +757,6 @@ func (d *Daemon) Limit() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg.Limit
-}
-
-// publish tells the event subscribers that job id changed.
-func (d *Daemon) publish(typ string, id uint64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.publishLocked(typ, id)
 }
 
 // publishLocked tells the event subscribers that job id changed. Only the

@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/leaktest"
 	"github.com/idmproject/idm/store"
 )
 
@@ -71,7 +72,7 @@ func stateWithBadRecord(t *testing.T, sources []string) (dir string, good, bad u
 // job's record is garbage: that job is reported once and set aside, and
 // the other downloads to completion.
 func TestOpen_BadRecordSkipped(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	path, want := testFile(t, 2<<20+777, 3)
 	srv := startServers(t, path, 0, 0, 0)
 	dir, good, bad := stateWithBadRecord(t, serverSources(srv...))

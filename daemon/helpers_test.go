@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"bytes"
-	"context"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -74,20 +72,6 @@ func serverSources(servers ...*transport.Server) []string {
 	return sourcesOf(addrs...)
 }
 
-// openDB opens a store in a new temporary directory.
-func openDB(t testing.TB, path string) *store.DB {
-	t.Helper()
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "state.db")
-	}
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // newJob creates a queued job downloading from sources into a new
 // temporary directory.
 func newJob(t testing.TB, db *store.DB, sources []string) *store.Record {
@@ -97,23 +81,6 @@ func newJob(t testing.TB, db *store.DB, sources []string) *store.Record {
 		t.Fatal(err)
 	}
 	return rec
-}
-
-// runTransfer runs tr in the background and returns a function that waits
-// for its result.
-func runTransfer(t testing.TB, ctx context.Context, tr *Transfer) func() error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx) }()
-	return func() error {
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(2 * time.Minute):
-			t.Fatal("transfer did not end within 2 minutes")
-			return nil
-		}
-	}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -128,30 +95,18 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-// checkResult asserts the job completed and its file equals want.
-func checkResult(t testing.TB, db *store.DB, id uint64, want []byte) *store.Record {
-	t.Helper()
-	rec, err := db.Get(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.State != api.StateCompleted {
-		t.Fatalf("job state %q, want completed (last error %q)", rec.State, rec.LastError)
-	}
-	got, err := os.ReadFile(rec.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("downloaded file differs from the original (%d bytes vs %d)", len(got), len(want))
-	}
-	if rec.Part == "" {
-		t.Fatal("the job records no partial file")
-	}
-	if _, err := os.Lstat(filepath.Join(rec.Dir, rec.Part)); !os.IsNotExist(err) && filepath.Join(rec.Dir, rec.Part) != rec.Path {
-		t.Fatalf("partial file left behind: %v", err)
-	}
-	return rec
-}
-
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// dirNames lists the names in dir.
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}

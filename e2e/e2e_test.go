@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeebo/blake3"
-
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/proctest"
+	"github.com/idmproject/idm/transport"
 )
 
 // The seed's scenario: four servers, `idmctl get` printing the report every
@@ -293,34 +291,38 @@ func TestMain(m *testing.M) { proctest.Main(m) }
 // added.
 func TestAddPinnedContent(t *testing.T) {
 	file, want := proctest.Sample(t, 1<<20, 8)
-	_, other := proctest.Sample(t, 1<<20, 9)
+	otherFile, _ := proctest.Sample(t, 1<<20, 9)
 	srv := proctest.StartServers(t, file, 2, "")
 	d := proctest.NewDaemon(t)
 	d.Start()
 	r := d.Idmctl("add", "-o", t.TempDir(), "--content", "zz", "idm://127.0.0.1:9")
-	if r.Code != 2 || !strings.HasPrefix(r.Stderr, "idmctl add: ") || !strings.Contains(proctest.Lines(r.Stderr)[0], "BLAKE3") {
+	if r.Code != 2 || !strings.HasPrefix(r.Stderr, "idmctl add: ") || !strings.Contains(proctest.Lines(r.Stderr)[0], "content hash") {
 		t.Errorf("malformed --content: exit %d, %q", r.Code, r.Stderr)
 	}
-	wrong := sum(t, other)
+	wrong := content(t, otherFile)
 	out := t.TempDir()
 	id := d.Add(out, srv, "--content", wrong)
 	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 1 || !strings.Contains(r.Stderr, "expected "+wrong) {
 		t.Errorf("wait for a job pinned to another file: exit %d, %q", r.Code, r.Stderr)
 	}
 	out2 := t.TempDir()
-	id = d.Add(out2, srv, "--content", strings.ToUpper(sum(t, want)))
+	id = d.Add(out2, srv, "--content", strings.ToUpper(content(t, file)))
 	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
 		t.Fatalf("wait for a job pinned to its file: exit %d, %q", r.Code, r.Stderr)
 	}
 	proctest.SameFile(t, out2, want)
-	if j := d.Job(id); j.Expect != sum(t, want) {
-		t.Errorf("job shows expect %q", j.Expect)
+	if j := d.Job(id); j.Expect != content(t, file) || j.Content != j.Expect {
+		t.Errorf("job shows content %q, expect %q; want both %s", j.Content, j.Expect, content(t, file))
 	}
 }
 
-// sum is b3sum's answer for b.
-func sum(t *testing.T, b []byte) string {
+// content is the content hash idm-server gives the file at path: its
+// root.
+func content(t *testing.T, path string) string {
 	t.Helper()
-	h := blake3.Sum256(b)
-	return hex.EncodeToString(h[:])
+	m, err := transport.BuildManifest(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Root().String()
 }

@@ -312,11 +312,11 @@ events:
 			// verified segment was written to the partial file, and the
 			// recheck after an unclean start finds it there. Refetching
 			// a segment takes far longer than this wait for the
-			// restarted transfer to show its first progress.
+			// restarted transfer to be past its start (the recheck).
 			var after *api.Job
 			proctest.WaitFor(t, "the restarted job's progress", 30*time.Second, func() bool {
 				after = job()
-				return after.State == api.StateCompleted || len(after.Progress.Sources) > 0
+				return after.State == api.StateCompleted || (after.Progress.Phase != "" && after.Progress.Phase != "starting")
 			})
 			if after.State != api.StateCompleted && after.Progress.Verified < before.Progress.Verified {
 				t.Errorf("kill %d lost verified work: %d bytes verified before it, %d after the restart",

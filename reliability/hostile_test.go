@@ -117,15 +117,34 @@ type file struct {
 	data    []byte
 	seg     int64
 	hashes  [][32]byte
-	content [32]byte
+	content [32]byte // the root, as version 2 sends it
 }
 
 func newFile(name string, data []byte) *file {
-	f := &file{name: name, data: data, seg: defaultSegment(int64(len(data))), content: blake3.Sum256(data)}
+	f := &file{name: name, data: data, seg: defaultSegment(int64(len(data)))}
 	for off := int64(0); off < int64(len(data)); off += f.seg {
 		f.hashes = append(f.hashes, blake3.Sum256(data[off:min(off+f.seg, int64(len(data)))]))
 	}
+	f.content = root(uint64(len(data)), uint32(f.seg), f.hashes)
 	return f
+}
+
+// root is a file's root, the content hash of a version 2 manifest: the
+// BLAKE3 of "idm file v1", a zero byte, the size (u64), the segment size
+// (u32) and the hash algorithm (u8, 1 for BLAKE3), big-endian, then the
+// segment hashes.
+func root(size uint64, seg uint32, hashes [][32]byte) [32]byte {
+	h := blake3.New()
+	b := append([]byte("idm file v1\x00"), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+	binary.BigEndian.PutUint64(b[12:], size)
+	binary.BigEndian.PutUint32(b[20:], seg)
+	h.Write(b)
+	for _, x := range hashes {
+		h.Write(x[:])
+	}
+	var r [32]byte
+	h.Sum(r[:0])
+	return r
 }
 
 // defaultSegment is the protocol's default segment size: the largest
@@ -174,7 +193,7 @@ func (p *peer) open() bool {
 	if _, err := io.ReadFull(p.r, b[:]); err != nil || string(b[:4]) != wireMagic {
 		return false
 	}
-	return p.send(frame(wireHello, []byte{0, 1}))
+	return p.send(frame(wireHello, []byte{0, 2}))
 }
 
 // request reads one request: its type and, for a range, offset and
@@ -349,7 +368,7 @@ type hostileRow struct {
 var (
 	caughtBad    = []string{api.SourceQuarantined}
 	caughtOther  = []string{api.SourceRejected}
-	caughtBroken = []string{api.SourceDown, api.SourceRejected} // a protocol violation: either is right
+	caughtBroken = []string{api.SourceDown, api.SourceRejected, api.SourceFailed} // a protocol violation: any is right
 	caughtSilent = []string{api.SourceDown}
 )
 
@@ -408,7 +427,13 @@ func anotherFile(size func(f *file) int) func(f *file) func(p *peer) {
 // content hash, but lists hashes of garbage for every fourth segment and
 // serves that garbage for them, so that each of its segments verifies
 // against its own list.
-func poisoned(f *file) func(p *peer) {
+func poisoned(f *file) func(p *peer) { return poison(f, false) }
+
+// poisonedRooted is poisoned with the root recomputed over the poisoned
+// hashes: a manifest true to itself, of a file that is not the honest one.
+func poisonedRooted(f *file) func(p *peer) { return poison(f, true) }
+
+func poison(f *file, reroot bool) func(p *peer) {
 	bad := func(seg int64) bool { return seg%4 == 1 }
 	m := f.manifest()
 	m.hashes = slices.Clone(m.hashes)
@@ -417,6 +442,9 @@ func poisoned(f *file) func(p *peer) {
 			_, n := segmentOf(f, int64(i))
 			m.hashes[i] = blake3.Sum256(garbage(int64(i), n))
 		}
+	}
+	if reroot {
+		m.content = root(m.size, m.seg, m.hashes)
 	}
 	return liar{f: f, manifest: sendManifest(m), data: func(p *peer, off, n int64) bool {
 		if i := off / f.seg; bad(i) && off == i*f.seg {
@@ -435,8 +463,13 @@ func segmentOf(f *file, i int64) (off, n int64) {
 // limits allow (2^20 segments of 64 MiB), 32 MiB of hashes. It is built
 // once and shared by the rows that send it.
 var huge64TiB = sync.OnceValue(func() []byte {
-	m := manifest{nameLen: -1, name: "huge.bin", size: 64 << 40, mtime: 1, seg: 64 << 20, content: [32]byte{0x64}, count: 1 << 20}
+	m := manifest{nameLen: -1, name: "huge.bin", size: 64 << 40, mtime: 1, seg: 64 << 20, count: 1 << 20}
 	hashes := bytes.Repeat([]byte("sixty-four tebibytes of nothing"), (32<<20)/31+1)[:32<<20]
+	list := make([][32]byte, 1<<20)
+	for i := range list {
+		copy(list[i][:], hashes[32*i:])
+	}
+	m.content = root(m.size, m.seg, list)
 	return frame(wireManifest, append(m.payload(), hashes...))
 })
 
@@ -490,7 +523,9 @@ var hostileRows = []hostileRow{
 	{name: "poisoned segment hashes", script: poisoned,
 		ends: []string{endFailed}, endReason: `(?i)hash|verif|disagree`},
 	{name: "poisoned segment hashes", script: poisoned, honest: true,
-		caught: caughtOther, reason: `(?i)segment hashes that differ`, ends: []string{endCompleted}},
+		caught: caughtBroken, reason: `(?i)segment hashes hash to`, ends: []string{endCompleted}},
+	{name: "poisoned segment hashes with their own root", script: poisonedRooted, honest: true,
+		caught: caughtOther, reason: `(?i)different file`, ends: []string{endCompleted}},
 
 	// Absurd sizes and counts.
 	{name: "size 2^62", script: lieInManifest(func(f *file, m *manifest) { m.size = 1 << 62 }),
@@ -572,7 +607,7 @@ var hostileRows = []hostileRow{
 	{name: "trickling from the start", script: func(f *file) func(p *peer) {
 		return func(p *peer) {
 			var b [6]byte
-			if _, err := io.ReadFull(p.r, b[:]); err != nil || !p.trickle(frame(wireHello, []byte{0, 1})) {
+			if _, err := io.ReadFull(p.r, b[:]); err != nil || !p.trickle(frame(wireHello, []byte{0, 2})) {
 				return
 			}
 			for {

@@ -328,7 +328,7 @@ func readJob(k, v, bm, h []byte) (*Record, *RecordError) {
 	if err := checkBitmap(bm, r.SegmentCount()); err != nil {
 		return fail(err)
 	}
-	if err := checkHashes(r.Size, r.SegmentSize, h); err != nil {
+	if err := checkHashes(r, h); err != nil {
 		return fail(fmt.Errorf("segment hashes: %w", err))
 	}
 	return r, nil

@@ -385,7 +385,7 @@ var badRecords = []struct {
 	{"another job's ID", jobsBucket, []byte(`{"id":9,"sources":["idm://127.0.0.1:9001"],"size":1000,"segment_size":100}`), "ID 9"},
 	{"bitmap of the wrong length", bitmapsBucket, []byte{0, 0, 0, 3, 0}, "bitmap"},
 	{"bitmap cut short", bitmapsBucket, []byte{0, 0}, "bitmap"},
-	{"hashes of the wrong length", hashesBucket, make([]byte, 3*hashSize), "hashes"},
+	{"hashes of the wrong length", hashesBucket, make([]byte, 3*32), "hashes"},
 }
 
 func TestDB_List_BadRecord(t *testing.T) {

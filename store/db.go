@@ -55,9 +55,6 @@ var (
 	markDirty = []byte{0}
 )
 
-// hashSize is the length of one segment hash.
-const hashSize = 32
-
 // defaultTimeout is Options.Timeout's default.
 const defaultTimeout = time.Second
 
@@ -305,7 +302,7 @@ func (db *DB) Create(r *Record, hashes []byte) error {
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
-	if err := checkHashes(r.Size, r.SegmentSize, hashes); err != nil {
+	if err := checkHashes(r, hashes); err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
 	bm, err := NewBitmap(r.SegmentCount()).MarshalBinary()
@@ -545,80 +542,23 @@ func (db *DB) Bitmap(id uint64) (*Bitmap, error) {
 	return bm, nil
 }
 
-// SetManifest fills in a job's identity once a server has described the
-// file: its size, segment size, content hash and segment hashes (nil if not
-// known), which replace any stored ones. It refuses with an error wrapping
-// ErrIdentity a manifest whose content hash differs from the job's non-zero
-// one, or whose size differs from the job's known size. Unless the size and
-// segment size are unchanged, the job's bitmap is replaced by a clear one of
-// the new segment count. It fails with an error wrapping ErrNotFound if
-// there is no such job.
-func (db *DB) SetManifest(id uint64, size, segSize int64, content [32]byte, hashes []byte) error {
-	if err := db.setManifest(id, size, segSize, content, hashes); err != nil {
-		return fmt.Errorf("set manifest of job %d: %w", id, err)
-	}
-	return nil
-}
-
-func (db *DB) setManifest(id uint64, size, segSize int64, content [32]byte, hashes []byte) error {
-	if size < 0 || segSize <= 0 {
-		return fmt.Errorf("invalid size %d or segment size %d", size, segSize)
-	}
-	if err := checkHashes(size, segSize, hashes); err != nil {
-		return err
-	}
-	return db.update(func(tx *bbolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r.Content != ([32]byte{}) && r.Content != content {
-			return fmt.Errorf("content hash %x, job has %x: %w", content, r.Content, ErrIdentity)
-		}
-		if (r.Size != 0 || r.SegmentSize != 0) && r.Size != size {
-			return fmt.Errorf("size %d, job has %d: %w", size, r.Size, ErrIdentity)
-		}
-		k := key(id)
-		if r.SegmentSize != segSize {
-			r.SegmentSize = segSize
-			r.Size = size
-			bv, err := NewBitmap(r.SegmentCount()).MarshalBinary()
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bitmapsBucket).Put(k, bv); err != nil {
-				return err
-			}
-		}
-		r.Content = content
-		r.Updated = time.Now()
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(jobsBucket).Put(k, v); err != nil {
-			return err
-		}
-		if len(hashes) == 0 {
-			return tx.Bucket(hashesBucket).Delete(k)
-		}
-		return tx.Bucket(hashesBucket).Put(k, hashes)
-	})
-}
-
-// checkHashes checks that hashes, if any, hold one hash per segment of a
-// file of the given size and segment size.
-func checkHashes(size, segSize int64, hashes []byte) error {
+// checkHashes checks that hashes, if any, hold one hash per piece of r's
+// file, of the length its algorithm gives.
+func checkHashes(r *Record, hashes []byte) error {
 	if len(hashes) == 0 {
 		return nil
 	}
-	if len(hashes)%hashSize != 0 {
-		return fmt.Errorf("segment hashes are %d bytes, not a multiple of %d", len(hashes), hashSize)
+	a, err := r.algo()
+	if err != nil {
+		return err
 	}
-	if segSize > 0 {
-		n := (&Record{Size: size, SegmentSize: segSize}).SegmentCount()
-		if len(hashes) != n*hashSize {
-			return fmt.Errorf("%d segment hashes for %d segments", len(hashes)/hashSize, n)
+	size := a.Size()
+	if len(hashes)%size != 0 {
+		return fmt.Errorf("piece hashes are %d bytes, not a multiple of %d", len(hashes), size)
+	}
+	if r.SegmentSize > 0 {
+		if n := r.SegmentCount(); len(hashes) != n*size {
+			return fmt.Errorf("%d piece hashes for %d pieces", len(hashes)/size, n)
 		}
 	}
 	return nil

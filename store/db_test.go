@@ -60,7 +60,7 @@ func testRecord() *Record {
 
 // testHashes returns n distinct 32-byte segment hashes.
 func testHashes(n int) []byte {
-	h := make([]byte, n*hashSize)
+	h := make([]byte, n*32)
 	for i := range h {
 		h[i] = byte(i)
 	}
@@ -228,7 +228,7 @@ func TestDB_Create_Invalid(t *testing.T) {
 	}{
 		{"no sources", func(r *Record) { r.Sources = nil }, nil},
 		{"negative size", func(r *Record) { r.Size = -1 }, nil},
-		{"partial hash", func(*Record) {}, make([]byte, 10*hashSize-1)},
+		{"partial hash", func(*Record) {}, make([]byte, 10*32-1)},
 		{"too few hashes", func(*Record) {}, testHashes(9)},
 		{"too many hashes", func(*Record) {}, testHashes(11)},
 	}
@@ -612,91 +612,6 @@ func TestDB_Save_Atomic(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-}
-
-func TestDB_SetManifest(t *testing.T) {
-	db, path := openTestDB(t)
-	r := &Record{Sources: []string{"idm://127.0.0.1:9001"}, State: "queued"}
-	if err := db.Create(r, nil); err != nil {
-		t.Fatal(err)
-	}
-	content := [32]byte{9, 8, 7}
-	h := testHashes(3)
-	if err := db.SetManifest(r.ID, 250, 100, content, h); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	db = reopen(t, path)
-	got, err := db.Get(r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Size != 250 || got.SegmentSize != 100 || got.Content != content || got.SegmentCount() != 3 {
-		t.Errorf("after SetManifest: Size %d, SegmentSize %d, Content %x", got.Size, got.SegmentSize, got.Content)
-	}
-	if gotH, _ := db.Hashes(r.ID); !bytes.Equal(gotH, h) {
-		t.Errorf("Hashes() = %x, want %x", gotH, h)
-	}
-	bm, err := db.Bitmap(r.ID)
-	if err != nil || bm.Len() != 3 {
-		t.Fatalf("Bitmap() = %v, %v; want 3 bits", bm, err)
-	}
-
-	// The same manifest again keeps the progress.
-	bm.Set(1)
-	got.Verified = 100
-	if err := db.Save(got, bm); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetManifest(r.ID, 250, 100, content, h); err != nil {
-		t.Fatal(err)
-	}
-	if bm, _ := db.Bitmap(r.ID); bm.Len() != 3 || !bm.Has(1) {
-		t.Errorf("repeating the manifest lost the progress")
-	}
-
-	// A different file is refused.
-	other := content
-	other[0]++
-	for _, m := range []struct {
-		size    int64
-		content [32]byte
-	}{{250, other}, {251, content}, {0, content}} {
-		if err := db.SetManifest(r.ID, m.size, 100, m.content, nil); !errors.Is(err, ErrIdentity) {
-			t.Errorf("SetManifest(size %d, content %x): %v, want ErrIdentity", m.size, m.content[:2], err)
-		}
-	}
-	if bm, _ := db.Bitmap(r.ID); bm.Len() != 3 || !bm.Has(1) {
-		t.Errorf("a refused manifest changed the bitmap")
-	}
-
-	// A new segment size starts the bitmap afresh.
-	if err := db.SetManifest(r.ID, 250, 50, content, nil); err != nil {
-		t.Fatal(err)
-	}
-	if bm, _ := db.Bitmap(r.ID); bm.Len() != 5 || bm.Count() != 0 {
-		t.Errorf("after a new segment size the bitmap has Len %d, Count %d; want 5, 0", bm.Len(), bm.Count())
-	}
-	if gotH, err := db.Hashes(r.ID); err != nil || gotH != nil {
-		t.Errorf("Hashes() = %x, %v; want nil, nil", gotH, err)
-	}
-}
-
-func TestDB_SetManifest_Invalid(t *testing.T) {
-	db, _ := openTestDB(t)
-	r := &Record{Sources: []string{"idm://127.0.0.1:9001"}}
-	if err := db.Create(r, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetManifest(r.ID+1, 100, 10, [32]byte{1}, nil); !errors.Is(err, ErrNotFound) {
-		t.Errorf("SetManifest of an unknown job: %v, want ErrNotFound", err)
-	}
-	if err := db.SetManifest(r.ID, 100, 0, [32]byte{1}, nil); err == nil {
-		t.Error("SetManifest with segment size 0 succeeded")
-	}
-	if err := db.SetManifest(r.ID, 100, 10, [32]byte{1}, testHashes(9)); err == nil {
-		t.Error("SetManifest with 9 hashes for 10 segments succeeded")
-	}
 }
 
 func TestDB_WasClean(t *testing.T) {

@@ -43,10 +43,26 @@ type Record struct {
 	// is 0 until the manifest is known.
 	SegmentSize int64 `json:"segment_size"`
 
-	// Content is the BLAKE3 hash of the whole file, the job's content
-	// identity. It is all zero until the manifest is known, and is encoded
-	// in JSON as 64 lower-case hex digits (omitted while zero).
+	// Content is the BLAKE3 hash of the whole file, as the sources gave
+	// it. It is all zero until the file is known or when no source gave
+	// it, and is encoded in JSON as 64 lower-case hex digits (omitted
+	// while zero).
 	Content [32]byte `json:"content"`
+
+	// Root is the file's root (identity.File.Root), its identity, once the
+	// file is decided and its piece hashes published; zero before, and for
+	// a file whose piece hashes are the daemon's own. In JSON, 64
+	// lower-case hex digits (omitted while zero).
+	Root [32]byte `json:"root"`
+
+	// Algo names the hash algorithm of the piece hashes ("blake3",
+	// "sha-256", "sha-1"); empty means BLAKE3.
+	Algo string `json:"algo,omitempty"`
+
+	// OwnPieces says the piece hashes are the daemon's own, taken as the
+	// pieces were written because no source published any: they can be
+	// trusted only for the pieces the bitmap holds.
+	OwnPieces bool `json:"own_pieces,omitempty"`
 
 	// State is the job's state, owned by the daemon: "queued",
 	// "downloading", "waiting", "paused", "completed", "failed" or
@@ -173,6 +189,12 @@ type SourceStat struct {
 	// falsely. LastError says which.
 	Rejected bool `json:"rejected,omitempty"`
 
+	// Failed reports whether the daemon has stopped using the source for
+	// this job, because it answered with an error that cannot pass (an
+	// unsupported protocol version, a range it does not have). LastError
+	// says which.
+	Failed bool `json:"failed,omitempty"`
+
 	// LastError is the source's last error, if any.
 	LastError string `json:"last_error,omitempty"`
 }
@@ -200,13 +222,14 @@ type recordFields Record
 type recordJSON struct {
 	*recordFields
 	Content string `json:"content,omitempty"`
+	Root    string `json:"root,omitempty"`
 	Expect  string `json:"expect,omitempty"`
 }
 
 // MarshalJSON encodes r as a JSON object, with Content as hex.
 func (r Record) MarshalJSON() ([]byte, error) {
 	aux := recordJSON{recordFields: (*recordFields)(&r)}
-	aux.Content, aux.Expect = hexHash(r.Content), hexHash(r.Expect)
+	aux.Content, aux.Root, aux.Expect = hexHash(r.Content), hexHash(r.Root), hexHash(r.Expect)
 	return json.Marshal(aux)
 }
 
@@ -219,6 +242,9 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	var err error
 	if r.Content, err = parseHexHash(aux.Content); err != nil {
 		return fmt.Errorf("record %d: content hash %q is not 64 hex digits", r.ID, aux.Content)
+	}
+	if r.Root, err = parseHexHash(aux.Root); err != nil {
+		return fmt.Errorf("record %d: root %q is not 64 hex digits", r.ID, aux.Root)
 	}
 	if r.Expect, err = parseHexHash(aux.Expect); err != nil {
 		return fmt.Errorf("record %d: expected content hash %q is not 64 hex digits", r.ID, aux.Expect)

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/idmproject/idm/identity"
 )
 
 // DefaultStallTimeout is how long a client read may receive nothing at all
@@ -34,6 +37,9 @@ type Dialer struct {
 	// as useless as a silent one. Zero means DefaultMinRate; negative,
 	// no minimum.
 	MinRate int64
+	// Version is the protocol version to ask for first. Zero means
+	// Version; a test sets 1 to speak as an older client.
+	Version uint16
 }
 
 // Dial connects to the idm server at addr (host:port) with a zero Dialer.
@@ -42,8 +48,20 @@ func Dial(ctx context.Context, addr string) (*Conn, error) {
 	return d.Dial(ctx, addr)
 }
 
-// Dial connects to the idm server at addr and completes the handshake.
+// Dial connects to the idm server at addr and completes the handshake, in
+// the newest version both speak: a server that does not speak Version is
+// asked again in MinVersion.
 func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
+	v := cmp.Or(d.Version, Version)
+	cn, err := d.dial(ctx, addr, v)
+	if errors.Is(err, ErrUnsupportedVersion) && v > MinVersion {
+		return d.dial(ctx, addr, MinVersion)
+	}
+	return cn, err
+}
+
+// dial connects and opens in the given version.
+func (d *Dialer) dial(ctx context.Context, addr string, version uint16) (*Conn, error) {
 	var nd net.Dialer
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -57,7 +75,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
 	if minRate == 0 {
 		minRate = DefaultMinRate
 	}
-	cn := &Conn{c: c, stall: stall, minRate: minRate}
+	cn := &Conn{c: c, stall: stall, minRate: minRate, version: version}
 	cn.br = bufio.NewReaderSize(stallReader{cn}, 64<<10)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -76,6 +94,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Conn, error) {
 // order, with Receive. Request and Receive may run in two goroutines at
 // once (one sending, one reading), but neither in two.
 type Conn struct {
+	version uint16 // the protocol version spoken
 	c       net.Conn
 	br      *bufio.Reader
 	wbuf    []byte
@@ -116,7 +135,7 @@ func (s stallReader) Read(p []byte) (int, error) {
 
 func (cn *Conn) handshake() error {
 	hello := append([]byte(Magic), 0, 0)
-	binary.BigEndian.PutUint16(hello[len(Magic):], Version)
+	binary.BigEndian.PutUint16(hello[len(Magic):], cn.version)
 	if _, err := cn.c.Write(hello); err != nil {
 		return err
 	}
@@ -131,7 +150,7 @@ func (cn *Conn) handshake() error {
 	switch {
 	case typ == frameError:
 		return errorFrame(p)
-	case typ == frameHello && n == 2 && binary.BigEndian.Uint16(p) == Version:
+	case typ == frameHello && n == 2 && binary.BigEndian.Uint16(p) == cn.version:
 		return nil
 	}
 	return protocolErr("handshake answered with frame 0x%02x of %d bytes", typ, n)
@@ -152,20 +171,36 @@ func (cn *Conn) RemoteAddr() net.Addr { return cn.c.RemoteAddr() }
 // Manifest asks for the file's manifest. Call it with no range
 // outstanding.
 func (cn *Conn) Manifest(ctx context.Context) (*Manifest, error) {
-	m, _, err := cn.manifest(ctx, true)
-	return m, err
+	d, f, err := cn.manifest(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Name: d.Name, Size: f.Size, ModTime: d.ModTime, SegmentSize: f.PieceLen, Segments: make([]Hash, f.Count())}
+	for i := range m.Segments {
+		copy(m.Segments[i][:], f.PieceHash(i))
+	}
+	if content, ok := f.Digest(identity.BLAKE3); ok {
+		copy(m.Content[:], content)
+	}
+	return m, nil
 }
 
-// Summary asks for the file's manifest and returns its summary. Its
-// memory does not grow with the number of segments. Call it with no range
-// outstanding.
-func (cn *Conn) Summary(ctx context.Context) (*Summary, error) {
-	_, s, err := cn.manifest(ctx, false)
-	return s, err
+// Describe asks for the file's manifest and returns what it says, the
+// segment hashes summed up in the root. Its memory does not grow with the
+// number of segments. Call it with no range outstanding.
+func (cn *Conn) Describe(ctx context.Context) (*identity.Description, error) {
+	d, _, err := cn.manifest(ctx, false)
+	return d, err
+}
+
+// File asks for the file's manifest and returns what it says with the
+// segment hashes. Call it with no range outstanding.
+func (cn *Conn) File(ctx context.Context) (*identity.Description, *identity.File, error) {
+	return cn.manifest(ctx, true)
 }
 
 // manifest asks for the manifest and reads it as it arrives.
-func (cn *Conn) manifest(ctx context.Context, keep bool) (*Manifest, *Summary, error) {
+func (cn *Conn) manifest(ctx context.Context, keep bool) (*identity.Description, *identity.File, error) {
 	stop := context.AfterFunc(ctx, func() { cn.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	cn.c.SetWriteDeadline(time.Now().Add(cn.stall))
@@ -178,7 +213,7 @@ func (cn *Conn) manifest(ctx context.Context, keep bool) (*Manifest, *Summary, e
 	}
 	switch typ {
 	case frameManifest:
-		m, s, err := readManifest(io.LimitReader(cn.br, int64(n)), n, keep)
+		m, s, err := readManifest(io.LimitReader(cn.br, int64(n)), n, keep, cn.version)
 		return m, s, cn.ctxErr(ctx, err)
 	case frameError:
 		if n > 4+MaxErrorMessage {
@@ -270,5 +305,3 @@ func (cn *Conn) Close() error {
 	}
 	return err
 }
-
-var _ Stream = (*Conn)(nil)

@@ -196,7 +196,7 @@ func TestDial_BadHandshake(t *testing.T) {
 		answer  []byte
 		wantErr error
 	}{
-		{"other version", hello(frameHello, 2, 0, 2), ErrProtocol},
+		{"other version", hello(frameHello, 2, 0, 9), ErrProtocol},
 		{"hello with 3 bytes", hello(frameHello, 3, 0, 1, 0), ErrProtocol},
 		{"data frame", hello(frameData, 2, 0, 1), ErrProtocol},
 		{"length over the limit", hello(frameHello, 0xFFFFFFFF), ErrProtocol},

@@ -41,7 +41,7 @@ func TestServer_HTTP_Get(t *testing.T) {
 	path, data := randomFile(t, fileSize, 30)
 	srv := startServer(t, path, nil)
 	base := "http://" + addrOf(t, srv)
-	etag := `"` + srv.Manifest.Content.String() + `"`
+	etag := `"` + srv.Manifest.Root().String() + `"`
 	client := httpClient(t)
 	for name, p := range map[string]string{"root": "/", "file name": "/" + srv.Manifest.Name} {
 		t.Run(name, func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestServer_HTTP_Range(t *testing.T) {
 	path, data := randomFile(t, fileSize, 31)
 	srv := startServer(t, path, nil)
 	url := "http://" + addrOf(t, srv) + "/"
-	etag := `"` + srv.Manifest.Content.String() + `"`
+	etag := `"` + srv.Manifest.Root().String() + `"`
 	client := httpClient(t)
 	tests := []struct {
 		name       string
@@ -181,7 +181,7 @@ func TestServer_HTTP_Head(t *testing.T) {
 	wants := map[string]string{
 		"Content-Length": strconv.Itoa(fileSize),
 		"Accept-Ranges":  "bytes",
-		"ETag":           `"` + srv.Manifest.Content.String() + `"`,
+		"ETag":           `"` + srv.Manifest.Root().String() + `"`,
 		"Last-Modified":  srv.Manifest.ModTime.UTC().Format(http.TimeFormat),
 	}
 	for k, want := range wants {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/idmproject/idm/identity"
 )
 
 // HashSize is the length in bytes of every hash idm uses (BLAKE3-256).
@@ -51,24 +53,10 @@ const (
 	MaxSegmentSize = 64 << 20
 )
 
-// Default segment sizes: the size is a power of two chosen from the file
-// size alone, so that independent servers agree without talking.
-const (
-	minDefaultSegment = 64 << 10
-	maxDefaultSegment = 4 << 20
-	targetSegments    = 64
-)
-
-// DefaultSegmentSize returns the segment size used for a file of the given
-// size: the largest power of two that still gives at least 64 segments,
-// kept between 64 KiB and 4 MiB.
-func DefaultSegmentSize(size int64) int64 {
-	seg := int64(maxDefaultSegment)
-	for seg > minDefaultSegment && size/seg < targetSegments {
-		seg /= 2
-	}
-	return seg
-}
+// DefaultSegmentSize returns the segment size used for a file of the
+// given size: identity.DefaultPieceLen, the largest power of two that
+// still gives at least 64 segments, kept between 64 KiB and 4 MiB.
+func DefaultSegmentSize(size int64) int64 { return identity.DefaultPieceLen(size) }
 
 // Manifest describes one file as a server holds it: enough for a client to
 // fetch it in segments from several servers and verify every byte.
@@ -84,53 +72,26 @@ type Manifest struct {
 	SegmentSize int64
 	// Segments holds the hash of each segment, in order.
 	Segments []Hash
-	// Content is the hash of the whole file (what b3sum prints). It
-	// identifies the content across servers.
+	// Content is the BLAKE3 hash of the whole file (what b3sum prints),
+	// when known: a server computes it, a version 2 manifest does not
+	// carry it. The file's identity is its Root.
 	Content Hash
 }
 
-// Digest returns the BLAKE3 hash of the manifest's segment hashes, in
-// order. Two manifests with the same size, segment size, content hash and
-// digest list the same segment hashes.
-func (m *Manifest) Digest() Hash {
-	h := blake3.New()
+// File returns the manifest as the file's identity: BLAKE3 pieces of the
+// segment size. The whole file's BLAKE3 is left out: the pieces prove the
+// file.
+func (m *Manifest) File() *identity.File {
+	pieces := make([]byte, 0, len(m.Segments)*HashSize)
 	for i := range m.Segments {
-		h.Write(m.Segments[i][:])
+		pieces = append(pieces, m.Segments[i][:]...)
 	}
-	var d Hash
-	h.Sum(d[:0])
-	return d
+	return &identity.File{Size: m.Size, PieceLen: m.SegmentSize, Algo: identity.BLAKE3, Pieces: pieces}
 }
 
-// Summary returns the manifest without its segment hashes.
-func (m *Manifest) Summary() Summary {
-	return Summary{Name: m.Name, Size: m.Size, ModTime: m.ModTime, SegmentSize: m.SegmentSize,
-		Content: m.Content, Segments: len(m.Segments), Digest: m.Digest()}
-}
-
-// Summary is a manifest without its segment hashes: what a source says of
-// the file in a few dozen bytes, with a digest standing for the rest. A
-// client compares sources by their summaries, and needs one source's
-// whole manifest only once.
-type Summary struct {
-	// Name, Size, ModTime, SegmentSize and Content are the manifest's.
-	Name        string
-	Size        int64
-	ModTime     time.Time
-	SegmentSize int64
-	Content     Hash
-	// Segments is how many segment hashes the manifest lists.
-	Segments int
-	// Digest is the manifest's [Manifest.Digest].
-	Digest Hash
-}
-
-// SameFile reports whether s and o describe the same file cut the same
-// way: the same size, segment size, content hash and segment hashes. The
-// name and the modification time may differ between servers.
-func (s *Summary) SameFile(o *Summary) bool {
-	return s.Size == o.Size && s.SegmentSize == o.SegmentSize && s.Content == o.Content &&
-		s.Segments == o.Segments && s.Digest == o.Digest
+// Description returns what the manifest says of the file.
+func (m *Manifest) Description() *identity.Description {
+	return &identity.Description{Name: m.Name, ModTime: m.ModTime, Summary: m.File().Summary()}
 }
 
 // SegmentCount returns how many segments a file of size bytes has at the
@@ -150,8 +111,43 @@ func (m *Manifest) Segment(i int) (off, n int64) {
 
 // Validate reports whether the manifest is internally consistent.
 func (m *Manifest) Validate() error {
-	s := Summary{Name: m.Name, Size: m.Size, SegmentSize: m.SegmentSize, Segments: len(m.Segments)}
-	return s.Validate()
+	if err := validateName(m.Name); err != nil {
+		return err
+	}
+	if m.Size < 0 {
+		return errors.New("negative size")
+	}
+	if err := validateLayout(m.Size, m.SegmentSize); err != nil {
+		return err
+	}
+	f := identity.File{Size: m.Size, PieceLen: m.SegmentSize, Algo: identity.BLAKE3}
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if len(m.Segments) != f.Count() {
+		return fmt.Errorf("%d segment hashes for %d segments", len(m.Segments), f.Count())
+	}
+	return nil
+}
+
+// validateLayout checks a manifest's segment size and count are within
+// the protocol's limits, in the protocol's words.
+func validateLayout(size, segSize int64) error {
+	if segSize < MinSegmentSize || segSize > MaxSegmentSize {
+		return fmt.Errorf("segment size %d outside %d..%d", segSize, MinSegmentSize, MaxSegmentSize)
+	}
+	if n := SegmentCount(size, segSize); n > MaxSegments {
+		return fmt.Errorf("%d segments of %d bytes for a file of size %d, more than %d", n, segSize, size, MaxSegments)
+	}
+	return nil
+}
+
+// validateName checks a manifest's name is within the protocol's limits.
+func validateName(name string) error {
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return fmt.Errorf("name length %d outside 1..%d", len(name), MaxNameLen)
+	}
+	return nil
 }
 
 // BuildManifest reads the file at path once and hashes every segment and
@@ -221,10 +217,24 @@ func BuildManifest(path string, segSize int64) (*Manifest, error) {
 //	32 bytes content hash, u32 segment count, count*32 bytes segment hashes
 const manifestFixed = 2 + 8 + 8 + 4 + HashSize + 4
 
-// MarshalBinary encodes the manifest in its wire layout.
-func (m *Manifest) MarshalBinary() ([]byte, error) {
+// MarshalBinary encodes the manifest in its wire layout of the current
+// version.
+func (m *Manifest) MarshalBinary() ([]byte, error) { return m.encode(Version) }
+
+// Root returns the file's root: the hash of its size, segment size and
+// segment hashes, which version 2 sends as the content hash.
+func (m *Manifest) Root() Hash { return Hash(m.File().Root()) }
+
+// encode encodes the manifest in the wire layout of a protocol version:
+// the content hash is the whole file's BLAKE3 in version 1, its root from
+// version 2 on.
+func (m *Manifest) encode(version uint16) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	content := m.Content
+	if version >= 2 {
+		content = m.Root()
 	}
 	b := make([]byte, 0, manifestFixed+len(m.Name)+len(m.Segments)*HashSize)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Name)))
@@ -232,7 +242,7 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Size))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ModTime.UnixNano()))
 	b = binary.BigEndian.AppendUint32(b, uint32(m.SegmentSize))
-	b = append(b, m.Content[:]...)
+	b = append(b, content[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Segments)))
 	for _, h := range m.Segments {
 		b = append(b, h[:]...)
@@ -246,22 +256,29 @@ var errShort = errors.New("manifest truncated")
 // UnmarshalBinary decodes a manifest from its wire layout, checking every
 // length against the limits before allocating for it.
 func (m *Manifest) UnmarshalBinary(b []byte) error {
-	out, _, err := readManifest(bytes.NewReader(b), len(b), true)
+	d, f, err := readManifest(bytes.NewReader(b), len(b), true, Version)
 	if err != nil {
 		return err
 	}
-	*m = *out
+	out := Manifest{Name: d.Name, Size: f.Size, ModTime: d.ModTime, SegmentSize: f.PieceLen, Segments: make([]Hash, f.Count())}
+	for i := range out.Segments {
+		copy(out.Segments[i][:], f.PieceHash(i))
+	}
+	if content, ok := f.Digest(identity.BLAKE3); ok {
+		copy(out.Content[:], content)
+	}
+	*m = out
 	return nil
 }
 
 // hashChunk is how many segment hashes readManifest reads at a time.
 const hashChunk = 2048
 
-// readManifest reads a manifest of n bytes in its wire layout from r. It
-// always returns the summary; with keep it also returns the whole
-// manifest. Without keep, its memory does not grow with the number of
-// segments: the hashes pass through the digest and are dropped.
-func readManifest(r io.Reader, n int, keep bool) (*Manifest, *Summary, error) {
+// readManifest reads a manifest of n bytes in its wire layout from r and
+// returns what it describes. With keep, the file's piece hashes too;
+// without, its memory does not grow with the number of segments: the
+// hashes pass through the root and are dropped.
+func readManifest(r io.Reader, n int, keep bool, version uint16) (*identity.Description, *identity.File, error) {
 	if n < manifestFixed {
 		return nil, nil, errShort
 	}
@@ -271,7 +288,7 @@ func readManifest(r io.Reader, n int, keep bool) (*Manifest, *Summary, error) {
 	}
 	nameLen := int(binary.BigEndian.Uint16(fixed[:2]))
 	if nameLen > MaxNameLen {
-		return nil, nil, fmt.Errorf("manifest name length %d over %d", nameLen, MaxNameLen)
+		return nil, nil, protocolErr("manifest name length %d over %d", nameLen, MaxNameLen)
 	}
 	if n < manifestFixed+nameLen {
 		return nil, nil, errShort
@@ -283,49 +300,64 @@ func readManifest(r io.Reader, n int, keep bool) (*Manifest, *Summary, error) {
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return nil, nil, shortErr(err)
 	}
-	s := &Summary{Name: string(fixed[2 : 2+nameLen])}
+	d := &identity.Description{Name: string(fixed[2 : 2+nameLen])}
 	size := binary.BigEndian.Uint64(head[:])
-	if size > 1<<62 {
-		return nil, nil, fmt.Errorf("manifest size %d out of range", size)
+	if size > identity.MaxSize {
+		return nil, nil, protocolErr("manifest size %d out of range", size)
 	}
-	s.Size = int64(size)
-	s.ModTime = time.Unix(0, int64(binary.BigEndian.Uint64(head[8:])))
-	s.SegmentSize = int64(binary.BigEndian.Uint32(head[16:]))
-	copy(s.Content[:], head[20:20+HashSize])
+	d.ModTime = time.Unix(0, int64(binary.BigEndian.Uint64(head[8:])))
+	f := &identity.File{Size: int64(size), PieceLen: int64(binary.BigEndian.Uint32(head[16:])), Algo: identity.BLAKE3}
+	var content identity.Hash
+	copy(content[:], head[20:20+HashSize])
+	if version < 2 {
+		// The whole file's BLAKE3: a claim the client checks by hashing
+		// the whole file once it has it.
+		f.Digests = []identity.Digest{{Algo: identity.BLAKE3, Sum: content[:]}}
+	}
 	count := binary.BigEndian.Uint32(head[20+HashSize:])
 	if count > MaxSegments {
-		return nil, nil, fmt.Errorf("manifest lists %d segments, more than %d", count, MaxSegments)
+		return nil, nil, protocolErr("manifest lists %d segments, more than %d", count, MaxSegments)
 	}
 	if rest := n - manifestFixed - nameLen; rest != int(count)*HashSize {
-		return nil, nil, fmt.Errorf("manifest holds %d bytes of hashes for %d segments", rest, count)
+		return nil, nil, protocolErr("manifest holds %d bytes of hashes for %d segments", rest, count)
 	}
-	s.Segments = int(count)
-	if err := s.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("invalid manifest: %w", err)
+	if err := validateName(d.Name); err != nil {
+		return nil, nil, protocolErr("invalid manifest: %v", err)
 	}
-	var m *Manifest
+	if err := validateLayout(f.Size, f.PieceLen); err != nil {
+		return nil, nil, protocolErr("invalid manifest: %v", err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, nil, protocolErr("invalid manifest: %v", err)
+	}
+	if int(count) != f.Count() {
+		return nil, nil, protocolErr("invalid manifest: %d segment hashes for %d segments", count, f.Count())
+	}
 	if keep {
-		m = &Manifest{Name: s.Name, Size: s.Size, ModTime: s.ModTime, SegmentSize: s.SegmentSize,
-			Content: s.Content, Segments: make([]Hash, count)}
+		f.Pieces = make([]byte, int(count)*HashSize)
 	}
-	digest := blake3.New()
+	root := identity.NewRooter(f.Size, f.PieceLen, f.Algo)
 	buf := make([]byte, min(int(count), hashChunk)*HashSize)
 	for done := 0; done < int(count); {
 		k := min(int(count)-done, hashChunk)
 		p := buf[:k*HashSize]
+		if keep {
+			p = f.Pieces[done*HashSize : (done+k)*HashSize]
+		}
 		if _, err := io.ReadFull(r, p); err != nil {
 			return nil, nil, shortErr(err)
 		}
-		digest.Write(p)
-		if keep {
-			for i := range k {
-				copy(m.Segments[done+i][:], p[i*HashSize:])
-			}
-		}
+		root.Write(p)
 		done += k
 	}
-	digest.Sum(s.Digest[:0])
-	return m, s, nil
+	d.Summary = identity.Summary{Size: f.Size, PieceLen: f.PieceLen, Algo: f.Algo, Count: int(count), Root: root.Sum(), Digests: f.Digests}
+	if version >= 2 && d.Root != content {
+		return nil, nil, protocolErr("manifest's segment hashes hash to %s, not to its content hash %s", d.Root, content)
+	}
+	if !keep {
+		f = nil
+	}
+	return d, f, nil
 }
 
 // shortErr turns the end of the input inside a manifest into errShort.
@@ -334,25 +366,4 @@ func shortErr(err error) error {
 		return errShort
 	}
 	return err
-}
-
-// Validate reports whether the summary is internally consistent, as
-// [Manifest.Validate] does for a whole manifest.
-func (s *Summary) Validate() error {
-	switch {
-	case s.Size < 0:
-		return errors.New("negative size")
-	case s.SegmentSize < MinSegmentSize || s.SegmentSize > MaxSegmentSize:
-		return fmt.Errorf("segment size %d outside %d..%d", s.SegmentSize, MinSegmentSize, MaxSegmentSize)
-	case len(s.Name) == 0 || len(s.Name) > MaxNameLen:
-		return fmt.Errorf("name length %d outside 1..%d", len(s.Name), MaxNameLen)
-	}
-	want := SegmentCount(s.Size, s.SegmentSize)
-	if want > MaxSegments {
-		return fmt.Errorf("%d segments, more than %d", want, MaxSegments)
-	}
-	if int64(s.Segments) != want {
-		return fmt.Errorf("%d segment hashes for %d segments", s.Segments, want)
-	}
-	return nil
 }

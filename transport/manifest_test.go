@@ -44,6 +44,7 @@ func TestDefaultSegmentSize(t *testing.T) {
 // on sizes spread over the whole range, including every power of two and
 // its neighbours.
 func TestDefaultSegmentSize_Invariants(t *testing.T) {
+	const minDefaultSegment, maxDefaultSegment = 64 << 10, 4 << 20
 	var sizes []int64
 	for shift := range 50 {
 		p := int64(1) << shift

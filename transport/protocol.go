@@ -14,8 +14,16 @@ import (
 // an idm client from an HTTP one on the same port.
 const Magic = "IDMP"
 
-// Version is the protocol version this package speaks.
-const Version uint16 = 1
+// Version is the newest protocol version this package speaks, and the
+// one its clients ask for first. In version 2 a manifest's content hash
+// is the file's root (identity.File.Root), which its segment hashes must
+// hash to; in version 1 it was the BLAKE3 hash of the whole file, which a
+// client could check only by hashing the whole file again.
+const Version uint16 = 2
+
+// MinVersion is the oldest version this package still speaks, as a server
+// and, when a server answers that it does not speak Version, as a client.
+const MinVersion uint16 = 1
 
 // helloLen is the client's opening: the magic and a big-endian version.
 const helloLen = len(Magic) + 2
@@ -98,6 +106,18 @@ func (e *Error) Error() string {
 	return "server: " + e.Code.String() + ": " + safetext.Line(e.Message, '?', MaxErrorMessage)
 }
 
+// Permanent reports whether the error means the server will never serve
+// this client: it does not speak its version, does not hold the range
+// asked for, or found its request malformed. Busy, shutting down or
+// failing to read its own file may pass.
+func (e *Error) Permanent() bool {
+	switch e.Code {
+	case CodeUnsupportedVersion, CodeOutOfRange, CodeBadRequest:
+		return true
+	}
+	return false
+}
+
 // Is makes errors.Is(err, ErrBusy) and the like match on the code alone.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
@@ -125,8 +145,18 @@ var (
 var ErrProtocol = errors.New("protocol violation")
 
 func protocolErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
+	return &protocolError{fmt.Sprintf(format, args...)}
 }
+
+// protocolError is a peer's violation of the protocol. It is permanent:
+// a server that speaks something else will not start speaking idm.
+type protocolError struct{ msg string }
+
+func (e *protocolError) Error() string        { return ErrProtocol.Error() + ": " + e.msg }
+func (e *protocolError) Is(target error) bool { return target == ErrProtocol }
+
+// Permanent reports that retrying cannot help.
+func (e *protocolError) Permanent() bool { return true }
 
 // appendHeader appends a frame header.
 func appendHeader(b []byte, typ byte, n int) []byte {

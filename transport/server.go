@@ -80,7 +80,8 @@ type serving struct {
 	ln       net.Listener
 	httpLn   *connQueue
 	http     *http.Server
-	manifest []byte // encoded once
+	manifest [Version + 1][]byte // encoded once per version
+	etag     string              // the file's root, quoted
 	limiter  *rate.Limiter
 	chunk    int
 	ctx      context.Context // cancelled by Stop, to wake rate waits
@@ -102,9 +103,13 @@ func (s *Server) Start() error {
 	if s.Manifest == nil {
 		return errors.New("server has no manifest")
 	}
-	enc, err := s.Manifest.MarshalBinary()
-	if err != nil {
-		return err
+	var enc [Version + 1][]byte
+	for v := MinVersion; v <= Version; v++ {
+		b, err := s.Manifest.encode(v)
+		if err != nil {
+			return err
+		}
+		enc[v] = b
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
@@ -115,6 +120,7 @@ func (s *Server) Start() error {
 		ln:       ln,
 		httpLn:   newConnQueue(ln.Addr()),
 		manifest: enc,
+		etag:     `"` + s.Manifest.Root().String() + `"`,
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    make(map[net.Conn]struct{}),
@@ -343,8 +349,9 @@ func (s *Server) serveIDM(r *serving, c net.Conn, br *bufio.Reader, busy bool) {
 		c.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 		c.Write(encodeError(&Error{Code: code, Message: msg}))
 	}
-	if v := binary.BigEndian.Uint16(hello[len(Magic):]); v != Version {
-		fail(CodeUnsupportedVersion, fmt.Sprintf("client speaks version %d, server speaks %d", v, Version))
+	version := binary.BigEndian.Uint16(hello[len(Magic):])
+	if version < MinVersion || version > Version {
+		fail(CodeUnsupportedVersion, fmt.Sprintf("client speaks version %d, server speaks %d to %d", version, MinVersion, Version))
 		return
 	}
 	if busy {
@@ -352,7 +359,7 @@ func (s *Server) serveIDM(r *serving, c net.Conn, br *bufio.Reader, busy bool) {
 		return
 	}
 	reply := appendHeader(nil, frameHello, 2)
-	reply = binary.BigEndian.AppendUint16(reply, Version)
+	reply = binary.BigEndian.AppendUint16(reply, version)
 	c.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	if _, err := c.Write(reply); err != nil {
 		return
@@ -388,7 +395,8 @@ func (s *Server) serveIDM(r *serving, c net.Conn, br *bufio.Reader, busy bool) {
 		case frameManifestReq:
 			// Header and manifest in one writev, without copying a
 			// manifest that may be 32 MiB for every client that asks.
-			bufs := net.Buffers{appendHeader(nil, frameManifest, len(r.manifest)), r.manifest}
+			enc := r.manifest[version]
+			bufs := net.Buffers{appendHeader(nil, frameManifest, len(enc)), enc}
 			if _, err := bufs.WriteTo(c); err != nil {
 				return
 			}
@@ -487,7 +495,7 @@ func (s *Server) serveHTTP(r *serving, w http.ResponseWriter, req *http.Request)
 	}
 	defer f.Close()
 	h := w.Header()
-	h.Set("ETag", `"`+s.Manifest.Content.String()+`"`)
+	h.Set("ETag", r.etag)
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": s.Manifest.Name}))
 	var content io.ReadSeeker = f // sendfile when unthrottled

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idmproject/idm/identity"
 )
 
 // fileSize is the size of the file most tests serve: three default
@@ -309,7 +311,7 @@ func TestServer_UnsupportedVersion(t *testing.T) {
 	path, _ := randomFile(t, 100, 11)
 	srv := startServer(t, path, nil)
 	addr := addrOf(t, srv)
-	for _, v := range []uint16{0, 2, 0xFFFF} {
+	for _, v := range []uint16{0, 3, 0xFFFF} {
 		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
 			c := rawConn(t, addr)
 			if _, err := c.Write(helloBytes(v)); err != nil {
@@ -322,7 +324,88 @@ func TestServer_UnsupportedVersion(t *testing.T) {
 			expectClosed(t, c)
 		})
 	}
-	dial(t, addr) // version 1 still works
+	dial(t, addr) // the current version still works
+}
+
+// Both versions are served, each with its manifest: version 1 sends the
+// whole file's BLAKE3 as the content hash, version 2 the file's root.
+func TestServer_BothVersions(t *testing.T) {
+	path, _ := randomFile(t, fileSize, 13)
+	srv := startServer(t, path, nil)
+	addr := addrOf(t, srv)
+	for _, v := range []uint16{1, 2} {
+		cn, err := (&Dialer{}).dial(t.Context(), addr, v)
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		d, f, err := cn.File(t.Context())
+		cn.Close()
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if d.Root != identity.Hash(srv.Manifest.Root()) || f.Root() != d.Root {
+			t.Errorf("version %d: root %s, want %s", v, d.Root, srv.Manifest.Root())
+		}
+		b3, ok := f.Digest(identity.BLAKE3)
+		if v == 1 && (!ok || Hash(b3) != srv.Manifest.Content) {
+			t.Errorf("version 1: whole-file BLAKE3 %x, want %s", b3, srv.Manifest.Content)
+		}
+		if v == 2 && ok {
+			t.Errorf("version 2 carries a whole-file BLAKE3: %x", b3)
+		}
+	}
+}
+
+// A client asks a server that speaks only version 1 again in version 1.
+func TestDial_FallsBackToVersion1(t *testing.T) {
+	addr := fakeServer(t, func(c net.Conn) {
+		var h [helloLen]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			return
+		}
+		if v := binary.BigEndian.Uint16(h[len(Magic):]); v != 1 {
+			c.Write(encodeError(&Error{Code: CodeUnsupportedVersion, Message: "version 1 only"}))
+			return
+		}
+		c.Write(helloReplyVersion(1))
+		silent(c)
+	})
+	cn, err := Dial(t.Context(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	if cn.version != 1 {
+		t.Errorf("speaking version %d, want 1", cn.version)
+	}
+}
+
+// A version 2 manifest whose segment hashes do not hash to its content
+// hash is a protocol violation: the server lies about one hash at least.
+func TestConn_Manifest_RootMismatch(t *testing.T) {
+	path, _ := randomFile(t, fileSize, 14)
+	m, err := BuildManifest(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := m.encode(2)
+	enc[len(enc)-1] ^= 1 // one bit of the last segment hash
+	addr := fakeServer(t, func(c net.Conn) {
+		if !acceptHello(c) {
+			return
+		}
+		if _, err := readRequest(bufReader(c)); err != nil {
+			return
+		}
+		c.Write(append(appendHeader(nil, frameManifest, len(enc)), enc...))
+		silent(c)
+	})
+	cn := dial(t, addr)
+	_, err = cn.Describe(t.Context())
+	var perm interface{ Permanent() bool }
+	if !errors.Is(err, ErrProtocol) || !errors.As(err, &perm) || !perm.Permanent() {
+		t.Fatalf("Describe of a manifest whose hashes miss its root = %v, want a permanent protocol violation", err)
+	}
 }
 
 // TestServer_Shutdown_IdleClients checks that an idle idm client, whether

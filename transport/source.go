@@ -9,33 +9,6 @@ import (
 	"strconv"
 )
 
-// Source is one place a file can be fetched from. The download engine
-// needs nothing else of a server.
-type Source interface {
-	// Open connects to the source.
-	Open(ctx context.Context) (Stream, error)
-	// String returns the source's address as a user would write it.
-	String() string
-}
-
-// Stream is one open connection to a source. Ranges may be pipelined:
-// several Requests, then one ReceiveTo per request, answered in order.
-// Close unblocks a ReceiveTo waiting in another goroutine.
-type Stream interface {
-	// Manifest describes the file; call it with no range outstanding.
-	Manifest(ctx context.Context) (*Manifest, error)
-	// Summary describes the file as Manifest does, without the segment
-	// hashes, in memory that does not grow with the file.
-	Summary(ctx context.Context) (*Summary, error)
-	// Request asks for the bytes [off, off+n).
-	Request(off, n int64) error
-	// ReceiveTo writes the oldest outstanding answer, n bytes long (the
-	// length of the range asked for), to w as it arrives.
-	ReceiveTo(w io.Writer, n int64) error
-	// Close ends the stream.
-	Close() error
-}
-
 // IDMSource is a server speaking the idm protocol.
 type IDMSource struct {
 	// Addr is the server's host:port.
@@ -44,8 +17,8 @@ type IDMSource struct {
 	Dialer Dialer
 }
 
-// Open dials the server.
-func (s *IDMSource) Open(ctx context.Context) (Stream, error) {
+// Dial connects to the server.
+func (s *IDMSource) Dial(ctx context.Context) (*Conn, error) {
 	return s.Dialer.Dial(ctx, s.Addr)
 }
 
@@ -54,7 +27,7 @@ func (s *IDMSource) String() string { return "idm://" + s.Addr }
 
 // ParseSource reads a source address. Only idm://host:port is known for
 // now; the host may be a name, an IPv4 address or a bracketed IPv6 one.
-func ParseSource(raw string) (Source, error) {
+func ParseSource(raw string) (*IDMSource, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", raw, err)
@@ -73,4 +46,15 @@ func ParseSource(raw string) (Source, error) {
 		return nil, fmt.Errorf("source %q: port must be 1..65535", raw)
 	}
 	return &IDMSource{Addr: net.JoinHostPort(host, port)}, nil
+}
+
+// Fetch asks for the bytes [off, off+n) and writes them to w as they
+// arrive. Call it with no other request outstanding.
+func (cn *Conn) Fetch(ctx context.Context, off, n int64, w io.Writer) error {
+	stop := context.AfterFunc(ctx, func() { cn.Close() })
+	defer stop()
+	if err := cn.Request(off, n); err != nil {
+		return cn.ctxErr(ctx, err)
+	}
+	return cn.ctxErr(ctx, cn.ReceiveTo(w, n))
 }

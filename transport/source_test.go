@@ -45,8 +45,7 @@ func TestParseSource(t *testing.T) {
 			t.Errorf("ParseSource(%q): %v", tt.raw, err)
 			continue
 		}
-		idm, ok := src.(*IDMSource)
-		if !ok || idm.Addr != tt.wantAddr {
+		if src.Addr != tt.wantAddr {
 			t.Errorf("ParseSource(%q) = %#v, want an IDMSource for %s", tt.raw, src, tt.wantAddr)
 			continue
 		}
@@ -68,7 +67,7 @@ func TestIDMSource_Open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := src.Open(t.Context())
+	st, err := src.Dial(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

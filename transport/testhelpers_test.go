@@ -128,8 +128,11 @@ func helloBytes(version uint16) []byte {
 }
 
 // helloReply is a server's answer to a hello it accepts.
-func helloReply() []byte {
-	return binary.BigEndian.AppendUint16(appendHeader(nil, frameHello, 2), Version)
+func helloReply() []byte { return helloReplyVersion(Version) }
+
+// helloReplyVersion is a server's answer to a hello of the given version.
+func helloReplyVersion(v uint16) []byte {
+	return binary.BigEndian.AppendUint16(appendHeader(nil, frameHello, 2), v)
 }
 
 // rawIDM opens a raw connection and completes the hello by hand.
@@ -272,7 +275,9 @@ func sameManifest(t testing.TB, got, want *Manifest) {
 		t.Errorf("ModTime = %v, want %v", got.ModTime, want.ModTime)
 	case got.SegmentSize != want.SegmentSize:
 		t.Errorf("SegmentSize = %d, want %d", got.SegmentSize, want.SegmentSize)
-	case got.Content != want.Content:
+	case got.Content != want.Content && got.Content != (Hash{}):
+		// A version 2 manifest carries the root, not the whole file's
+		// BLAKE3: the segment hashes are compared below.
 		t.Errorf("Content = %v, want %v", got.Content, want.Content)
 	case len(got.Segments) != len(want.Segments):
 		t.Errorf("%d segments, want %d", len(got.Segments), len(want.Segments))

@@ -64,7 +64,8 @@ func run(cfg *config) error {
 			}
 			manifests[path] = m
 			log.Info("hashed file", "path", path, "size", m.Size, "segments", len(m.Segments),
-				"segment_size", m.SegmentSize, "blake3", m.Content.String(), "took", time.Since(start).Round(time.Millisecond))
+				"segment_size", m.SegmentSize, "content", m.Root().String(), "blake3", m.Content.String(),
+				"took", time.Since(start).Round(time.Millisecond))
 		}
 		f.servers = append(f.servers, &transport.Server{
 			Addr:     net.JoinHostPort(cfg.bind, strconv.Itoa(cfg.ports[i])),

@@ -38,12 +38,22 @@ const (
 	SourceQuarantined = "quarantined"
 	// SourceRejected: holds a different file; not used for this job.
 	SourceRejected = "rejected"
+	// SourceFailed: answered with an error that cannot pass (an
+	// unsupported protocol version, a range it does not have); not used
+	// again for this job.
+	SourceFailed = "failed"
 )
 
 // Progress is a snapshot of one job's transfer.
 type Progress struct {
 	// State is the job's state.
 	State string `json:"state"`
+	// Phase is what a running job's transfer is doing: "starting"
+	// (opening, and after a crash rechecking, its partial file),
+	// "connecting", "downloading", "waiting", "verifying" (checking a
+	// whole-file digest), "publishing" or "done". Empty for a job that is
+	// not running.
+	Phase string `json:"phase,omitempty"`
 	// Size is the file's size in bytes, 0 until a source has answered.
 	Size int64 `json:"size"`
 	// Verified counts the bytes of segments verified and written.

@@ -20,7 +20,8 @@ type Job struct {
 	Path string `json:"path,omitempty"`
 	// Size is the file's size, once known.
 	Size int64 `json:"size"`
-	// Content is the file's BLAKE3 hash in hex, once known.
+	// Content is the file's content hash in hex, its identity, once known:
+	// the root of its segment hashes (docs/protocol.md).
 	Content string `json:"content,omitempty"`
 	// Expect is the BLAKE3 hash the job was pinned to when it was
 	// created, if any: only a file with that hash may become the job's.
@@ -54,8 +55,9 @@ type CreateRequest struct {
 	Dir string `json:"dir"`
 	// Limit is the job's rate cap in bytes per second; 0 is none.
 	Limit int64 `json:"limit,omitempty"`
-	// Content, when set, pins the file: its BLAKE3 hash in hex (what
-	// b3sum prints). Sources holding any other file are rejected.
+	// Content, when set, pins the file: its content hash in hex, as
+	// idm-server and the Job's Content show it (the file's root, see
+	// docs/protocol.md). Sources holding any other file are rejected.
 	Content string `json:"content,omitempty"`
 	// Resume asks for the existing unfinished job with the same sources
 	// and directory, resumed whatever its state, instead of a new one.

@@ -1,17 +1,19 @@
-package daemon
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/idmproject/idm/daemon/api"
+	"golang.org/x/time/rate"
+
 	"github.com/idmproject/idm/internal/safetext"
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/store"
 )
 
 // Errors that end a worker's session without marking its source down.
@@ -21,7 +23,7 @@ var (
 	errComplete  = errors.New("download complete")
 )
 
-// corruptLimit is how many corrupt segments quarantine a source.
+// corruptLimit is how many corrupt pieces quarantine a source.
 const corruptLimit = 3
 
 // Back-off between attempts to reach a source that is down.
@@ -29,6 +31,9 @@ const (
 	backoffMin = 500 * time.Millisecond
 	backoffMax = 30 * time.Second
 )
+
+// paceChunk is the most bytes a rate limit lets through at a time.
+const paceChunk = 64 << 10
 
 // maxErrText bounds a source's last error as the job keeps it.
 const maxErrText = 512
@@ -38,79 +43,73 @@ const maxErrText = 512
 // terminal's cursor or reorder the text.
 func errText(s string) string { return safetext.Line(s, '?', maxErrText) }
 
-// source is one server of a job and what the job knows of it.
+// source is one source of a job and what the job knows of it.
 type source struct {
 	idx   int
-	src   transport.Source
+	src   Source
 	meter meter
 
 	mu        sync.Mutex
-	state     string
+	stat      store.SourceStat // what it did, as checkpoints record it
+	state     SourceState
 	nextRetry time.Time
-	lastErr   string
-	verified  int64
-	fetched   int64
-	errors    int
-	corrupt   int
 	slow      int // consecutive checks below a fifth of the median
 }
 
-func (s *source) snapshot(now time.Time) api.SourceProgress {
+func (s *source) snapshot(now time.Time) SourceProgress {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := api.SourceProgress{
-		Source:    s.src.String(),
-		State:     s.state,
-		Verified:  s.verified,
-		Fetched:   s.fetched,
-		Corrupt:   s.corrupt,
-		LastError: s.lastErr,
-		Speed:     s.meter.rate(now),
-	}
-	if s.state == api.SourceDown {
+	st := s.stat
+	st.Quarantined, st.Rejected, st.Failed = s.state == SourceQuarantined, s.state == SourceRejected, s.state == SourceFailed
+	p := SourceProgress{SourceStat: st, State: s.state, Speed: s.meter.rate(now)}
+	if s.state == SourceDown {
 		p.NextRetry = s.nextRetry
 	}
 	return p
 }
 
-// out reports whether the source was set aside for the job.
-func (s *source) out() bool {
+// current returns the source's state.
+func (s *source) current() SourceState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state == api.SourceQuarantined || s.state == api.SourceRejected
+	return s.state
 }
+
+// out reports whether the source was set aside for the job.
+func (s *source) out() bool { return s.current().out() }
 
 // setState changes the source's state, unless it was set aside for the
 // job, and returns the state it had.
-func (s *source) setState(state, reason string) (was string) {
+func (s *source) setState(state SourceState, reason string) (was SourceState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	was = s.state
-	if s.state == api.SourceQuarantined || s.state == api.SourceRejected {
+	if s.state.out() {
 		return was
 	}
 	s.state = state
 	if reason != "" {
-		s.lastErr = errText(reason)
+		s.stat.LastError = errText(reason)
 	}
 	return was
 }
 
-// worker is one connection to a source, pulling segments from the
-// scheduler with several requests outstanding.
+// worker is one connection to a source, pulling pieces from the
+// scheduler with several requests outstanding where the source takes
+// them.
 type worker struct {
 	t   *transfer
 	id  int // its index in t.workers, the scheduler's name for it
 	src *source
-	in  streamer // receives segments this worker alone fetches
+	in  streamer // receives pieces this worker alone fetches
 
 	mu        sync.Mutex
-	stream    transport.Stream
-	head      int // the segment being received, or -1
+	conn      Conn
+	head      int // the piece being received, or -1
 	cancelled bool
 }
 
-// cancel tells the worker that segment seg was verified from another
+// cancel tells the worker that piece seg was verified from another
 // source first. If the worker is receiving it, its connection is dropped
 // at once; if the request is still queued behind another, the worker
 // finishes the one it is receiving and then reconnects (see session), so
@@ -118,9 +117,9 @@ type worker struct {
 func (w *worker) cancel(seg int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stream != nil && w.head == seg {
+	if w.conn != nil && w.head == seg {
 		w.cancelled = true
-		w.stream.Close()
+		w.conn.Close()
 	}
 }
 
@@ -130,15 +129,16 @@ func (w *worker) setHead(seg int) {
 	w.mu.Unlock()
 }
 
-func (w *worker) setStream(s transport.Stream) {
+func (w *worker) setConn(c Conn) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.stream, w.cancelled = s, false
+	w.conn, w.cancelled = c, false
 }
 
 // run keeps the worker connected and fetching until the download is
 // complete, ctx ends, or its source is set aside. A failed session marks
-// the source down and retries with exponential back-off and jitter.
+// the source down and retries with exponential back-off and jitter; a
+// permanent failure sets the source aside for the job.
 func (w *worker) run(ctx context.Context) {
 	delay := backoffMin
 	for ctx.Err() == nil && !w.src.out() {
@@ -148,6 +148,14 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case errors.Is(err, errCancelled):
 			continue
+		case Permanent(err):
+			w.src.mu.Lock()
+			w.src.stat.Errors++
+			w.src.mu.Unlock()
+			w.src.setState(SourceFailed, err.Error())
+			w.t.log.Warn("source failed for good", "source", w.src.src.String(), "err", err)
+			w.t.sourcesChanged()
+			return
 		}
 		if delivered {
 			delay = backoffMin
@@ -155,11 +163,11 @@ func (w *worker) run(ctx context.Context) {
 		// Jitter keeps the sources' retries from marching in step.
 		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
 		w.src.mu.Lock()
-		w.src.errors++
-		w.src.lastErr = errText(err.Error())
-		wasUp := w.src.state == api.SourceUp
-		if w.src.state != api.SourceQuarantined && w.src.state != api.SourceRejected {
-			w.src.state = api.SourceDown
+		w.src.stat.Errors++
+		w.src.stat.LastError = errText(err.Error())
+		wasUp := w.src.state == SourceUp
+		if !w.src.state.out() {
+			w.src.state = SourceDown
 			w.src.nextRetry = time.Now().Add(wait)
 		}
 		w.src.mu.Unlock()
@@ -179,32 +187,31 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// session is one connection's life: connect, check the manifest, then
-// fetch until something fails. It reports whether any segment was
-// verified, so a flapping source's back-off is reset only by real work.
+// session is one connection's life: connect, check what the source
+// holds, then fetch until something fails. It reports whether any piece
+// was verified, so a flapping source's back-off is reset only by real
+// work.
 func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 	t := w.t
-	dctx, cancel := context.WithTimeout(ctx, t.stall)
-	st, err := w.src.src.Open(dctx)
-	cancel()
+	c, err := w.src.src.Open(ctx)
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
-	w.setStream(st)
-	stop := context.AfterFunc(ctx, func() { st.Close() })
+	w.setConn(c)
+	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer func() {
 		stop()
-		st.Close()
-		w.setStream(nil)
+		c.Close()
+		w.setConn(nil)
 	}()
-	sum, err := t.describe(ctx, st)
+	desc, err := t.describe(ctx, c)
 	if err != nil {
-		return false, fmt.Errorf("manifest: %w", err)
+		return false, fmt.Errorf("describe the file: %w", err)
 	}
-	if err := t.adopt(ctx, w.src.idx, sum, st); err != nil {
+	if err := t.adopt(ctx, w.src.idx, desc, c); err != nil {
 		var bad *mismatchError
 		if errors.As(err, &bad) {
-			w.src.setState(api.SourceRejected, bad.Error())
+			w.src.setState(SourceRejected, bad.Error())
 			t.log.Warn("source rejected", "source", w.src.src.String(), "reason", bad.Error())
 			t.sourcesChanged()
 			return false, errOut
@@ -212,26 +219,33 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		return false, fmt.Errorf("manifest: %w", err)
+		return false, fmt.Errorf("describe the file: %w", err)
 	}
-	if w.src.setState(api.SourceUp, "") == api.SourceDown {
+	if w.src.setState(SourceUp, "") == SourceDown {
 		t.log.Info("source back", "source", w.src.src.String())
 	}
 	t.sourcesChanged()
 
-	sched, part := t.sched, t.part
+	t.mu.Lock()
+	sched, seg, f := t.sched, t.seg, t.file
+	t.mu.Unlock()
+	pipe, ok := c.(Pipeliner)
+	depth := t.depth
+	if !ok {
+		pipe, depth = &sequential{ctx: ctx, c: c}, 1
+	}
 	type ask struct {
 		seg int
 		dup bool // another worker fetches it too: buffer, then write
 	}
-	var queue []ask // segments asked for, in order
+	var queue []ask // pieces asked for, in order
 	defer func() {
 		for _, a := range queue {
 			sched.release(w.id, a.seg)
 		}
 	}()
 	for {
-		for len(queue) < t.depth {
+		for len(queue) < depth {
 			i, dup, wait, complete := sched.next(w.id)
 			if complete {
 				t.complete()
@@ -248,12 +262,9 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 					return delivered, ctx.Err()
 				}
 			}
-			off, n := t.man.Segment(i)
+			off, n := f.Piece(i)
 			queue = append(queue, ask{i, dup})
-			if err := t.throttle(ctx, n); err != nil {
-				return delivered, err
-			}
-			if err := st.Request(off, n); err != nil {
+			if err := pipe.Request(off, n); err != nil {
 				return delivered, w.failure(fmt.Errorf("request segment %d: %w", i, err))
 			}
 		}
@@ -263,32 +274,32 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 			// connection's queue: reconnect rather than receive it.
 			return delivered, errCancelled
 		}
-		_, n := t.man.Segment(a.seg)
+		_, n := f.Piece(a.seg)
 		var (
-			sum transport.Hash
+			sum []byte
 			buf *[]byte
 			err error
-			got int64 // bytes received, whole segment or not
+			got int64 // bytes received, whole piece or not
 		)
 		w.setHead(a.seg)
 		if a.dup {
-			buf = part.getBuf()
-			f := filler{b: (*buf)[:n]}
-			err = st.ReceiveTo(&f, n)
-			sum, got = transport.SumSegment((*buf)[:n]), int64(f.n)
+			buf = seg.getBuf()
+			fl := filler{b: (*buf)[:n]}
+			err = pipe.ReceiveTo(t.paced(ctx, &fl), n)
+			sum, got = f.Algo.Sum((*buf)[:n]), int64(fl.n)
 		} else {
-			w.in.reset(part, a.seg)
-			err = st.ReceiveTo(&w.in, n)
+			w.in.reset(seg, a.seg)
+			err = pipe.ReceiveTo(t.paced(ctx, &w.in), n)
 			sum, got = w.in.sum(), w.in.received
 		}
 		w.setHead(-1)
 		w.src.mu.Lock()
-		w.src.fetched += got
+		w.src.stat.Fetched += got
 		w.src.mu.Unlock()
 		t.fetched.Add(got)
 		if err != nil {
 			if buf != nil {
-				part.putBuf(buf)
+				seg.putBuf(buf)
 			}
 			var de *diskError
 			if errors.As(err, &de) {
@@ -299,9 +310,9 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		}
 		queue = queue[1:]
 		now := time.Now()
-		if sum != t.man.Segments[a.seg] {
+		if !seg.verify(a.seg, sum) {
 			if buf != nil {
-				part.putBuf(buf)
+				seg.putBuf(buf)
 			}
 			sched.release(w.id, a.seg)
 			return delivered, w.corrupt(a.seg)
@@ -310,9 +321,9 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		if buf != nil {
 			verified = (*buf)[:n]
 		}
-		won, err := part.commit(a.seg, verified)
+		won, err := seg.commit(a.seg, verified, sum)
 		if buf != nil {
-			part.putBuf(buf)
+			seg.putBuf(buf)
 		}
 		if err != nil {
 			t.fail(err)
@@ -324,7 +335,7 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		losers, _ := sched.complete(w.id, a.seg)
 		delivered = true
 		w.src.mu.Lock()
-		w.src.verified += n
+		w.src.stat.Bytes += n
 		w.src.mu.Unlock()
 		w.src.meter.add(now, n)
 		t.meter.add(now, n)
@@ -346,21 +357,68 @@ func (w *worker) failure(err error) error {
 	return err
 }
 
-// corrupt counts a segment that failed verification and quarantines the
+// corrupt counts a piece that failed verification and quarantines the
 // source at the limit.
 func (w *worker) corrupt(i int) error {
 	err := fmt.Errorf("segment %d failed verification", i)
 	w.src.mu.Lock()
-	w.src.corrupt++
-	n := w.src.corrupt
+	w.src.stat.Corrupt++
+	n := w.src.stat.Corrupt
 	w.src.mu.Unlock()
 	w.t.log.Warn("corrupt segment", "source", w.src.src.String(), "segment", i, "count", n)
 	if n >= corruptLimit {
 		reason := fmt.Sprintf("quarantined after %d corrupt segments (last: segment %d)", n, i)
-		w.src.setState(api.SourceQuarantined, reason)
+		w.src.setState(SourceQuarantined, reason)
 		w.t.log.Warn("source quarantined", "source", w.src.src.String(), "reason", reason)
 		w.t.sourcesChanged()
 		return errOut
 	}
 	return err
+}
+
+// paced returns w, or, under a rate limit, w behind a writer that lets
+// the bytes through as the limiters allow, paceChunk at a time: the
+// limit holds over every short window, not only on average.
+func (t *transfer) paced(ctx context.Context, w io.Writer) io.Writer {
+	for _, l := range t.limiters {
+		if l != nil && l.Limit() != rate.Inf {
+			return &pacer{ctx: ctx, w: w, limiters: t.limiters}
+		}
+	}
+	return w
+}
+
+// pacer is a writer paced by rate limiters.
+type pacer struct {
+	ctx      context.Context
+	w        io.Writer
+	limiters []*rate.Limiter
+}
+
+func (p *pacer) Write(b []byte) (int, error) {
+	chunk := paceChunk
+	for _, l := range p.limiters {
+		if l != nil && l.Limit() != rate.Inf {
+			chunk = min(chunk, max(l.Burst(), 1))
+		}
+	}
+	written := 0
+	for len(b) > 0 {
+		k := min(len(b), chunk)
+		for _, l := range p.limiters {
+			if l == nil || l.Limit() == rate.Inf {
+				continue
+			}
+			if err := l.WaitN(p.ctx, k); err != nil {
+				return written, err
+			}
+		}
+		n, err := p.w.Write(b[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[k:]
+	}
+	return written, nil
 }

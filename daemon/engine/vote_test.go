@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func TestTransfer_Run_LyingManifestOutvoted(t *testing.T) {
 	honest := startServers(t, path, 64<<10, 2e6, 2e6, 2e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(append([]*transport.Server{liar}, honest...)...))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -81,23 +81,23 @@ func TestTransfer_Run_PinnedContent(t *testing.T) {
 	good := startServers(t, path, 0, 1e6)[0]
 	wrong := startServers(t, other, 0, 0, 0)
 	db := openDB(t, "")
-	rec := &store.Record{Sources: serverSources(wrong[0], wrong[1], good), Dir: t.TempDir(), State: "queued", Expect: m.Content}
+	rec := &store.Record{Sources: serverSources(wrong[0], wrong[1], good), Dir: t.TempDir(), State: "queued", Expect: m.Root()}
 	if err := db.Create(rec, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
-	if st := sourceStat(t, got, "idm://"+wrong[0].Addr); !strings.Contains(st.LastError, "expected "+m.Content.String()) {
+	if st := sourceStat(t, got, "idm://"+wrong[0].Addr); !strings.Contains(st.LastError, "expected "+m.Root().String()) {
 		t.Errorf("source of another file: %+v, want rejected as not the expected file", st)
 	}
 
-	none := &store.Record{Sources: serverSources(wrong...), Dir: t.TempDir(), State: "queued", Expect: m.Content}
+	none := &store.Record{Sources: serverSources(wrong...), Dir: t.TempDir(), State: "queued", Expect: m.Root()}
 	if err := db.Create(none, nil); err != nil {
 		t.Fatal(err)
 	}
-	err := fastTransfer(db, none.ID).Run(context.Background())
+	err := fastTransfer(t, db, none.ID).Run(context.Background())
 	if !errors.Is(err, ErrNoSource) || !strings.Contains(err.Error(), "expected") {
 		t.Fatalf("Run with no source of the pinned file = %v", err)
 	}
@@ -132,7 +132,7 @@ func TestTransfer_ManifestMemoryPerSource(t *testing.T) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		err := fastTransfer(db, rec.ID).Run(context.Background())
+		err := fastTransfer(t, db, rec.ID).Run(context.Background())
 		runtime.ReadMemStats(&after)
 		if err == nil || !strings.Contains(err.Error(), "replaced") {
 			t.Fatalf("Run = %v, want the directory refused", err)

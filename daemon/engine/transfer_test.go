@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"context"
@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
 
 // fastTransfer returns a Transfer with short time-outs, so failures show
 // within a test's patience.
-func fastTransfer(db *store.DB, id uint64) *Transfer {
-	return &Transfer{DB: db, Job: id, StallTimeout: 500 * time.Millisecond, FlushInterval: 50 * time.Millisecond, Logger: quietLog()}
+func fastTransfer(t testing.TB, db *store.DB, id uint64) *Transfer {
+	tr := newTransfer(t, db, id, 500*time.Millisecond)
+	tr.FlushInterval = 50 * time.Millisecond
+	return tr
 }
 
 // sourceStat returns the stored counters of the source at addr.
@@ -38,7 +39,7 @@ func TestTransfer_Run_FourServers(t *testing.T) {
 	srv := startServers(t, path, 0, 0, 0, 0, 0)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -62,7 +63,7 @@ func TestTransfer_Run_EmptyFile(t *testing.T) {
 	srv := startServers(t, path, 0, 0, 0)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	checkResult(t, db, rec.ID, want)
@@ -78,7 +79,7 @@ func TestTransfer_Run_NeverOverwrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -99,7 +100,7 @@ func TestTransfer_Run_FasterServerDoesMore(t *testing.T) {
 	srv := startServers(t, path, 64<<10, 4e6, 1e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -115,7 +116,7 @@ func TestTransfer_Run_ServerShutDownMidSegment(t *testing.T) {
 	srv := startServers(t, path, 1<<20, 3e6, 3e6, 3e6, 3e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	tr := fastTransfer(db, rec.ID)
+	tr := fastTransfer(t, db, rec.ID)
 	wait := runTransfer(t, context.Background(), tr)
 	// 1 MiB segments at 3 MB/s take a third of a second: stopping once a
 	// quarter is verified lands in the middle of one.
@@ -139,7 +140,7 @@ func TestTransfer_Run_AcceptsButNeverSends(t *testing.T) {
 	hole.start()
 	db := openDB(t, "")
 	rec := newJob(t, db, sourcesOf(hole.addr(), srv[1].Addr))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -157,7 +158,7 @@ func TestTransfer_Run_StallHalfwayThroughRange(t *testing.T) {
 	stall.start()
 	db := openDB(t, "")
 	rec := newJob(t, db, sourcesOf(stall.addr(), srv[1].Addr))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -183,7 +184,7 @@ func TestTransfer_Run_CorruptSegments(t *testing.T) {
 	good := startServer(t, path, m, 1e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(bad, good))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -210,7 +211,7 @@ func TestTransfer_Run_QuarantineAfterThreeCorrupt(t *testing.T) {
 	good := startServer(t, path, m, 2e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(bad, good))
-	tr := fastTransfer(db, rec.ID)
+	tr := fastTransfer(t, db, rec.ID)
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestTransfer_Run_QuarantineAfterThreeCorrupt(t *testing.T) {
 	if !st.Quarantined || st.Corrupt != corruptLimit || !strings.Contains(st.LastError, "quarantined") {
 		t.Errorf("source with every segment bad: %+v, want quarantined after %d with the reason", st, corruptLimit)
 	}
-	if p := tr.Progress(); p.Sources[0].State != api.SourceQuarantined {
+	if p := tr.Progress(); p.Sources[0].State != SourceQuarantined {
 		t.Errorf("source state %q, want quarantined", p.Sources[0].State)
 	}
 }
@@ -232,7 +233,7 @@ func TestTransfer_Run_RejectsDifferentFile(t *testing.T) {
 	wrong := startServers(t, other, 0, 0)[0]
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(good, wrong))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)
@@ -245,21 +246,16 @@ func TestTransfer_Run_RejectsDifferentFile(t *testing.T) {
 func TestTransfer_Run_NoUsableSource(t *testing.T) {
 	path, _ := testFile(t, 1<<20, 11)
 	other, _ := testFile(t, 1<<20, 12)
-	a := startServers(t, path, 0, 0)[0]
 	b := startServers(t, other, 0, 0)[0]
 	db := openDB(t, "")
-	// The job already knows its file: neither source may change it.
+	// The job already knows its file: its one source, which holds
+	// another, may not change it.
 	m, _ := transport.BuildManifest(path, 0)
 	rec := newJob(t, db, serverSources(b))
-	var hashes []byte
-	for _, h := range m.Segments {
-		hashes = append(hashes, h[:]...)
-	}
-	if err := db.SetManifest(rec.ID, m.Size, m.SegmentSize, m.Content, hashes); err != nil {
+	if err := db.SetIdentity(rec.ID, m.File(), m.Name, false); err != nil {
 		t.Fatal(err)
 	}
-	_ = a
-	err := fastTransfer(db, rec.ID).Run(context.Background())
+	err := fastTransfer(t, db, rec.ID).Run(context.Background())
 	if !errors.Is(err, ErrNoSource) {
 		t.Fatalf("Run = %v, want ErrNoSource", err)
 	}
@@ -271,18 +267,28 @@ func TestTransfer_Run_AllServersDownThenBack(t *testing.T) {
 	srv := startServers(t, path, 1<<20, 4e6, 4e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	tr := fastTransfer(db, rec.ID)
+	tr := fastTransfer(t, db, rec.ID)
 	wait := runTransfer(t, context.Background(), tr)
 	waitFor(t, "a quarter verified", time.Minute, func() bool { return tr.Progress().Verified >= 2<<20 })
 	for _, s := range srv {
 		s.Stop()
 	}
-	waitFor(t, "the job waiting", 10*time.Second, func() bool { return tr.Progress().State == api.StateWaiting })
-	// Down for a few seconds: the job must keep waiting, not fail.
-	time.Sleep(2 * time.Second)
-	if p := tr.Progress(); p.State != api.StateWaiting {
-		t.Fatalf("state %q while every server is down, want waiting", p.State)
-	}
+	waitFor(t, "the job waiting", 10*time.Second, func() bool { return tr.Progress().Phase == Waiting })
+	// Every source retried and failed twice more: the job must keep
+	// waiting, not fail.
+	before := tr.Progress()
+	waitFor(t, "every source retried twice", 30*time.Second, func() bool {
+		p := tr.Progress()
+		if p.Phase != Waiting {
+			t.Fatalf("phase %s while every server is down, want waiting", p.Phase)
+		}
+		for i, s := range p.Sources {
+			if s.Errors < before.Sources[i].Errors+2 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, s := range srv {
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
@@ -306,7 +312,7 @@ func TestTransfer_Run_CrashAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newJob(t, db, serverSources(srv...))
-	tr := fastTransfer(db, rec.ID)
+	tr := fastTransfer(t, db, rec.ID)
 	wait := runTransfer(t, context.Background(), tr)
 	waitFor(t, "half verified", time.Minute, func() bool { return tr.Progress().Verified >= 4<<20 })
 	tr.crash()
@@ -319,8 +325,8 @@ func TestTransfer_Run_CrashAndRestart(t *testing.T) {
 	if db.WasClean() {
 		t.Fatal("store reports a clean shutdown after a crash")
 	}
-	tr2 := fastTransfer(db, rec.ID)
-	tr2.Recheck = !db.WasClean()
+	tr2 := fastTransfer(t, db, rec.ID)
+	tr2.Job.Recheck = !db.WasClean()
 	if err := tr2.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +352,7 @@ func TestTransfer_Run_DamagedPartialFile(t *testing.T) {
 	srv := startServers(t, path, segSize, 2e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(srv...))
-	tr := fastTransfer(db, rec.ID)
+	tr := fastTransfer(t, db, rec.ID)
 	ctx, pause := context.WithCancel(context.Background())
 	wait := runTransfer(t, ctx, tr)
 	waitFor(t, "half verified", time.Minute, func() bool { return tr.Progress().Verified >= 2<<20 })
@@ -386,8 +392,8 @@ func TestTransfer_Run_DamagedPartialFile(t *testing.T) {
 		}
 	}
 
-	tr2 := fastTransfer(db, rec.ID)
-	tr2.Recheck = true
+	tr2 := fastTransfer(t, db, rec.ID)
+	tr2.Job.Recheck = true
 	if err := tr2.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +418,7 @@ func TestTransfer_Run_MajorityDecidesIdentity(t *testing.T) {
 	good := startServers(t, path, 0, 1e6, 1e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(wrong, good[0], good[1]))
-	if err := fastTransfer(db, rec.ID).Run(context.Background()); err != nil {
+	if err := fastTransfer(t, db, rec.ID).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := checkResult(t, db, rec.ID, want)

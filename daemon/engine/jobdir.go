@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"errors"
@@ -115,4 +115,24 @@ func candidates(name string) iter.Seq[string] {
 			}
 		}
 	}
+}
+
+// RemovePart deletes a job's partial file part in dir (identified by
+// dirID when known), if it still is the file identified by id: a name
+// that now holds anything else is left alone. The job queue calls it when
+// a job is cancelled, and for a finished job whose partial name a crash
+// left behind as a second name of its file.
+func RemovePart(dir string, dirID store.FileID, part string, id store.FileID) error {
+	if part == "" {
+		return nil
+	}
+	d, _, err := openJobDir(dir, dirID)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := d.remove(part, id); err != nil {
+		return err
+	}
+	return d.sync()
 }

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/idmproject/idm/identity"
+)
+
+// Source is one place a job's file can be fetched from.
+type Source interface {
+	// Open connects to the source.
+	Open(ctx context.Context) (Conn, error)
+	// String returns the source's address as the user gave it.
+	String() string
+}
+
+// Conn is one open connection to a source.
+type Conn interface {
+	// Describe says what file the source holds. A source that knows only
+	// the file's size describes it with no pieces (PieceLen 0).
+	Describe(ctx context.Context) (*identity.Description, error)
+	// Fetch writes the bytes [off, off+n) of the file to w as they
+	// arrive.
+	Fetch(ctx context.Context, off, n int64, w io.Writer) error
+	// Close ends the connection; a Fetch or ReceiveTo blocked in another
+	// goroutine returns. Closing twice is harmless.
+	Close() error
+}
+
+// A PieceLister is a Conn whose description sums up a list of piece
+// hashes, and which can give the list.
+type PieceLister interface {
+	// File returns the description and the file with its piece hashes.
+	File(ctx context.Context) (*identity.Description, *identity.File, error)
+}
+
+// A Pipeliner is a Conn that takes several requests at once and answers
+// them in order, so a fast link never idles between pieces.
+type Pipeliner interface {
+	// Request asks for the bytes [off, off+n) without waiting.
+	Request(off, n int64) error
+	// ReceiveTo writes the oldest outstanding answer, n bytes, to w as it
+	// arrives.
+	ReceiveTo(w io.Writer, n int64) error
+}
+
+// Permanent reports whether err says that the source can never serve the
+// job: it has a method Permanent that returns true.
+func Permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// sequential makes a Conn that fetches one range at a time look like a
+// Pipeliner of depth one.
+type sequential struct {
+	ctx    context.Context
+	c      Conn
+	off, n int64
+	asked  bool
+}
+
+func (s *sequential) Request(off, n int64) error {
+	if s.asked {
+		return errors.New("engine: a second request on a connection that takes one at a time")
+	}
+	s.off, s.n, s.asked = off, n, true
+	return nil
+}
+
+func (s *sequential) ReceiveTo(w io.Writer, n int64) error {
+	if !s.asked || n != s.n {
+		return errors.New("engine: receive without its request")
+	}
+	s.asked = false
+	return s.c.Fetch(s.ctx, s.off, s.n, w)
+}
