@@ -23,6 +23,7 @@ if ((JOBS <= FIRST || ADD_RUNS < 1 || ADD_RUNS >= JOBS - FIRST)); then
 	echo "bench-daemon.sh: want BENCH_JOBS > $FIRST and 0 < BENCH_ADD_RUNS < BENCH_JOBS - $FIRST" >&2
 	exit 2
 fi
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d "${TMPDIR:-/tmp}/idm-bench-daemon.XXXXXX")
 pids=()
 cleanup() {
@@ -154,3 +155,4 @@ echo "| idmd peak RSS, $full queued jobs | $(mib "$full_peak") | < 60 MiB | $(ok
 echo "| idmd peak RSS, 3 active 1 GiB downloads (4 servers each, ${secs} s for all three) | $(mib "$active_peak") | < 60 MiB | $(ok_kib "$active_peak" 60) |"
 echo
 echo "Filling the store from $(thousands $FIRST) to $(thousands $((JOBS - ADD_RUNS))) jobs took $fill_s s, $FILL_PAR \`idmctl add\` at once."
+echo "Load average: $load_before before the daemon's figures, $(cut -d' ' -f1-3 /proc/loadavg) after."

@@ -343,7 +343,7 @@ scenario_c() {
 		wall=$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')
 	}
 	curl_run() {
-		local w u s
+		local u s
 		mkdir "$dir"
 		if ! timed "$work/c-time" curl -sS --fail -o "$dir/curl.bin" "$url"; then
 			loud "curl $url failed:"
@@ -384,9 +384,10 @@ scenario_c() {
 					(iw1 + iw2) / 2 / g, (cw1 + cw2) / 2 / g, (cw1 + sw1 + cw2 + sw2) / 2 / g
 			}')
 		echo "$line" >>"$work/c-rounds"
-		# shellcheck disable=SC2086 # the fields of line, on purpose
-		printf '   run %d: idmd %.2f CPU-s/GiB, curl %.2f (%.2f with fsync); wall idmd %.2f s, curl %.2f s (%.2f s)\n' \
-			"$i" $(echo "$line" | awk '{ print $1, $2, $3, $6, $7, $8 }') >&2
+		echo "$line" | awk -v i="$i" '{
+			printf "   run %d: idmd %.2f CPU-s/GiB, curl %.2f (%.2f with fsync); wall idmd %.2f s, curl %.2f s (%.2f s)\n",
+				i, $1, $2, $3, $6, $7, $8
+		}' >&2
 	done
 	local k unit
 	k=0
