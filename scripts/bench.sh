@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The benchmarks whose figures README.md reports; `make bench` runs this.
 #
-#   A  idm-server's HTTP side against nginx, both fetched by curl.
-#   B  the download engine's Go benchmarks in daemon/bench_test.go.
+#   A       idm-server's HTTP side against nginx, both fetched by curl.
+#   B       the download engine's Go benchmarks in daemon/bench_test.go.
+#   C       the CPU time idmd spends on a download, against curl's.
+#   daemon  idmctl's and idmd's figures with many jobs (scripts/bench-daemon.sh).
 #
 # Every figure is the median of several runs, and each comparison is made
 # side by side in the same run. The last thing printed is one markdown
 # table and the machine it ran on.
 #
 # Environment:
+#   BENCH_ONLY       the scenarios to run, e.g. "C" or "A C daemon" (default all)
 #   BENCH_COUNT      runs of each engine scenario but B1 (default 7)
 #   BENCH_B1_RUNS    runs of B1, the engine against curl (default 11)
 #   BENCH_HTTP_RUNS  runs of A, idm-server against nginx (default 21; they are quick)
+#   BENCH_CPU_RUNS   rounds of C, idmd's CPU against curl's (default 9)
 #   BENCH_CACHE      where the random test files are kept (default .cache/bench)
+# scripts/bench-daemon.sh documents its own (BENCH_JOBS and others).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +25,17 @@ root=$PWD
 count=${BENCH_COUNT:-7}
 http_runs=${BENCH_HTTP_RUNS:-21}
 b1_runs=${BENCH_B1_RUNS:-11}
+cpu_runs=${BENCH_CPU_RUNS:-9}
+only=" $(echo "${BENCH_ONLY:-A B C daemon}" | tr ',' ' ') "
+for sc in $only; do
+	case $sc in
+	A | B | C | daemon) ;;
+	*)
+		echo "bench.sh: BENCH_ONLY: unknown scenario $sc (want A, B, C or daemon)" >&2
+		exit 2
+		;;
+	esac
+done
 cache=${BENCH_CACHE:-$root/.cache/bench}
 size=$((1 << 30))
 file=$cache/bench-$size.bin # daemon/bench_test.go looks for this name
@@ -43,6 +59,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '== %s\n' "$*" >&2; }
+# want SCENARIO tells whether BENCH_ONLY asks for SCENARIO.
+want() { [[ $only == *" $1 "* ]]; }
 loud() { printf '\n!! %s\n\n' "$*" >&2; }
 
 # median prints the median of the numbers on its input, or nothing.
@@ -119,6 +137,12 @@ if [ ! -f "$file" ] || [ "$(stat -c %s "$file")" != "$size" ]; then
 fi
 chmod a+r "$file" # nginx's worker reads it as an unprivileged user
 
+# The binaries as make build makes them, so that a scenario run alone
+# never measures stale ones.
+say "building bin/"
+mkdir -p "$root/bin"
+go build -o "$root/bin/" ./cmd/...
+
 # --- A: idm-server's HTTP side against nginx -------------------------------
 a_skip=
 scenario_a() {
@@ -131,10 +155,6 @@ scenario_a() {
 		return
 	fi
 	local server=$root/bin/idm-server
-	if [ ! -x "$server" ]; then
-		server=$work/idm-server
-		go build -o "$server" ./cmd/idm-server
-	fi
 	local idm_port nginx_port
 	idm_port=$(free_port)
 	nginx_port=$(free_port)
@@ -205,29 +225,182 @@ EOF
 	wait "$idm_pid" "$nginx_pid" 2>/dev/null || true
 	pids=()
 }
-scenario_a
+if want A; then scenario_a; fi
 
 # --- B: the engine's Go benchmarks ------------------------------------------
 # Each of -count runs is one whole download (B1: four). B1 is the most
 # sensitive to a busy machine, so it gets more runs. Metrics go to
 # "<benchmark> <unit> <median>" lines.
-say "B: go test -bench (B1 $b1_runs times, the others $count times; this takes a few minutes)"
-export IDM_BENCH_DIR=$cache
-go test -run '^$' -bench '^BenchmarkEngine_Unlimited$' \
-	-benchtime 1x -count "$b1_runs" -timeout 30m ./daemon | tee "$work/go-bench.txt" >&2
-go test -run '^$' -bench '^BenchmarkEngine_(RateLimited|ServerLost|CrashRestart|PeakRSS)$' \
-	-benchtime 1x -count "$count" -timeout 30m ./daemon | tee -a "$work/go-bench.txt" >&2
-awk '/^Benchmark/ {
-		name = $1; sub(/-[0-9]+$/, "", name)
-		for (i = 3; i < NF; i += 2) print name, $(i + 1), $i
-	}' "$work/go-bench.txt" |
-	sort -k1,1 -k2,2 -k3,3g |
-	awk 'function flush() {
-			if (c) print key, (c % 2) ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
-			c = 0
-		}
-		{ k = $1 " " $2; if (k != key) { flush(); key = k }; v[++c] = $3 }
-		END { flush() }' >>"$results"
+scenario_b() {
+	say "B: go test -bench (B1 $b1_runs times, the others $count times; this takes a few minutes)"
+	IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkEngine_Unlimited$' \
+		-benchtime 1x -count "$b1_runs" -timeout 30m ./daemon | tee "$work/go-bench.txt" >&2
+	IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkEngine_(RateLimited|ServerLost|CrashRestart|PeakRSS)$' \
+		-benchtime 1x -count "$count" -timeout 30m ./daemon | tee -a "$work/go-bench.txt" >&2
+	awk '/^Benchmark/ {
+			name = $1; sub(/-[0-9]+$/, "", name)
+			for (i = 3; i < NF; i += 2) print name, $(i + 1), $i
+		}' "$work/go-bench.txt" |
+		sort -k1,1 -k2,2 -k3,3g |
+		awk 'function flush() {
+				if (c) print key, (c % 2) ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+				c = 0
+			}
+			{ k = $1 " " $2; if (k != key) { flush(); key = k }; v[++c] = $3 }
+			END { flush() }' >>"$results"
+}
+if want B; then scenario_b; fi
+
+# --- C: the CPU time of a download, idmd against curl ------------------------
+# idmd downloads the file from four idm-server servers and curl fetches it
+# over HTTP from one of them, each onto the same disk. idmd's CPU time is
+# the growth of utime + stime in /proc/PID/stat (all its threads, in clock
+# ticks) from before `idmctl add` to after `idmctl wait`; curl's is what
+# bash's `time` reports for it, which is getrusage(RUSAGE_CHILDREN) taken
+# around the command. idmd makes its file durable (sync_file_range as it
+# goes, then fsync) and curl does not, so curl+sync adds the CPU time of
+# `sync FILE` (an fsync of curl's file) run after it.
+
+# cpu_ticks PID prints the clock ticks PID has spent on a CPU so far.
+cpu_ticks() {
+	# Field 2, the command name in parentheses, may hold spaces: cut it off,
+	# and utime and stime (fields 14 and 15) become the 12th and 13th.
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# timed OUT CMD... runs CMD, writing "<wall> <user> <system>" in seconds to
+# OUT, to the millisecond. It fails when CMD does.
+timed() {
+	local out=$1 TIMEFORMAT='%3R %3U %3S'
+	shift
+	{ time "$@" 2>>"$work/c-errors"; } 2>"$out"
+}
+
+c_skip=
+scenario_c() {
+	if ! need curl curl; then
+		c_skip="curl missing"
+		return
+	fi
+	local name ports=() p
+	name=$(basename "$file")
+	while ((${#ports[@]} < 4)); do
+		p=$(free_port)
+		[[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+	done
+	"$root/bin/idm-server" -i 3600 -n 4 -f "$file" -p "${ports[@]}" --bind 127.0.0.1 \
+		</dev/null >"$work/c-server.log" 2>&1 &
+	local server_pid=$!
+	pids+=("$server_pid")
+	for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/$name" "$server_pid" "$work/c-server.log"; done
+	local url=http://127.0.0.1:${ports[0]}/$name sources=()
+	for p in "${ports[@]}"; do sources+=("idm://127.0.0.1:$p"); done
+
+	local sock=$work/c-idmd.sock
+	"$root/bin/idmd" run --system=false --state-dir "$work/c-state" --socket "$sock" \
+		</dev/null >"$work/c-idmd.log" 2>&1 &
+	local idmd_pid=$!
+	pids+=("$idmd_pid")
+	ctl() { "$root/bin/idmctl" --socket "$sock" "$@"; }
+	local deadline=$((SECONDS + 30))
+	until ctl version >/dev/null 2>&1; do
+		if ! kill -0 "$idmd_pid" 2>/dev/null || ((SECONDS > deadline)); then
+			loud "idmd did not start:"
+			cat "$work/c-idmd.log" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	local tck gib
+	tck=$(getconf CLK_TCK)
+	gib=$(awk -v n="$size" 'BEGIN { print n / 2^30 }')
+	say "C: CPU time of 1 GiB: idmd from 4 servers, curl from 1: $cpu_runs rounds of 4 downloads"
+
+	# idm_run and curl_run each download the file once into a new
+	# directory, delete it, and set cpu and wall (seconds; curl_run also
+	# sync_cpu and sync_wall).
+	local dir=$work/c-out cpu wall sync_cpu sync_wall
+	idm_run() {
+		local t0 t1 s e id
+		mkdir "$dir"
+		t0=$(cpu_ticks "$idmd_pid")
+		s=$EPOCHREALTIME
+		id=$(ctl add -o "$dir" "${sources[@]}")
+		if ! ctl wait "$id" >/dev/null; then
+			loud "idmd's job $id did not complete:"
+			tail -n 20 "$work/c-idmd.log" >&2
+			return 1
+		fi
+		e=$EPOCHREALTIME
+		t1=$(cpu_ticks "$idmd_pid")
+		if [ "$(stat -c %s "$dir/$name")" != "$size" ]; then
+			loud "idmd's download is not $size bytes"
+			return 1
+		fi
+		ctl rm "$id" >/dev/null
+		rm -rf "$dir"
+		cpu=$(awk -v t=$((t1 - t0)) -v hz="$tck" 'BEGIN { print t / hz }')
+		wall=$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')
+	}
+	curl_run() {
+		local u s
+		mkdir "$dir"
+		if ! timed "$work/c-time" curl -sS --fail -o "$dir/curl.bin" "$url"; then
+			loud "curl $url failed:"
+			cat "$work/c-errors" >&2
+			return 1
+		fi
+		read -r wall u s <"$work/c-time"
+		cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')
+		if [ "$(stat -c %s "$dir/curl.bin")" != "$size" ]; then
+			loud "curl's download is not $size bytes"
+			return 1
+		fi
+		timed "$work/c-time" sync "$dir/curl.bin"
+		read -r sync_wall u s <"$work/c-time"
+		sync_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')
+		rm -rf "$dir"
+	}
+
+	# Round 0 warms both up and is not counted: the first gigabyte written
+	# is slow on the virtual machines this runs on (see daemon/bench_test.go).
+	# Each round runs idmd, curl, curl, idmd, so neither side always goes
+	# first, and takes each side's mean over its two downloads.
+	local i i1 i2 iw1 iw2 c1 c2 cw1 cw2 s1 s2 sw1 sw2 line
+	for ((i = 0; i <= cpu_runs; i++)); do
+		idm_run
+		i1=$cpu iw1=$wall
+		curl_run
+		c1=$cpu cw1=$wall s1=$sync_cpu sw1=$sync_wall
+		curl_run
+		c2=$cpu cw2=$wall s2=$sync_cpu sw2=$sync_wall
+		idm_run
+		i2=$cpu iw2=$wall
+		((i > 0)) || continue
+		line=$(awk -v g="$gib" -v i1="$i1" -v i2="$i2" -v c1="$c1" -v c2="$c2" -v s1="$s1" -v s2="$s2" \
+			-v iw1="$iw1" -v iw2="$iw2" -v cw1="$cw1" -v cw2="$cw2" -v sw1="$sw1" -v sw2="$sw2" 'BEGIN {
+				idm = (i1 + i2) / 2 / g; curl = (c1 + c2) / 2 / g; synced = (c1 + s1 + c2 + s2) / 2 / g
+				print idm, curl, synced, idm / curl, idm / synced,
+					(iw1 + iw2) / 2 / g, (cw1 + cw2) / 2 / g, (cw1 + sw1 + cw2 + sw2) / 2 / g
+			}')
+		echo "$line" >>"$work/c-rounds"
+		echo "$line" | awk -v i="$i" '{
+			printf "   run %d: idmd %.2f CPU-s/GiB, curl %.2f (%.2f with fsync); wall idmd %.2f s, curl %.2f s (%.2f s)\n",
+				i, $1, $2, $3, $6, $7, $8
+		}' >&2
+	done
+	local k unit
+	k=0
+	for unit in idm-cpu-s curl-cpu-s curl+sync-cpu-s idm/curl idm/curl+sync idm-wall-s curl-wall-s curl+sync-wall-s; do
+		k=$((k + 1))
+		echo "C $unit $(awk -v k=$k '{ print $k }' "$work/c-rounds" | median)" >>"$results"
+	done
+
+	kill "$idmd_pid" "$server_pid"
+	wait "$idmd_pid" "$server_pid" 2>/dev/null || true
+	pids=()
+}
+if want C; then scenario_c; fi
 
 # --- The table ---------------------------------------------------------------
 # get SCENARIO UNIT prints a median from the results, or nothing.
@@ -253,39 +426,69 @@ if command -v nginx >/dev/null 2>&1; then tools="$tools, $(nginx -v 2>&1 | sed '
 
 {
 	echo
-	echo "| Scenario | idm | Baseline | Ratio or figure | Goal | Met? |"
-	echo "|---|---|---|---|---|---|"
-	if [ -n "$a_skip" ]; then
+	if want A || want B || want C; then
+		echo "| Scenario | idm | Baseline | Ratio or figure | Goal | Met? |"
+		echo "|---|---|---|---|---|---|"
+	fi
+	runs=()
+	if ! want A; then
+		:
+	elif [ -n "$a_skip" ]; then
 		echo "| A. curl fetches 1 GiB over HTTP: idm-server vs nginx | skipped | $a_skip | | ≥ 0.95 | n/a |"
 	else
 		v=$(get A idm/nginx)
 		echo "| A. curl fetches 1 GiB over HTTP: idm-server vs nginx | $(num "$(get A idm-MB/s)" 0) MB/s | $(num "$(get A nginx-MB/s)" 0) MB/s (nginx) | $(num "$v" 2) | ≥ 0.95 | $(met "$v" '>=' 0.95) |"
+		runs+=("$http_runs runs (A)")
 	fi
-	v=$(get $u idm/curl)
-	echo "| B1. Engine: 1 GiB from 4 unthrottled servers vs curl from 1 | $(num "$(get $u idm-MB/s)" 0) MB/s | $(num "$(get $u curl-MB/s)" 0) MB/s (curl) | $(num "$v" 2) | ≥ 0.9 | $(met "$v" '>=' 0.9) |"
-	v=$(get $r elapsed/ideal)
-	echo "| B2. 300 MB from 4 servers at 40, 20, 10, 5 MB/s | $(num "$(get $r s)" 2) s | $(num "$(get $r ideal-s)" 2) s (ideal) | $(num "$v" 3) | ≤ 1.08 | $(met "$v" '<=' 1.08) |"
-	v=$(get $l elapsed/ideal)
-	echo "| B3. B2 with the 20 MB/s server stopped at 30 % | $(num "$(get $l s)" 2) s | $(num "$(get $l ideal-s)" 2) s (ideal) | $(num "$v" 3) | ≤ 1.1 | $(met "$v" '<=' 1.1) |"
-	v=$(get $c refetched-%)
-	echo "| B4. Crash without flush at 50 % of 1 GiB, restart | $(num "$(get $c refetched-MiB)" 1) MiB fetched twice | | $(num "$v" 2) % of the file | ≤ 2 % | $(met "$v" '<=' 2) |"
-	v=$(get $p/1024MiB peak-RSS-MiB)
-	echo "| B5. Peak RSS of the engine's process, 1 GiB from 4 servers | $(num "$v" 1) MiB | $(num "$(get $p/256MiB peak-RSS-MiB)" 1) MiB for 256 MiB | $(num "$v" 1) MiB | ≤ 30 MiB | $(met "$v" '<=' 30) |"
-	echo
-	echo "Medians of $http_runs runs (A), $b1_runs (B1) and $count (B2 to B5); each ratio is the median of the per-run ratios, both sides of a run measured side by side."
+	if want B; then
+		v=$(get $u idm/curl)
+		echo "| B1. Engine: 1 GiB from 4 unthrottled servers vs curl from 1 | $(num "$(get $u idm-MB/s)" 0) MB/s | $(num "$(get $u curl-MB/s)" 0) MB/s (curl) | $(num "$v" 2) | ≥ 0.9 | $(met "$v" '>=' 0.9) |"
+		v=$(get $r elapsed/ideal)
+		echo "| B2. 300 MB from 4 servers at 40, 20, 10, 5 MB/s | $(num "$(get $r s)" 2) s | $(num "$(get $r ideal-s)" 2) s (ideal) | $(num "$v" 3) | ≤ 1.08 | $(met "$v" '<=' 1.08) |"
+		v=$(get $l elapsed/ideal)
+		echo "| B3. B2 with the 20 MB/s server stopped at 30 % | $(num "$(get $l s)" 2) s | $(num "$(get $l ideal-s)" 2) s (ideal) | $(num "$v" 3) | ≤ 1.1 | $(met "$v" '<=' 1.1) |"
+		v=$(get $c refetched-%)
+		echo "| B4. Crash without flush at 50 % of 1 GiB, restart | $(num "$(get $c refetched-MiB)" 1) MiB fetched twice | | $(num "$v" 2) % of the file | ≤ 2 % | $(met "$v" '<=' 2) |"
+		v=$(get $p/1024MiB peak-RSS-MiB)
+		echo "| B5. Peak RSS of the engine's process, 1 GiB from 4 servers | $(num "$v" 1) MiB | $(num "$(get $p/256MiB peak-RSS-MiB)" 1) MiB for 256 MiB | $(num "$v" 1) MiB | ≤ 30 MiB | $(met "$v" '<=' 30) |"
+		runs+=("$b1_runs (B1)" "$count (B2 to B5)")
+	fi
+	if ! want C; then
+		:
+	elif [ -n "$c_skip" ]; then
+		echo "| C. CPU time of 1 GiB: idmd from 4 servers vs curl from 1 | skipped | $c_skip | | ≤ 1.5 | n/a |"
+	else
+		v=$(get C idm/curl)
+		echo "| C. CPU time of 1 GiB: idmd from 4 servers vs curl from 1 | $(num "$(get C idm-cpu-s)" 2) CPU-s/GiB | $(num "$(get C curl-cpu-s)" 2) CPU-s/GiB (curl) | $(num "$v" 2) | ≤ 1.5 | $(met "$v" '<=' 1.5) |"
+		runs+=("$cpu_runs rounds (C)")
+	fi
+	if ((${#runs[@]})); then
+		echo
+		list=$(printf '%s, ' "${runs[@]}")
+		echo "Medians of ${list%, }; each ratio is the median of the per-run ratios, both sides of a run measured side by side."
+	fi
 	echo
 	echo "Machine: $(nproc) cores, $cpu, $mem RAM, Linux $(uname -r), $tools."
 	echo "Load average: $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-	echo
-	echo "B1's baseline is curl's own figure, without syncing its file; counting the fsync that makes it as durable as the engine's, curl comes to $(num "$(get $u curl+sync-MB/s)" 0) MB/s and the engine's ratio to it is $(num "$(get $u idm/curl+sync)" 2)."
-	echo "Engine details: after the last segment is verified, B1 spends $(num "$(get $u finish-s)" 2) s finishing (the rest of the whole-file hash, the sync, the rename), B2 $(num "$(get $r finish-s)" 2) s."
-	echo "Servers sent $(num "$(get $r sent-twice-%)" 1) % of the file twice in B2, $(num "$(get $l sent-twice-%)" 1) % in B3 (lost with the stopped server or beaten by a faster copy)."
-	echo "B4 crashed at $(num "$(get $c crash-at-%)" 1) % verified; B5 downloaded at $(num "$(get $p/1024MiB MB/s)" 0) MB/s."
-	hash_s=$(IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkBuildManifest$' -benchtime 3x -count 3 ./transport |
-		awk '/^BenchmarkBuildManifest/ {print $3 / 1e9}' | sort -n | sed -n 2p)
-	echo "idm-server hashes a 1 GiB file at start-up (every segment and the whole file) in $(num "$hash_s" 2) s, median of 3."
-	echo
-	BENCH_FILE="$cache/bench-1073741824.bin" bash scripts/bench-daemon.sh
+	if want B; then
+		echo
+		echo "B1's baseline is curl's own figure, without syncing its file; counting the fsync that makes it as durable as the engine's, curl comes to $(num "$(get $u curl+sync-MB/s)" 0) MB/s and the engine's ratio to it is $(num "$(get $u idm/curl+sync)" 2)."
+		echo "Engine details: after the last segment is verified, B1 spends $(num "$(get $u finish-s)" 2) s finishing (the rest of the whole-file hash, the sync, the rename), B2 $(num "$(get $r finish-s)" 2) s."
+		echo "Servers sent $(num "$(get $r sent-twice-%)" 1) % of the file twice in B2, $(num "$(get $l sent-twice-%)" 1) % in B3 (lost with the stopped server or beaten by a faster copy)."
+		echo "B4 crashed at $(num "$(get $c crash-at-%)" 1) % verified; B5 downloaded at $(num "$(get $p/1024MiB MB/s)" 0) MB/s."
+		hash_s=$(IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkBuildManifest$' -benchtime 3x -count 3 ./transport |
+			awk '/^BenchmarkBuildManifest/ {print $3 / 1e9}' | sort -n | sed -n 2p)
+		echo "idm-server hashes a 1 GiB file at start-up (every segment and the whole file) in $(num "$hash_s" 2) s, median of 3."
+	fi
+	if want C && [ -z "$c_skip" ]; then
+		echo
+		echo "C's baseline is curl's own CPU time, without syncing its file; counting an fsync of it (\`sync FILE\`), curl spends $(num "$(get C curl+sync-cpu-s)" 2) CPU-s/GiB and idmd's ratio to it is $(num "$(get C idm/curl+sync)" 2)."
+		echo "Wall time of C's downloads, per GiB: idmd $(num "$(get C idm-wall-s)" 2) s (from \`idmctl add\` to the end of \`idmctl wait\`), curl $(num "$(get C curl-wall-s)" 2) s, $(num "$(get C curl+sync-wall-s)" 2) s with its fsync."
+	fi
+	if want daemon; then
+		echo
+		BENCH_FILE="$cache/bench-1073741824.bin" bash scripts/bench-daemon.sh
+	fi
 	echo
 	echo "Took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s."
 } | tee "$cache/results.md"
