@@ -2,7 +2,7 @@
 # The benchmarks whose figures README.md reports; `make bench` runs this.
 #
 #   A       idm-server's HTTP side against nginx, both fetched by curl.
-#   B       the download engine's Go benchmarks in daemon/bench_test.go.
+#   B       the download engine's Go benchmarks in daemon/engine/bench_test.go.
 #   C       the CPU time idmd spends on a download, against curl's.
 #   daemon  idmctl's and idmd's figures with many jobs (scripts/bench-daemon.sh).
 #
@@ -38,7 +38,7 @@ for sc in $only; do
 done
 cache=${BENCH_CACHE:-$root/.cache/bench}
 size=$((1 << 30))
-file=$cache/bench-$size.bin # daemon/bench_test.go looks for this name
+file=$cache/bench-$size.bin # daemon/engine/bench_test.go looks for this name
 started=$SECONDS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 PATH=$PATH:/usr/sbin:/sbin # nginx lives in sbin
@@ -234,9 +234,9 @@ if want A; then scenario_a; fi
 scenario_b() {
 	say "B: go test -bench (B1 $b1_runs times, the others $count times; this takes a few minutes)"
 	IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkEngine_Unlimited$' \
-		-benchtime 1x -count "$b1_runs" -timeout 30m ./daemon | tee "$work/go-bench.txt" >&2
+		-benchtime 1x -count "$b1_runs" -timeout 30m ./daemon/engine | tee "$work/go-bench.txt" >&2
 	IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkEngine_(RateLimited|ServerLost|CrashRestart|PeakRSS)$' \
-		-benchtime 1x -count "$count" -timeout 30m ./daemon | tee -a "$work/go-bench.txt" >&2
+		-benchtime 1x -count "$count" -timeout 30m ./daemon/engine | tee -a "$work/go-bench.txt" >&2
 	awk '/^Benchmark/ {
 			name = $1; sub(/-[0-9]+$/, "", name)
 			for (i = 3; i < NF; i += 2) print name, $(i + 1), $i
@@ -363,7 +363,7 @@ scenario_c() {
 	}
 
 	# Round 0 warms both up and is not counted: the first gigabyte written
-	# is slow on the virtual machines this runs on (see daemon/bench_test.go).
+	# is slow on the virtual machines this runs on (see daemon/engine/bench_test.go).
 	# Each round runs idmd, curl, curl, idmd, so neither side always goes
 	# first, and takes each side's mean over its two downloads.
 	local i i1 i2 iw1 iw2 c1 c2 cw1 cw2 s1 s2 sw1 sw2 line
