@@ -87,7 +87,7 @@ func apiProgress(p engine.Progress) api.Progress {
 // apiSource renders one source's statistics and state.
 func apiSource(s store.SourceStat, state string, speed float64, retry time.Time) api.SourceProgress {
 	return api.SourceProgress{Source: s.Source, State: state, Verified: s.Bytes, Fetched: s.Fetched,
-		Speed: speed, Corrupt: s.Corrupt, NextRetry: retry, LastError: s.LastError}
+		Speed: speed, Errors: s.Errors, Corrupt: s.Corrupt, NextRetry: retry, LastError: s.LastError}
 }
 
 // storedState is the state of a source of a job that is not running: set

@@ -90,10 +90,21 @@ func TestAllServersDownAndBack(t *testing.T) {
 		srv.Console(t, fmt.Sprintf("E%d", k))
 	}
 	proctest.WaitFor(t, "the job waiting", 10*time.Second, func() bool { return d.Job(id).State == api.StateWaiting })
-	time.Sleep(3 * time.Second) // down for several seconds
-	if j := d.Job(id); j.State != api.StateWaiting {
-		t.Fatalf("job %s while every server is down, want waiting", j.State)
-	}
+	// Down long enough for every source to fail twice more: the job keeps
+	// retrying and keeps waiting, without giving up.
+	before := d.Job(id).Progress.Sources
+	proctest.WaitFor(t, "two more failures of every source", time.Minute, func() bool {
+		j := d.Job(id)
+		if j.State != api.StateWaiting {
+			t.Fatalf("job %s while every server is down, want waiting", j.State)
+		}
+		for i, s := range j.Progress.Sources {
+			if s.Errors < before[i].Errors+2 {
+				return false
+			}
+		}
+		return true
+	})
 	for k := 1; k <= 4; k++ {
 		srv.Console(t, fmt.Sprintf("S%d", k))
 	}

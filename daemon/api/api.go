@@ -80,6 +80,9 @@ type SourceProgress struct {
 	Fetched int64 `json:"fetched"`
 	// Speed is its verified bytes per second over a moving window.
 	Speed float64 `json:"speed"`
+	// Errors counts the failed requests to it, connection attempts
+	// included.
+	Errors int `json:"errors"`
 	// Corrupt counts segments from it that failed verification.
 	Corrupt int `json:"corrupt"`
 	// NextRetry is when a down source is tried again.
