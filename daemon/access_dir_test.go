@@ -6,22 +6,17 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
 
-// Users of the access tests. They need no account: the kernel and idmd
-// know users by number.
+// The users of the access tests (see package usertest).
 const (
-	uidAnn, uidBob, uidEve = 64101, 64102, 64103
-	gidShared, gidOther    = 64200, 64201 // ann and bob are members of gidShared; ann of gidOther too
+	uidAnn, uidBob, uidEve = usertest.UIDAnn, usertest.UIDBob, usertest.UIDEve
+	gidShared, gidOther    = usertest.GIDShared, usertest.GIDOther
 )
 
-var (
-	ann  = &store.Owner{UID: uidAnn, GID: uidAnn, Groups: []int{gidShared, gidOther}}
-	bob  = &store.Owner{UID: uidBob, GID: uidBob, Groups: []int{gidShared}}
-	eve  = &store.Owner{UID: uidEve, GID: uidEve}
-	root = &store.Owner{UID: 0, GID: 0}
-)
+var ann, bob, eve, root = usertest.Ann, usertest.Bob, usertest.Eve, usertest.Root
 
 // The permission rules alone, on made-up files: which class of the mode
 // applies to whom, and what an ACL changes.

@@ -15,45 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
-
-// needRoot skips a test that must create files for other users or act as
-// them.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it makes directories owned by other users and runs processes as them")
-	}
-}
-
-// reachableTempDir returns a new temporary directory that every user may
-// search, as t.TempDir's are not for root.
-func reachableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, p := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// mkdir makes a directory with exactly this owner, group and mode.
-func mkdir(t *testing.T, path string, uid, gid int, mode fs.FileMode) string {
-	t.Helper()
-	if err := os.Mkdir(path, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // setACL gives path an access ACL, in the order the kernel wants; the
 // kernel sets the mode's group bits to the mask.
@@ -97,19 +61,19 @@ func credential(o *store.Owner) *syscall.Credential {
 // answers as the kernel does when that user creates a file there, and
 // the resolved path is the one filepath.EvalSymlinks gives.
 func TestResolveDir_AsTheKernel(t *testing.T) {
-	needRoot(t)
-	base := reachableTempDir(t)
+	usertest.NeedRoot(t)
+	base := usertest.ReachableTempDir(t)
 	at := func(name string) string { return filepath.Join(base, name) }
-	mkdir(t, at("open"), 0, 0, 0o777)
-	mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid)
-	mkdir(t, at("sticky"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
-	mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
-	mkdir(t, at("rootonly"), 0, 0, 0o700)
-	mkdir(t, at("hidden"), 0, 0, 0o700)
-	mkdir(t, at("hidden/inner"), 0, 0, 0o777)
-	mkdir(t, at("other"), 0, gidOther, 0o770)
-	mkdir(t, at("anns"), uidAnn, uidAnn, 0o700)
-	mkdir(t, at("annro"), uidAnn, gidShared, 0o570)
+	usertest.Mkdir(t, at("open"), 0, 0, 0o777)
+	usertest.Mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid)
+	usertest.Mkdir(t, at("sticky"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	usertest.Mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	usertest.Mkdir(t, at("rootonly"), 0, 0, 0o700)
+	usertest.Mkdir(t, at("hidden"), 0, 0, 0o700)
+	usertest.Mkdir(t, at("hidden/inner"), 0, 0, 0o777)
+	usertest.Mkdir(t, at("other"), 0, gidOther, 0o770)
+	usertest.Mkdir(t, at("anns"), uidAnn, uidAnn, 0o700)
+	usertest.Mkdir(t, at("annro"), uidAnn, gidShared, 0o570)
 	// Links a member could plant in the shared directory.
 	os.Symlink("../rootonly", at("shared/to-rootonly"))
 	os.Symlink(at("hidden/inner"), at("shared/to-hidden"))
@@ -152,7 +116,7 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 	}
 	// ACLs, where the file system has them.
 	aclDir := func(name string, mode fs.FileMode, entries ...aclEntry) bool {
-		mkdir(t, at(name), 0, 0, mode)
+		usertest.Mkdir(t, at(name), 0, 0, mode)
 		err := setACL(at(name), entries...)
 		if errors.Is(err, unix.ENOTSUP) {
 			t.Logf("no POSIX ACLs on this file system: %v", err)
@@ -205,9 +169,9 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 // directory its owner may no longer write to fails, saying why, when it
 // is resumed and when idmd starts again, and nothing is written there.
 func TestDaemon_Start_RechecksOwner(t *testing.T) {
-	needRoot(t)
-	base := reachableTempDir(t)
-	dir := mkdir(t, filepath.Join(base, "shared"), 0, gidShared, 0o775|fs.ModeSetgid)
+	usertest.NeedRoot(t)
+	base := usertest.ReachableTempDir(t)
+	dir := usertest.Mkdir(t, filepath.Join(base, "shared"), 0, gidShared, 0o775|fs.ModeSetgid)
 	state := t.TempDir()
 	d, err := Open(Config{StateDir: state, Logger: quietLog()})
 	if err != nil {

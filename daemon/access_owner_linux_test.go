@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
 
@@ -25,12 +26,12 @@ import (
 // job with no recorded owner. In this process the daemon's user is root;
 // reliability's TestAccess_ServiceUser runs idmd as a user of its own.
 func TestServer_JobOwner(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	path, _ := testFile(t, 4<<20, 81)
 	// Slow enough that no job ends during the test: each holds a partial
 	// file, which a cancel would delete.
 	srv := startServers(t, path, 64<<10, 64<<10)
-	shared := mkdir(t, filepath.Join(reachableTempDir(t), "shared"), 0, gidShared, 0o3775)
+	shared := usertest.Mkdir(t, filepath.Join(usertest.ReachableTempDir(t), "shared"), 0, gidShared, 0o3775)
 	d, err := Open(Config{StateDir: t.TempDir(), MaxActive: 100, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestServer_JobOwner(t *testing.T) {
 	newJob := func(t *testing.T, owner *apiClient) *store.Record {
 		t.Helper()
 		n++
-		dir := mkdir(t, filepath.Join(shared, fmt.Sprint(n)), 0, gidShared, 0o775)
+		dir := usertest.Mkdir(t, filepath.Join(shared, fmt.Sprint(n)), 0, gidShared, 0o775)
 		req := api.CreateRequest{Sources: serverSources(srv...), Dir: dir}
 		var j api.Job
 		if owner == nil {
@@ -229,7 +230,7 @@ func exists(path string) bool {
 // A job whose record cannot be read has an owner no one can tell: another
 // member may not remove it, root may.
 func TestServer_BadRecord_OwnerUnknown(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	dir, good, bad := stateWithBadRecord(t, sourcesOf("127.0.0.1:1"))
 	d, err := Open(Config{StateDir: dir, Logger: quietLog()})
 	if err != nil {

@@ -1,7 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-// The raw setresuid and setresgid below take 32-bit IDs on these; on
-// 386 and arm they are other system calls.
+// usertest.DialAs is for these only.
 
 package daemon
 
@@ -13,59 +12,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
-
-// dialAs connects to a Unix socket as another user, for real: the
-// connection is made from an OS thread that takes on who's groups, group
-// and user, so the kernel reports them to the other end. The thread is
-// never given back to the runtime: it ends with its goroutine, and no
-// other goroutine runs on it meanwhile.
-func dialAs(who *store.Owner, sock string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Per thread, unlike syscall.Setresuid, which changes every
-		// thread of the process.
-		err := unix.Setgroups(who.Groups)
-		if err == nil {
-			if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, ^uintptr(0), uintptr(who.GID), ^uintptr(0)); e != 0 {
-				err = e
-			}
-		}
-		if err == nil {
-			if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), uintptr(who.UID), ^uintptr(0)); e != 0 {
-				err = e
-			}
-		}
-		if err != nil {
-			done <- result{nil, err}
-			return
-		}
-		c, err := net.Dial("unix", sock)
-		done <- result{c, err}
-	}()
-	r := <-done
-	return r.c, r.err
-}
 
 // controlAs serves a daemon's API on a socket open to everyone, for the
 // members of gidShared, and returns a client that calls it as who.
 func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 	t.Helper()
-	sock := filepath.Join(reachableTempDir(t), "idmd.sock")
+	sock := filepath.Join(usertest.ReachableTempDir(t), "idmd.sock")
 	ln, err := Listen(sock, 0o666, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -78,15 +38,15 @@ func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 		<-served
 	})
 	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return dialAs(who, sock) },
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return usertest.DialAs(who, sock) },
 	}}}
 }
 
 // The peer's credentials as the kernel reports them, supplementary groups
 // included.
 func TestPeerCred_Groups(t *testing.T) {
-	needRoot(t)
-	sock := filepath.Join(reachableTempDir(t), "s.sock")
+	usertest.NeedRoot(t)
+	sock := filepath.Join(usertest.ReachableTempDir(t), "s.sock")
 	ln, err := Listen(sock, 0o666, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +63,7 @@ func TestPeerCred_Groups(t *testing.T) {
 		p, _ := peerCred(c)
 		accepted <- p
 	}()
-	c, err := dialAs(ann, sock)
+	c, err := usertest.DialAs(ann, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +79,12 @@ func TestPeerCred_Groups(t *testing.T) {
 // permission_denied, saying which and why, and nothing is written or
 // queued; one it may is accepted, and the job records its owner.
 func TestServer_Create_DirDenied(t *testing.T) {
-	needRoot(t)
-	base := reachableTempDir(t)
+	usertest.NeedRoot(t)
+	base := usertest.ReachableTempDir(t)
 	at := func(name string) string { return filepath.Join(base, name) }
-	mkdir(t, at("rootonly"), 0, 0, 0o700)
-	mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
-	mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	usertest.Mkdir(t, at("rootonly"), 0, 0, 0o700)
+	usertest.Mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	usertest.Mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
 	os.Symlink("../rootonly", at("shared/planted"))
 
 	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog()})
