@@ -17,9 +17,18 @@ import (
 	"testing"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
+
+// The users of the access tests (see package usertest).
+const (
+	uidAnn, uidBob = usertest.UIDAnn, usertest.UIDBob
+	gidShared      = usertest.GIDShared
+)
+
+var ann, bob, root = usertest.Ann, usertest.Bob, usertest.Root
 
 // controlAs serves a daemon's API on a socket open to everyone, for the
 // members of gidShared, and returns a client that calls it as who.
@@ -30,7 +39,7 @@ func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}
+	srv := &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
 	t.Cleanup(func() {
@@ -52,7 +61,7 @@ func TestPeerCred_Groups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	accepted := make(chan Peer, 1)
+	accepted := make(chan auth.Peer, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 )
 
 // Version is idmd's version, set at build time with -ldflags.
@@ -34,7 +35,7 @@ type Server struct {
 	// Daemon does the work. Required.
 	Daemon *Daemon
 	// Access says who may use the API.
-	Access Access
+	Access auth.Access
 	// StateDir is reported by /v1/version.
 	StateDir string
 	// Logger receives a line per state-changing request. Nil means
@@ -89,8 +90,8 @@ func (s *Server) routes() *http.ServeMux {
 // the API's one error shape.
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := peerFrom(r.Context())
-		if ok && !s.Access.allows(peer) {
+		peer, ok := auth.PeerFrom(r.Context())
+		if ok && !s.Access.Allows(peer) {
 			s.logger().Warn("refused a caller", "uid", peer.UID, "pid", peer.PID, "path", r.URL.Path)
 			writeError(w, &apiError{http.StatusForbidden, api.ErrorBody{Code: api.CodeForbidden,
 				Error: fmt.Sprintf("uid %d may not use this idmd: it is not root, the daemon's user, or in its group", peer.UID)}})
@@ -113,7 +114,7 @@ func writeError(w http.ResponseWriter, err error) {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			ae.status, ae.body.Code = http.StatusNotFound, api.CodeNotFound
-		case errors.Is(err, ErrDenied):
+		case errors.Is(err, auth.ErrDenied):
 			ae.status, ae.body.Code = http.StatusForbidden, api.CodePermissionDenied
 		case errors.Is(err, ErrInvalid):
 			ae.status, ae.body.Code = http.StatusBadRequest, api.CodeBadRequest

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 )
 
 // apiClient talks to a Server over its real Unix socket.
@@ -41,7 +42,7 @@ func startControl(t *testing.T, cfg Config) (*Daemon, *apiClient, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
+	srv := &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	t.Cleanup(func() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/store"
 )
 
@@ -292,7 +293,7 @@ func TestServer_Events_DropsStalledClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog(), EventWriteTimeout: 500 * time.Millisecond}
+	srv := &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog(), EventWriteTimeout: 500 * time.Millisecond}
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	defer func() {

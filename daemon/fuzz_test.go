@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 )
 
 // Fuzz targets for the control API's request bodies. Run one with
@@ -83,7 +84,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 	if _, err := d.Pause(context.Background(), paused.ID); err != nil {
 		f.Fatal(err)
 	}
-	handler := (&Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
+	handler := (&Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
 	ids := []uint64{0, 0, running.ID, paused.ID, paused.ID + 1000}
 
 	create := func(req api.CreateRequest) []byte { b, _ := json.Marshal(req); return b }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/service"
 	"github.com/idmproject/idm/transport"
 )
@@ -150,7 +151,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
-	srv := &daemon.Server{Daemon: d, Access: daemon.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
+	srv := &daemon.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
 	// SIGINT or SIGTERM, or the service manager's stop request.
 	ctx, stop := service.StopContext()
 	defer stop()

@@ -1,6 +1,7 @@
-package daemon
+package auth
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -88,8 +89,33 @@ func BenchmarkResolveDir(b *testing.B) {
 	}
 	dir := filepath.Join(base, "link")
 	for b.Loop() {
-		if _, _, err := resolveDir(dir, who); err != nil {
+		if _, _, err := ResolveDir(dir, who); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A directory that no one could use is ErrBadDir, not a refusal, in one
+// line that names it.
+func TestResolveDir_BadDir(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loop := filepath.Join(base, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, says string }{
+		{filepath.Join(base, "nope"), "output directory " + filepath.Join(base, "nope") + " does not exist"},
+		{file, "output directory " + file + " is not a directory"},
+		{filepath.Join(file, "below"), "output directory " + filepath.Join(file, "below") + ": " + file + " is not a directory"},
+		{loop, "output directory " + loop + ": too many symbolic links"},
+	} {
+		_, _, err := ResolveDir(tc.dir, nil)
+		if !errors.Is(err, ErrBadDir) || errors.Is(err, ErrDenied) || err.Error() != tc.says {
+			t.Errorf("%s: %v, want ErrBadDir saying %q", tc.dir, err, tc.says)
 		}
 	}
 }

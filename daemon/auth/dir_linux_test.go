@@ -1,7 +1,6 @@
-package daemon
+package auth
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -14,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
@@ -57,7 +55,7 @@ func credential(o *store.Owner) *syscall.Credential {
 	return c
 }
 
-// resolveDir against the kernel: for every user and directory, the check
+// ResolveDir against the kernel: for every user and directory, the check
 // answers as the kernel does when that user creates a file there, and
 // the resolved path is the one filepath.EvalSymlinks gives.
 func TestResolveDir_AsTheKernel(t *testing.T) {
@@ -143,7 +141,7 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 	}
 	for _, r := range rows {
 		dir := at(r.dir)
-		got, id, err := resolveDir(dir, r.who)
+		got, id, err := ResolveDir(dir, r.who)
 		if kernel := kernelAllows(t, r.who, dir); kernel != r.ok {
 			t.Errorf("uid %d in %s: the kernel says %v, the test expects %v", r.who.UID, r.dir, kernel, r.ok)
 		}
@@ -162,73 +160,5 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 		if got != want || id != dirIdentity(fi) || id == (store.FileID{}) {
 			t.Errorf("uid %d in %s: resolved to %s %+v, want %s %+v", r.who.UID, r.dir, got, id, want, dirIdentity(fi))
 		}
-	}
-}
-
-// The daemon checks the owner again each time a job starts: a job whose
-// directory its owner may no longer write to fails, saying why, when it
-// is resumed and when idmd starts again, and nothing is written there.
-func TestDaemon_Start_RechecksOwner(t *testing.T) {
-	usertest.NeedRoot(t)
-	base := usertest.ReachableTempDir(t)
-	dir := usertest.Mkdir(t, filepath.Join(base, "shared"), 0, gidShared, 0o775|fs.ModeSetgid)
-	state := t.TempDir()
-	d, err := Open(Config{StateDir: state, Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { d.Close() }()
-	asAnn := contextWithPeer(context.Background(), Peer{UID: ann.UID, GID: ann.GID, Groups: ann.Groups})
-	// Nobody listens on these: the jobs wait, retrying, until stopped.
-	create := func(port string) uint64 {
-		t.Helper()
-		j, _, err := d.Create(asAnn, api.CreateRequest{Sources: []string{"idm://127.0.0.1:" + port}, Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := d.db.Get(j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := os.Stat(dir)
-		if rec.Owner == nil || rec.Owner.UID != uidAnn || rec.DirID != dirIdentity(fi) {
-			t.Fatalf("job %d records owner %+v and directory %+v; want uid %d and %+v", j.ID, rec.Owner, rec.DirID, uidAnn, dirIdentity(fi))
-		}
-		return j.ID
-	}
-	paused := create("1")
-	if _, err := d.Pause(context.Background(), paused); err != nil {
-		t.Fatal(err)
-	}
-	running := create("2")
-
-	// ann's group loses write permission.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	failed := func(id uint64) {
-		t.Helper()
-		j, err := d.Job(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.State != api.StateFailed || !strings.Contains(j.LastError, "uid 64101 may not create files in "+dir) {
-			t.Errorf("job %d: %s (%q), want failed saying why", id, j.State, j.LastError)
-		}
-	}
-	if _, err := d.Resume(context.Background(), paused); err != nil {
-		t.Fatal(err)
-	}
-	failed(paused)
-
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d, err = Open(Config{StateDir: state, Logger: quietLog()}); err != nil {
-		t.Fatal(err)
-	}
-	failed(running)
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("refused jobs left files in %s: %v", dir, ents)
 	}
 }
