@@ -18,6 +18,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
@@ -35,7 +36,7 @@ var ann, bob, root = usertest.Ann, usertest.Bob, usertest.Root
 func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 	t.Helper()
 	sock := filepath.Join(usertest.ReachableTempDir(t), "idmd.sock")
-	ln, err := Listen(sock, 0o666, -1)
+	ln, err := socket.Listen(sock, 0o666, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,38 +50,6 @@ func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return usertest.DialAs(who, sock) },
 	}}}
-}
-
-// The peer's credentials as the kernel reports them, supplementary groups
-// included.
-func TestPeerCred_Groups(t *testing.T) {
-	usertest.NeedRoot(t)
-	sock := filepath.Join(usertest.ReachableTempDir(t), "s.sock")
-	ln, err := Listen(sock, 0o666, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan auth.Peer, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		defer c.Close()
-		p, _ := peerCred(c)
-		accepted <- p
-	}()
-	c, err := usertest.DialAs(ann, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := <-accepted
-	if p.UID != ann.UID || p.GID != ann.GID || !slices.Equal(p.Groups, ann.Groups) || p.PID != os.Getpid() {
-		t.Errorf("peer %+v, want uid %d, gid %d, groups %v, pid %d", p, ann.UID, ann.GID, ann.Groups, os.Getpid())
-	}
 }
 
 // Over the real socket, as a member of the daemon's group: a directory

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/socket"
 )
 
 // Version is idmd's version, set at build time with -ldflags.
@@ -176,7 +177,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(http.MethodGet)
 	}
-	return writeJSON(w, http.StatusOK, api.Version{Version: Version, API: api.APIVersion, PID: pid(), StateDir: s.StateDir})
+	return writeJSON(w, http.StatusOK, api.Version{Version: Version, API: api.APIVersion, PID: os.Getpid(), StateDir: s.StateDir})
 }
 
 func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
@@ -368,7 +369,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		// Event streams end when this context does, so Shutdown does
 		// not wait for watchers to leave.
 		BaseContext: func(net.Listener) context.Context { return ctx },
-		ConnContext: withPeer,
+		ConnContext: socket.ConnContext,
 		ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
 	}
 	err := s.http.Serve(ln)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/socket"
 )
 
 // apiClient talks to a Server over its real Unix socket.
@@ -34,7 +35,7 @@ func startControl(t *testing.T, cfg Config) (*Daemon, *apiClient, string) {
 	}
 	cfg.Logger = quietLog()
 	sock := filepath.Join(dir, "idmd.sock")
-	ln, err := Listen(sock, 0o600, -1)
+	ln, err := socket.Listen(sock, 0o600, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,28 +235,6 @@ func TestServer_JobLimit_Running(t *testing.T) {
 	if status, eb := c.do("GET", fmt.Sprintf("/v1/jobs/%d", j.ID), "", &j); status != 200 || j.Limit != 12345 {
 		t.Errorf("get the job: %d %+v, limit %d; want 12345", status, eb, j.Limit)
 	}
-}
-
-func TestListen_RefusesLiveReplacesStale(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := Listen(sock, 0o600, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
-	}
-	if _, err := Listen(sock, 0o600, -1); err == nil || !strings.Contains(err.Error(), "another idmd") {
-		t.Fatalf("second Listen on a live socket: %v", err)
-	}
-	// A socket file nobody listens on, as a crash leaves it.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close()
-	ln2, err := Listen(sock, 0o600, -1)
-	if err != nil {
-		t.Fatalf("Listen over a stale socket: %v", err)
-	}
-	ln2.Close()
 }
 
 func TestOpen_OneDaemonPerStateDir(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/store"
 )
 
@@ -289,7 +290,7 @@ func TestServer_Events_DropsStalledClient(t *testing.T) {
 	// socket's buffer.
 	d := openWithJobs(t, 16, func(r *store.Record) { r.LastError = strings.Repeat("x", 64<<10) })
 	sock := filepath.Join(t.TempDir(), "idmd.sock")
-	ln, err := Listen(sock, 0o600, -1)
+	ln, err := socket.Listen(sock, 0o600, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

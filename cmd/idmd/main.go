@@ -19,6 +19,7 @@ import (
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/service"
+	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -92,7 +93,7 @@ func env(name, def string) string {
 func runDaemon(args []string, stderr io.Writer) int {
 	flags := flag.NewFlagSet("idmd run", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
-	socket := flags.String("socket", api.DefaultSocket(), "")
+	sockPath := flags.String("socket", api.DefaultSocket(), "")
 	stateDir := flags.String("state-dir", api.DefaultStateDir(), "")
 	maxActive := flags.String("max-active", env("IDMD_MAX_ACTIVE", "3"), "")
 	limit := flags.String("limit", env("IDMD_LIMIT", ""), "")
@@ -140,7 +141,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}
 	// The socket first: it sets the umask for a moment, before any
 	// download creates a file.
-	ln, err := daemon.Listen(*socket, mode, gid)
+	ln, err := socket.Listen(*sockPath, mode, gid)
 	if err != nil {
 		fmt.Fprintln(stderr, "idmd:", err)
 		return 1
@@ -157,7 +158,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("idmd running", "version", daemon.Version, "socket", *socket, "state_dir", *stateDir, "max_active", n, "limit", rate)
+	log.Info("idmd running", "version", daemon.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
 	status := 0
 	select {
 	case <-ctx.Done():

@@ -1,7 +1,6 @@
-package daemon
+package socket
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,17 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/idmproject/idm/daemon/auth"
 )
-
-// withPeer attaches the connection's peer credentials to its context.
-func withPeer(ctx context.Context, c net.Conn) context.Context {
-	if p, ok := peerCred(c); ok {
-		return auth.WithPeer(ctx, p)
-	}
-	return ctx
-}
 
 // ErrSocketInUse reports a control socket on which a daemon answers.
 var ErrSocketInUse = errors.New("another idmd is listening on the control socket")
@@ -118,5 +107,3 @@ func fileKind(m fs.FileMode) string {
 	}
 	return "not a regular file"
 }
-
-func pid() int { return os.Getpid() }
