@@ -40,9 +40,11 @@ var (
 
 // Reasons a running transfer is stopped.
 var (
-	errPause    = errors.New("paused")
-	errCancel   = errors.New("cancelled")
-	errShutdown = errors.New("daemon shutting down")
+	errPause  = errors.New("paused")
+	errCancel = errors.New("cancelled")
+	// ErrShutdown reports a request to a daemon that is closing, and
+	// ends its event streams.
+	ErrShutdown = errors.New("daemon shutting down")
 )
 
 // existsError carries the ID of the job that already exists.
@@ -218,7 +220,7 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	var waits []chan struct{}
 	for _, r := range d.active {
-		r.stop(errShutdown)
+		r.stop(ErrShutdown)
 		waits = append(waits, r.done)
 	}
 	d.mu.Unlock()
@@ -334,7 +336,7 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 		}
 		rec.State = api.StateCompleted
 		d.log.Info("job completed", "job", id, "path", rec.Path)
-	case errors.Is(cause, errShutdown):
+	case errors.Is(cause, ErrShutdown):
 		return // stays downloading: it goes on at the next start
 	case errors.Is(cause, errPause):
 		rec.State = api.StatePaused
@@ -384,7 +386,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return api.Job{}, false, errShutdown
+		return api.Job{}, false, ErrShutdown
 	}
 	recs, _, err := d.db.List()
 	if err != nil {

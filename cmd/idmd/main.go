@@ -18,6 +18,7 @@ import (
 	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/localapi"
 	"github.com/idmproject/idm/daemon/service"
 	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/transport"
@@ -72,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "idmd version: unexpected argument %q\n", args[1])
 			return 2
 		}
-		fmt.Fprintln(stdout, "idmd", daemon.Version)
+		fmt.Fprintln(stdout, "idmd", localapi.Version)
 		return 0
 	case "-h", "--help", "help":
 		usage(stdout)
@@ -152,13 +153,13 @@ func runDaemon(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
-	srv := &daemon.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
+	srv := &localapi.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
 	// SIGINT or SIGTERM, or the service manager's stop request.
 	ctx, stop := service.StopContext()
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("idmd running", "version", daemon.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
+	log.Info("idmd running", "version", localapi.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
 	status := 0
 	select {
 	case <-ctx.Done():

@@ -2,23 +2,23 @@
 
 // usertest.DialAs is for these only.
 
-package daemon
+package localapi
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
-	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
@@ -33,20 +33,10 @@ var ann, bob, root = usertest.Ann, usertest.Bob, usertest.Root
 
 // controlAs serves a daemon's API on a socket open to everyone, for the
 // members of gidShared, and returns a client that calls it as who.
-func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
+func controlAs(t *testing.T, d *daemon.Daemon, who *store.Owner) *apiClient {
 	t.Helper()
 	sock := filepath.Join(usertest.ReachableTempDir(t), "idmd.sock")
-	ln, err := socket.Listen(sock, 0o666, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}
-	served := make(chan struct{})
-	go func() { srv.Serve(ln); close(served) }()
-	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		<-served
-	})
+	serve(t, &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}, sock, 0o666)
 	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return usertest.DialAs(who, sock) },
 	}}}
@@ -55,7 +45,8 @@ func controlAs(t *testing.T, d *Daemon, who *store.Owner) *apiClient {
 // Over the real socket, as a member of the daemon's group: a directory
 // the member may not create files in is refused with 403
 // permission_denied, saying which and why, and nothing is written or
-// queued; one it may is accepted, and the job records its owner.
+// queued; one it may, by a supplementary group, is accepted, and the job
+// is the caller's: another member may not change it.
 func TestServer_Create_DirDenied(t *testing.T) {
 	usertest.NeedRoot(t)
 	base := usertest.ReachableTempDir(t)
@@ -65,11 +56,7 @@ func TestServer_Create_DirDenied(t *testing.T) {
 	usertest.Mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
 	os.Symlink("../rootonly", at("shared/planted"))
 
-	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDaemon(t, daemon.Config{})
 	c := controlAs(t, d, ann)
 	create := func(dir string, out any) (int, api.ErrorBody) {
 		// Nobody listens there: an accepted job waits.
@@ -98,12 +85,13 @@ func TestServer_Create_DirDenied(t *testing.T) {
 	if status, eb := create(at("shared"), &j); status != http.StatusCreated {
 		t.Fatalf("shared directory: %d %+v", status, eb)
 	}
-	rec, err := d.db.Get(j.ID)
-	if err != nil {
-		t.Fatal(err)
+	pause := fmt.Sprintf("/v1/jobs/%d/pause", j.ID)
+	says := fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", j.ID, uidAnn)
+	if status, eb := controlAs(t, d, bob).do("POST", pause, "", nil); status != http.StatusForbidden || eb.Error != says {
+		t.Errorf("bob pauses ann's job: %d %+v, want 403 saying %q", status, eb, says)
 	}
-	if rec.Owner == nil || rec.Owner.UID != ann.UID || rec.Owner.GID != ann.GID || !slices.Equal(rec.Owner.Groups, ann.Groups) {
-		t.Errorf("job records owner %+v, want %+v", rec.Owner, ann)
+	if status, eb := c.do("POST", pause, "", nil); status != http.StatusOK {
+		t.Errorf("ann pauses her job: %d %+v", status, eb)
 	}
 	b, _ := json.Marshal(j)
 	if strings.Contains(string(b), "owner") {

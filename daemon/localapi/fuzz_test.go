@@ -1,4 +1,4 @@
-package daemon
+package localapi
 
 import (
 	"bytes"
@@ -15,13 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 )
 
 // Fuzz targets for the control API's request bodies. Run one with
 //
-//	go test -run '^$' -fuzz '^FuzzServer_RequestBody$' -fuzztime 60s ./daemon
+//	go test -run '^$' -fuzz '^FuzzServer_RequestBody$' -fuzztime 60s ./daemon/localapi
 
 // fuzzRoutes are the routes that take a body; %d is a job's ID.
 var fuzzRoutes = []struct{ method, path string }{
@@ -62,7 +63,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			held <- c
 		}
 	}()
-	d, err := Open(Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
+	d, err := daemon.Open(daemon.Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func (s fuzzSnapshot) String() string {
 }
 
 // fuzzState takes a snapshot of the daemon and the output directory.
-func fuzzState(t *testing.T, d *Daemon, out string) fuzzSnapshot {
+func fuzzState(t *testing.T, d *daemon.Daemon, out string) fuzzSnapshot {
 	t.Helper()
 	jobs, err := d.Jobs()
 	if err != nil {
