@@ -11,7 +11,10 @@
 // # What it may do
 //
 // [Access] says who may use the daemon at all: root, the daemon's own
-// user and the members of its group. A job belongs to the caller that
+// user and the members of its group. On Linux, where idmd reads every
+// caller's credentials, a caller whose credentials could not be read is
+// refused: access fails closed. Elsewhere idmd reads none, and the
+// socket's mode and group are the only guard. A job belongs to the caller that
 // created it: only its owner, root and the daemon's user may change it
 // ([Peer.MayChange]), and only root and the daemon's user may change what
 // applies to every job ([Peer.Privileged]).

@@ -86,6 +86,8 @@ func FuzzServer_RequestBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	handler := (&Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
+	// The requests come from the daemon's own user, as over the socket.
+	caller := auth.WithPeer(context.Background(), auth.Peer{UID: os.Geteuid(), GID: os.Getegid(), PID: os.Getpid()})
 	ids := []uint64{0, 0, running.ID, paused.ID, paused.ID + 1000}
 
 	create := func(req api.CreateRequest) []byte { b, _ := json.Marshal(req); return b }
@@ -133,7 +135,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			prevLimit = j.Limit
 		}
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(rt.method, "http://idmd"+path, bytes.NewReader(body)))
+		handler.ServeHTTP(rec, httptest.NewRequestWithContext(caller, rt.method, "http://idmd"+path, bytes.NewReader(body)))
 		answer := rec.Body.Bytes()
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 			t.Fatalf("%s %s answered %d with Content-Type %q", rt.method, path, rec.Code, ct)

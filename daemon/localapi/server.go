@@ -3,7 +3,6 @@ package localapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,11 +66,14 @@ func (s *Server) routes() *http.ServeMux {
 // the API's one error shape.
 func (s *Server) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := auth.PeerFrom(r.Context())
-		if ok && !s.Access.Allows(peer) {
-			s.logger().Warn("refused a caller", "uid", peer.UID, "pid", peer.PID, "path", r.URL.Path)
-			writeError(w, &apiError{http.StatusForbidden, api.ErrorBody{Code: api.CodeForbidden,
-				Error: fmt.Sprintf("uid %d may not use this idmd: it is not root, the daemon's user, or in its group", peer.UID)}})
+		peer, known := auth.PeerFrom(r.Context())
+		if err := s.Access.Check(r.Context()); err != nil {
+			if known {
+				s.logger().Warn("refused a caller", "uid", peer.UID, "pid", peer.PID, "path", r.URL.Path)
+			} else {
+				s.logger().Warn("refused a caller it could not identify", "path", r.URL.Path)
+			}
+			writeError(w, &apiError{http.StatusForbidden, api.ErrorBody{Code: api.CodeForbidden, Error: err.Error()}})
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -47,7 +47,7 @@ func TestConnContext_AttachesPeer(t *testing.T) {
 }
 
 // A connection that is not a Unix socket's has no credentials to read:
-// its context carries no caller.
+// its context carries no caller, which auth.Access.Check refuses here.
 func TestConnContext_NoCredentials(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
