@@ -130,6 +130,11 @@ func runDaemon(args []string, stderr io.Writer) int {
 			return fail("--limit: %v", err)
 		}
 	}
+	// SIGINT or SIGTERM, or the service manager's stop request. Caught
+	// from here on, however early it comes: idmd finishes starting, then
+	// stops as at any other time, its state marked clean.
+	ctx, stop := service.StopContext()
+	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	mode, gid := fs.FileMode(0o600), -1
@@ -154,9 +159,6 @@ func runDaemon(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := &localapi.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
-	// SIGINT or SIGTERM, or the service manager's stop request.
-	ctx, stop := service.StopContext()
-	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("idmd running", "version", localapi.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
@@ -169,7 +171,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 		status = 1
 	}
 	// SIGTERM must end the process within 5 seconds: 2 for requests
-	// under way, the rest for the transfers to flush.
+	// under way, the rest for the transfers to flush. Shutdown stops the
+	// server even if Serve has not started yet.
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)

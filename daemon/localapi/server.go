@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/idmproject/idm/daemon"
@@ -34,8 +35,11 @@ type Server struct {
 	// means DefaultEventWriteTimeout.
 	EventWriteTimeout time.Duration
 
+	// mu guards the HTTP server, made by whichever of Serve and Shutdown
+	// comes first, so that a Shutdown before Serve stops it too.
+	mu     sync.Mutex
 	http   *http.Server
-	cancel context.CancelFunc
+	cancel context.CancelFunc // ends the requests' base context
 }
 
 // handler is a route's function; its error goes to writeError.
@@ -92,32 +96,43 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Serve answers the API on ln until Shutdown.
+// Serve answers the API on ln until Shutdown. After Shutdown, even one
+// that came first, it closes ln and returns nil at once.
 func (s *Server) Serve(ln net.Listener) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.http = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Event streams end when this context does, so Shutdown does
-		// not wait for watchers to leave.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ConnContext: socket.ConnContext,
-		ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
-	}
-	err := s.http.Serve(ln)
+	hs, _ := s.server()
+	err := hs.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// Shutdown stops accepting requests, ends the event streams and waits for
-// the requests under way, or for ctx.
+// Shutdown stops accepting requests for good, ends the event streams and
+// waits for the requests under way, or for ctx. It may come before
+// Serve, or while Serve starts: Serve then serves nothing.
 func (s *Server) Shutdown(ctx context.Context) error {
+	hs, cancel := s.server()
+	cancel()
+	return hs.Shutdown(ctx)
+}
+
+// server returns the HTTP server and the function that ends its
+// requests' base context, making them on first use.
+func (s *Server) server() (*http.Server, context.CancelFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.http == nil {
-		return nil
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		s.http = &http.Server{
+			Handler:           s.routes(),
+			ReadHeaderTimeout: 10 * time.Second,
+			// Event streams end when this context does, so Shutdown
+			// does not wait for watchers to leave.
+			BaseContext: func(net.Listener) context.Context { return ctx },
+			ConnContext: socket.ConnContext,
+			ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
+		}
 	}
-	s.cancel()
-	return s.http.Shutdown(ctx)
+	return s.http, s.cancel
 }
