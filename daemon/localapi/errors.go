@@ -40,7 +40,7 @@ func writeError(w http.ResponseWriter, err error) {
 		case errors.Is(err, daemon.ErrConflict):
 			ae.status, ae.body.Code = http.StatusConflict, api.CodeConflict
 		case errors.Is(err, daemon.ErrShutdown):
-			ae.status = http.StatusServiceUnavailable
+			ae.status, ae.body.Code = http.StatusServiceUnavailable, api.CodeUnavailable
 		}
 	}
 	writeJSON(w, ae.status, ae.body)

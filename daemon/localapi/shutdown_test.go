@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/socket"
 )
@@ -58,5 +60,19 @@ func TestServer_Shutdown_RacesServe(t *testing.T) {
 			c.Close()
 			t.Fatalf("round %d: the socket still answers after Shutdown", i)
 		}
+	}
+}
+
+// A daemon that is shutting down answers 503 with a code of its own,
+// which a client can tell from a failure and retry.
+func TestServer_ShuttingDown_Unavailable(t *testing.T) {
+	d, c := startControl(t, daemon.Config{})
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req := mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir()})
+	status, eb := c.do("POST", "/v1/jobs", req, nil)
+	if status != http.StatusServiceUnavailable || eb.Code != api.CodeUnavailable || eb.Error != "daemon shutting down" {
+		t.Errorf("create on a closing daemon: %d %+v, want 503 %s saying it is shutting down", status, eb, api.CodeUnavailable)
 	}
 }
