@@ -268,8 +268,8 @@ func TestDaemonSingleInstanceAndSIGTERM(t *testing.T) {
 // soon as the socket appears to some milliseconds later, so that one
 // round or another falls in every step between the two. A signal before
 // idmd has installed its handler would kill it by the default action, as
-// any program; the socket is the first sign that idmd has, and the
-// first it gives.
+// it would any program; the socket, the first sign of life idmd gives,
+// comes after the handler.
 func TestDaemonEarlySIGTERM(t *testing.T) {
 	d := proctest.NewDaemon(t)
 	d.Start() // makes the state database
