@@ -45,7 +45,7 @@ endif
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
 DEB      := dist/idm_$(VERSION)_$(DEB_ARCH).deb
 NFPM     := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
-LDFLAGS  := -s -w -X github.com/idmproject/idm/daemon.Version=$(VERSION) -X github.com/idmproject/idm/ctl.Version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/idmproject/idm/daemon/localapi.Version=$(VERSION) -X github.com/idmproject/idm/ctl.Version=$(VERSION)
 DEB_BIN  := dist/build/linux_$(DEB_ARCH)_$(VERSION)
 deb:
 	@mkdir -p '$(DEB_BIN)'
@@ -70,7 +70,7 @@ test-reliability:
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
-FUZZPKGS ?= ./transport ./store ./daemon ./ctl ./cmd/idm-server
+FUZZPKGS ?= ./transport ./store ./daemon/localapi ./ctl ./cmd/idm-server
 fuzz:
 	@for p in $(FUZZPKGS); do \
 		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \

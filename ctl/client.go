@@ -259,6 +259,8 @@ func codeFor(status int) string {
 		return api.CodeMethod
 	case http.StatusConflict:
 		return api.CodeConflict
+	case http.StatusServiceUnavailable:
+		return api.CodeUnavailable
 	}
 	return api.CodeInternal
 }

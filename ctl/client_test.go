@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -130,7 +131,7 @@ func TestClient_Errors(t *testing.T) {
 		name string
 		is   func(error) bool
 	}
-	all := []check{{"IsNotFound", IsNotFound}, {"IsExists", IsExists}, {"IsConflict", IsConflict}, {"IsForbidden", IsForbidden}, {"IsDaemonNotRunning", IsDaemonNotRunning}}
+	all := []check{{"IsNotFound", IsNotFound}, {"IsExists", IsExists}, {"IsConflict", IsConflict}, {"IsForbidden", IsForbidden}, {"IsUnavailable", IsUnavailable}, {"IsDaemonNotRunning", IsDaemonNotRunning}}
 	tests := []struct {
 		name    string
 		status  int
@@ -148,7 +149,8 @@ func TestClient_Errors(t *testing.T) {
 		{"internal", 500, `{"error":"disk full","code":"internal"}`, "", "disk full", 0},
 		{"not JSON", 502, "bad gateway\n", "", "bad gateway", 0},
 		{"not JSON 404", 404, "404 page not found\n", "IsNotFound", "404 page not found", 0},
-		{"empty", 503, "", "", "idmd answered 503 Service Unavailable", 0},
+		{"unavailable", 503, `{"error":"daemon shutting down","code":"unavailable"}`, "IsUnavailable", "daemon shutting down", 0},
+		{"empty", 503, "", "IsUnavailable", "idmd answered 503 Service Unavailable", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +185,26 @@ func TestClient_Errors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A stream that cannot be opened is tried again when the daemon is down,
+// restarting or shutting down, never when it refuses the request.
+func TestRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"shutting down", &APIError{Status: 503, Body: api.ErrorBody{Code: api.CodeUnavailable}}, true},
+		{"failed", &APIError{Status: 500, Body: api.ErrorBody{Code: api.CodeInternal}}, true},
+		{"not running", fmt.Errorf("GET /v1/events: %w", ErrDaemonNotRunning), true},
+		{"forbidden", &APIError{Status: 403, Body: api.ErrorBody{Code: api.CodeForbidden}}, false},
+		{"not found", &APIError{Status: 404, Body: api.ErrorBody{Code: api.CodeNotFound}}, false},
+	} {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("%s: retryable = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

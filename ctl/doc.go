@@ -15,7 +15,7 @@ a [Watcher]'s Next until io.EOF.
 
 An error answer of the daemon is an [*APIError] holding the status and
 the API's error body; [IsNotFound], [IsExists] (with [ExistingJob]),
-[IsConflict] and [IsForbidden] sort them. When no daemon answers on the
+[IsConflict], [IsForbidden] and [IsUnavailable] sort them. When no daemon answers on the
 socket (no socket file, or nobody listening on it), the error wraps
 [ErrDaemonNotRunning]: see [IsDaemonNotRunning].
 

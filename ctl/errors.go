@@ -80,3 +80,7 @@ func IsConflict(err error) bool { return apiCode(err) == api.CodeConflict }
 
 // IsForbidden reports whether err is the daemon refusing the caller.
 func IsForbidden(err error) bool { return apiCode(err) == api.CodeForbidden }
+
+// IsUnavailable reports whether err is the daemon saying that it is
+// shutting down: the request may succeed once it is back.
+func IsUnavailable(err error) bool { return apiCode(err) == api.CodeUnavailable }

@@ -123,11 +123,12 @@ func pump(ctx context.Context, w *Watcher, final func(api.Event) bool, out chan<
 }
 
 // retryable reports whether a failure to open a stream may pass: the
-// daemon is down or restarting, not refusing the request.
+// daemon is down, failing, shutting down or restarting, not refusing the
+// request.
 func retryable(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status >= 500
+		return IsUnavailable(err) || ae.Status >= 500
 	}
 	return true
 }

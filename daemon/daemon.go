@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/engine"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
@@ -39,9 +40,11 @@ var (
 
 // Reasons a running transfer is stopped.
 var (
-	errPause    = errors.New("paused")
-	errCancel   = errors.New("cancelled")
-	errShutdown = errors.New("daemon shutting down")
+	errPause  = errors.New("paused")
+	errCancel = errors.New("cancelled")
+	// ErrShutdown reports a request to a daemon that is closing, and
+	// ends its event streams.
+	ErrShutdown = errors.New("daemon shutting down")
 )
 
 // existsError carries the ID of the job that already exists.
@@ -217,7 +220,7 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	var waits []chan struct{}
 	for _, r := range d.active {
-		r.stop(errShutdown)
+		r.stop(ErrShutdown)
 		waits = append(waits, r.done)
 	}
 	d.mu.Unlock()
@@ -262,7 +265,7 @@ func (d *Daemon) scheduleLocked() {
 // in its directory: the directory, its owner or its mode may have changed
 // since the job was created, or since idmd last started it.
 func (d *Daemon) startLocked(r *store.Record) {
-	if mustCheck(r.Owner) {
+	if auth.MustCheck(r.Owner) {
 		if _, _, err := resolveDir(r.Dir, r.Owner); err != nil {
 			r.State, r.LastError = api.StateFailed, err.Error()
 			if perr := d.db.Put(r); perr != nil {
@@ -333,7 +336,7 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 		}
 		rec.State = api.StateCompleted
 		d.log.Info("job completed", "job", id, "path", rec.Path)
-	case errors.Is(cause, errShutdown):
+	case errors.Is(cause, ErrShutdown):
 		return // stays downloading: it goes on at the next start
 	case errors.Is(cause, errPause):
 		rec.State = api.StatePaused
@@ -364,17 +367,17 @@ func (d *Daemon) finished(id uint64, run *running, err, cause error) {
 // which. The caller is the peer of ctx, when it carries one (the control
 // API's requests do): unless it is root or the daemon's own user, it must
 // be allowed to create files in req.Dir, or the request fails with
-// ErrDenied and nothing is written. Only a job the caller may change
+// auth.ErrDenied and nothing is written. Only a job the caller may change
 // counts as the same: another user's is neither named nor resumed, and
 // the caller gets a job of its own.
 func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job, created bool, err error) {
 	var owner *store.Owner
-	caller, known := peerFrom(ctx)
+	caller, known := auth.PeerFrom(ctx)
 	if known {
-		owner = caller.owner()
+		owner = caller.Owner()
 	}
 	dirID, err := validateCreate(&req, owner)
-	if errors.Is(err, ErrDenied) {
+	if errors.Is(err, auth.ErrDenied) {
 		d.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
 	}
 	if err != nil {
@@ -383,7 +386,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return api.Job{}, false, errShutdown
+		return api.Job{}, false, ErrShutdown
 	}
 	recs, _, err := d.db.List()
 	if err != nil {
@@ -393,7 +396,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (job api.Job
 		if r.State == api.StateCompleted || r.State == api.StateCancelled || r.Dir != req.Dir || !sameSet(r.Sources, req.Sources) {
 			continue
 		}
-		if known && !caller.mayChange(r.Owner) {
+		if known && !caller.MayChange(r.Owner) {
 			// Neither 409 nor resuming it: the caller would learn of, or
 			// take over, a job that is not its own; and refusing would let
 			// one member keep another from a download by starting it
@@ -457,7 +460,7 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 		return store.FileID{}, fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
 	}
 	var who *store.Owner
-	if mustCheck(owner) {
+	if auth.MustCheck(owner) {
 		who = owner
 	}
 	dir, id, err := resolveDir(filepath.Clean(req.Dir), who)
@@ -534,18 +537,18 @@ func (d *Daemon) record(id uint64) (*store.Record, error) {
 // record's error. Called with mu held.
 func (d *Daemon) authorize(ctx context.Context, id uint64) (*store.Record, error) {
 	r, err := d.record(id)
-	p, known := peerFrom(ctx)
+	p, known := auth.PeerFrom(ctx)
 	switch {
 	case !known:
 		return r, err
-	case errors.Is(err, store.ErrBadRecord) && !p.privileged():
+	case errors.Is(err, store.ErrBadRecord) && !p.Privileged():
 		d.log.Warn("refused a change to a job that cannot be read", "job", id, "uid", p.UID)
-		return nil, &deniedError{fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", id)}
+		return nil, &auth.DeniedError{Msg: fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", id)}
 	case err != nil:
 		return nil, err
-	case !p.mayChange(r.Owner):
+	case !p.MayChange(r.Owner):
 		d.log.Warn("refused a change to another user's job", "job", id, "uid", p.UID, "owner", r.Owner.UID)
-		return nil, &deniedError{fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", id, r.Owner.UID)}
+		return nil, &auth.DeniedError{Msg: fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", id, r.Owner.UID)}
 	}
 	return r, nil
 }
@@ -737,9 +740,9 @@ func (d *Daemon) SetJobLimit(ctx context.Context, id uint64, limit int64) (api.J
 // It slows every user's jobs, so only root and the daemon's user may set
 // it; with no caller in ctx, anyone may, as for jobs with no owner.
 func (d *Daemon) SetLimit(ctx context.Context, limit int64) error {
-	if p, ok := peerFrom(ctx); ok && !p.privileged() {
+	if p, ok := auth.PeerFrom(ctx); ok && !p.Privileged() {
 		d.log.Warn("refused a change to the global limit", "uid", p.UID)
-		return &deniedError{fmt.Sprintf("uid %d may not set the global limit: it slows every job, so only root or the daemon's user may set it", p.UID)}
+		return &auth.DeniedError{Msg: fmt.Sprintf("uid %d may not set the global limit: it slows every job, so only root or the daemon's user may set it", p.UID)}
 	}
 	if limit < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalid)

@@ -118,30 +118,3 @@ func TestOpen_BadRecordSkipped(t *testing.T) {
 		t.Errorf("Job after Remove: %v, want ErrNotFound", err)
 	}
 }
-
-// TestServer_BadRecord asks the API for a job whose record is garbage:
-// an error answer that says so, and the job can be removed.
-func TestServer_BadRecord(t *testing.T) {
-	dir, good, bad := stateWithBadRecord(t, sourcesOf("127.0.0.1:1"))
-	d, c, _ := startControl(t, Config{StateDir: dir})
-	// The good job has nowhere to download from; pause it to keep it
-	// still.
-	if _, err := d.Pause(context.Background(), good); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("/v1/jobs/%d", bad)
-	status, eb := c.do("GET", url, "", nil)
-	if status != 500 || !strings.Contains(eb.Error, "cannot be read") {
-		t.Errorf("GET the bad job: %d %+v, want 500 saying it cannot be read", status, eb)
-	}
-	var jobs []api.Job
-	if status, eb := c.do("GET", "/v1/jobs", "", &jobs); status != 200 || len(jobs) != 1 {
-		t.Errorf("GET jobs: %d %+v, %d jobs; want the good one", status, eb, len(jobs))
-	}
-	if status, eb := c.do("DELETE", url, "", nil); status != 204 {
-		t.Errorf("DELETE the bad job: %d %+v", status, eb)
-	}
-	if status, _ := c.do("GET", url, "", nil); status != 404 {
-		t.Errorf("GET the removed job: %d, want 404", status)
-	}
-}

@@ -1,20 +1,17 @@
-// Package daemon is idmd: the download engine, the queue of jobs, and the
-// control API that idmctl talks to.
+// Package daemon is idmd's queue of jobs: it owns the store, starts each
+// job's transfer and records how it ended, and tells the API's event
+// streams what changed. The rest of idmd is in its subpackages:
 //
-// # The engine
-//
-// A [Transfer] downloads one job of the store. One worker per source
-// connection asks a shared scheduler for its next segment, keeping two
-// requests outstanding so a fast link never idles; there is no static
-// split, so a faster source simply asks more often. When nothing is left
-// unassigned, an idle worker duplicates the segment expected to finish
-// last, and a source far slower than the others gives its segments back;
-// in both cases the first verified copy wins. Every segment is checked
-// against its BLAKE3 hash before it counts, and nothing writes to a
-// segment once it is verified. A source that fails is retried with
-// exponential back-off; one that sends three corrupt segments is
-// quarantined; one that holds another file is rejected. A new job's file
-// is the one most of its sources hold.
+//   - daemon/engine downloads one file from several sources and verifies
+//     every byte; it knows nothing of jobs.
+//   - daemon/localapi answers the control API (docs/api.md): the route
+//     table, the handlers, the event streams, the errors.
+//   - daemon/socket makes the control socket and reads who is at the
+//     other end of each connection.
+//   - daemon/auth says who the caller is and what it may do: use the
+//     daemon at all, change a job, download into a directory.
+//   - daemon/api holds the types idmd and its clients share, and
+//     daemon/service installs and runs idmd as a service.
 //
 // # What survives a crash
 //
@@ -28,16 +25,16 @@
 // along the verified prefix during the download), synced, published under
 // a name that replaces nothing, and its directory synced.
 //
-// # Jobs and the API
+// # Jobs and their owners
 //
 // A [Daemon] owns the store and runs up to MaxActive transfers, under a
-// global and a per-job rate limit. A [Server] answers the control API
-// (documented in docs/api.md) on a Unix socket made by [Listen], checking
-// each caller's credentials. idmd writes as its own user, often root, so a
-// caller that is neither root nor that user gets a job only in a
-// directory it could create files in itself; the check is made again
-// each time the job starts ([ErrDenied]). Each job records its owner:
-// only the owner, root and the daemon's user may change it, and only root
-// and the daemon's user may set the global limit; reading is open to
-// every caller the socket admits.
+// global and a per-job rate limit. The caller of each operation is the
+// auth.Peer its context carries, when it carries one (the control API's
+// requests do). idmd writes as its own user, often root, so a caller
+// that is neither root nor that user gets a job only in a directory it
+// could create files in itself; the check is made again each time the
+// job starts (auth.ErrDenied). Each job records its owner: only the
+// owner, root and the daemon's user may change it, and only root and the
+// daemon's user may set the global limit; reading is open to every
+// caller the socket admits.
 package daemon

@@ -17,7 +17,9 @@ const maxPending = 256
 
 // Why a subscription ends before its client leaves.
 var (
-	errFellBehind   = errors.New("fell more than 256 jobs behind")
+	// ErrFellBehind ends the subscription of a client that fell more
+	// than 256 jobs behind.
+	ErrFellBehind   = errors.New("fell more than 256 jobs behind")
 	errUnsubscribed = errors.New("subscription closed")
 )
 
@@ -80,7 +82,7 @@ func (h *hub) subscribe(job uint64) *subscriber {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		h.endLocked(s, errShutdown)
+		h.endLocked(s, ErrShutdown)
 		return s
 	}
 	h.subs[s] = struct{}{}
@@ -143,7 +145,7 @@ func (h *hub) send(typ string, id uint64, gone *api.Job) {
 		c, ok := s.pending[id]
 		if !ok {
 			if len(s.pending) >= maxPending {
-				h.endLocked(s, errFellBehind)
+				h.endLocked(s, ErrFellBehind)
 				continue
 			}
 			c.id = id
@@ -163,7 +165,7 @@ func (h *hub) close() {
 	defer h.mu.Unlock()
 	h.closed = true
 	for s := range h.subs {
-		h.endLocked(s, errShutdown)
+		h.endLocked(s, ErrShutdown)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/proctest"
+	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -269,6 +270,76 @@ func TestDaemonSingleInstanceAndSIGTERM(t *testing.T) {
 	if !strings.Contains(d.Logs.String(), "clean_shutdown=true") {
 		t.Error("restart after SIGTERM did not see a clean shutdown")
 	}
+}
+
+// SIGTERM in idmd's first moments, while it opens its state and before or
+// while it starts serving, stops it as cleanly as later: it exits 0
+// within the 5 seconds a service manager gives it, and the database is
+// marked clean. Each round sends the signal at another moment, from as
+// soon as the socket appears to some milliseconds later, so that one
+// round or another falls in every step between the two. A signal before
+// idmd has installed its handler would kill it by the default action, as
+// it would any program; the socket, the first sign of life idmd gives,
+// comes after the handler.
+func TestDaemonEarlySIGTERM(t *testing.T) {
+	d := proctest.NewDaemon(t)
+	d.Start() // makes the state database
+	d.Stop()
+	db := filepath.Join(d.StateDir, "idmd.db")
+	var latest time.Duration
+	for i := range 30 {
+		logs := &proctest.LockedBuffer{}
+		cmd := exec.Command(proctest.Bin("idmd"), "run", "--socket", d.Socket, "--state-dir", d.StateDir)
+		cmd.Stderr = logs
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		for {
+			if _, err := os.Lstat(d.Socket); err == nil {
+				break
+			}
+			select {
+			case <-exited:
+				t.Fatalf("round %d: idmd exited before making its socket:\n%s", i, logs.String())
+			case <-time.After(200 * time.Microsecond):
+			}
+			if time.Since(start) > 10*time.Second {
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("round %d: no socket 10 s after idmd started", i)
+			}
+		}
+		time.Sleep(time.Duration(i%10) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		latest = max(latest, time.Since(start))
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("round %d: idmd did not exit within 5 s of SIGTERM:\n%s", i, logs.String())
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("round %d: idmd exited %d (%v) after an early SIGTERM:\n%s", i, code, cmd.ProcessState, logs.String())
+		}
+		s, err := store.Open(db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean := s.WasClean()
+		// Opening marks it in use; the next round starts from clean.
+		if err := s.MarkClean(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if !clean {
+			t.Fatalf("round %d: the database is not marked clean after an early SIGTERM:\n%s", i, logs.String())
+		}
+	}
+	t.Logf("the latest SIGTERM came %v after idmd started", latest.Round(time.Millisecond))
 }
 
 // A peer that is neither root, the daemon's user, nor in its group is

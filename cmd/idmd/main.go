@@ -17,7 +17,10 @@ import (
 
 	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/localapi"
 	"github.com/idmproject/idm/daemon/service"
+	"github.com/idmproject/idm/daemon/socket"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -70,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "idmd version: unexpected argument %q\n", args[1])
 			return 2
 		}
-		fmt.Fprintln(stdout, "idmd", daemon.Version)
+		fmt.Fprintln(stdout, "idmd", localapi.Version)
 		return 0
 	case "-h", "--help", "help":
 		usage(stdout)
@@ -91,7 +94,7 @@ func env(name, def string) string {
 func runDaemon(args []string, stderr io.Writer) int {
 	flags := flag.NewFlagSet("idmd run", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
-	socket := flags.String("socket", api.DefaultSocket(), "")
+	sockPath := flags.String("socket", api.DefaultSocket(), "")
 	stateDir := flags.String("state-dir", api.DefaultStateDir(), "")
 	maxActive := flags.String("max-active", env("IDMD_MAX_ACTIVE", "3"), "")
 	limit := flags.String("limit", env("IDMD_LIMIT", ""), "")
@@ -127,6 +130,11 @@ func runDaemon(args []string, stderr io.Writer) int {
 			return fail("--limit: %v", err)
 		}
 	}
+	// SIGINT or SIGTERM, or the service manager's stop request. Caught
+	// from here on, however early it comes: idmd finishes starting, then
+	// stops as at any other time, its state marked clean.
+	ctx, stop := service.StopContext()
+	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	mode, gid := fs.FileMode(0o600), -1
@@ -139,7 +147,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}
 	// The socket first: it sets the umask for a moment, before any
 	// download creates a file.
-	ln, err := daemon.Listen(*socket, mode, gid)
+	ln, err := socket.Listen(*sockPath, mode, gid)
 	if err != nil {
 		fmt.Fprintln(stderr, "idmd:", err)
 		return 1
@@ -150,13 +158,10 @@ func runDaemon(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
-	srv := &daemon.Server{Daemon: d, Access: daemon.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
-	// SIGINT or SIGTERM, or the service manager's stop request.
-	ctx, stop := service.StopContext()
-	defer stop()
+	srv := &localapi.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("idmd running", "version", daemon.Version, "socket", *socket, "state_dir", *stateDir, "max_active", n, "limit", rate)
+	log.Info("idmd running", "version", localapi.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
 	status := 0
 	select {
 	case <-ctx.Done():
@@ -166,7 +171,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 		status = 1
 	}
 	// SIGTERM must end the process within 5 seconds: 2 for requests
-	// under way, the rest for the transfers to flush.
+	// under way, the rest for the transfers to flush. Shutdown stops the
+	// server even if Serve has not started yet.
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)

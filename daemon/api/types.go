@@ -127,6 +127,9 @@ const (
 	CodeMethod = "method_not_allowed"
 	// CodeInternal: the daemon failed (500).
 	CodeInternal = "internal"
+	// CodeUnavailable: the daemon is shutting down (503); try again once
+	// it is back.
+	CodeUnavailable = "unavailable"
 )
 
 // ErrorBody is the one JSON shape of every error answer.

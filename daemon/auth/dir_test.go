@@ -1,27 +1,23 @@
-package daemon
+package auth
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
 
-// Users of the access tests. They need no account: the kernel and idmd
-// know users by number.
+// The users of the access tests (see package usertest).
 const (
-	uidAnn, uidBob, uidEve = 64101, 64102, 64103
-	gidShared, gidOther    = 64200, 64201 // ann and bob are members of gidShared; ann of gidOther too
+	uidAnn, uidBob, uidEve = usertest.UIDAnn, usertest.UIDBob, usertest.UIDEve
+	gidShared, gidOther    = usertest.GIDShared, usertest.GIDOther
 )
 
-var (
-	ann  = &store.Owner{UID: uidAnn, GID: uidAnn, Groups: []int{gidShared, gidOther}}
-	bob  = &store.Owner{UID: uidBob, GID: uidBob, Groups: []int{gidShared}}
-	eve  = &store.Owner{UID: uidEve, GID: uidEve}
-	root = &store.Owner{UID: 0, GID: 0}
-)
+var ann, bob, eve, root = usertest.Ann, usertest.Bob, usertest.Eve, usertest.Root
 
 // The permission rules alone, on made-up files: which class of the mode
 // applies to whom, and what an ACL changes.
@@ -93,8 +89,33 @@ func BenchmarkResolveDir(b *testing.B) {
 	}
 	dir := filepath.Join(base, "link")
 	for b.Loop() {
-		if _, _, err := resolveDir(dir, who); err != nil {
+		if _, _, err := ResolveDir(dir, who); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A directory that no one could use is ErrBadDir, not a refusal, in one
+// line that names it.
+func TestResolveDir_BadDir(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loop := filepath.Join(base, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, says string }{
+		{filepath.Join(base, "nope"), "output directory " + filepath.Join(base, "nope") + " does not exist"},
+		{file, "output directory " + file + " is not a directory"},
+		{filepath.Join(file, "below"), "output directory " + filepath.Join(file, "below") + ": " + file + " is not a directory"},
+		{loop, "output directory " + loop + ": too many symbolic links"},
+	} {
+		_, _, err := ResolveDir(tc.dir, nil)
+		if !errors.Is(err, ErrBadDir) || errors.Is(err, ErrDenied) || err.Error() != tc.says {
+			t.Errorf("%s: %v, want ErrBadDir saying %q", tc.dir, err, tc.says)
 		}
 	}
 }

@@ -1,7 +1,8 @@
-package daemon
+package socket
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,4 +97,28 @@ func snapshot(t *testing.T, dir string) string {
 		b.WriteString("; ")
 	}
 	return b.String()
+}
+
+// A socket on which a daemon answers is refused; one that a crash left,
+// with nobody listening, is replaced.
+func TestListen_RefusesLiveReplacesStale(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := Listen(sock, 0o600, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := Listen(sock, 0o600, -1); err == nil || !strings.Contains(err.Error(), "another idmd") {
+		t.Fatalf("second Listen on a live socket: %v", err)
+	}
+	// A socket file nobody listens on, as a crash leaves it.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	ln2, err := Listen(sock, 0o600, -1)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	ln2.Close()
 }

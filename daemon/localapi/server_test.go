@@ -1,4 +1,4 @@
-package daemon
+package localapi
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/socket"
 )
 
 // apiClient talks to a Server over its real Unix socket.
@@ -25,37 +29,38 @@ type apiClient struct {
 
 // startControl opens a daemon on a new state directory and serves its
 // API on a socket in a temporary directory.
-func startControl(t *testing.T, cfg Config) (*Daemon, *apiClient, string) {
+func startControl(t *testing.T, cfg daemon.Config) (*daemon.Daemon, *apiClient) {
 	t.Helper()
-	dir := t.TempDir()
-	if cfg.StateDir == "" {
-		cfg.StateDir = filepath.Join(dir, "state")
-	}
-	cfg.Logger = quietLog()
-	sock := filepath.Join(dir, "idmd.sock")
-	ln, err := Listen(sock, 0o600, -1)
+	d := openDaemon(t, cfg)
+	sock := filepath.Join(t.TempDir(), "idmd.sock")
+	serve(t, &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}, sock, 0o600)
+	return d, dial(t, sock)
+}
+
+// serve answers srv's API on a new socket of the given mode at sock until
+// the test ends.
+func serve(t *testing.T, srv *Server, sock string, mode fs.FileMode) {
+	t.Helper()
+	ln, err := socket.Listen(sock, mode, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
 		<-done
-		d.Close()
 	})
-	c := &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
+}
+
+// dial returns a client of the API on sock.
+func dial(t *testing.T, sock string) *apiClient {
+	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}}
-	return d, c, sock
 }
 
 // do sends a request and decodes the answer into out (when not nil).
@@ -93,7 +98,7 @@ func mustJSON(v any) string {
 
 // Bad input gets a clear error and changes nothing.
 func TestServer_BadInput(t *testing.T) {
-	d, c, _ := startControl(t, Config{})
+	d, c := startControl(t, daemon.Config{})
 	out := t.TempDir()
 	notDir := filepath.Join(out, "file")
 	os.WriteFile(notDir, nil, 0o644)
@@ -151,9 +156,9 @@ func TestServer_BadInput(t *testing.T) {
 func TestServer_JobLifecycle(t *testing.T) {
 	path, want := testFile(t, 4<<20, 21)
 	srv := startServers(t, path, 256<<10, 1e6, 1e6)
-	_, c, _ := startControl(t, Config{})
+	_, c := startControl(t, daemon.Config{})
 	out := t.TempDir()
-	req := api.CreateRequest{Sources: serverSources(srv...), Dir: out}
+	req := api.CreateRequest{Sources: srv, Dir: out}
 	var j api.Job
 	if status, eb := c.do("POST", "/v1/jobs", mustJSON(req), &j); status != 201 {
 		t.Fatalf("create: %d %+v", status, eb)
@@ -217,9 +222,9 @@ func TestServer_JobLimit_Running(t *testing.T) {
 	path, _ := testFile(t, 4<<20, 22)
 	// Slow enough that the job is still running at the end.
 	srv := startServers(t, path, 64<<10, 64<<10)
-	d, c, _ := startControl(t, Config{})
+	d, c := startControl(t, daemon.Config{})
 	var j api.Job
-	if status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: serverSources(srv...), Dir: t.TempDir()}), &j); status != 201 {
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: srv, Dir: t.TempDir()}), &j); status != 201 {
 		t.Fatalf("create: %d %+v", status, eb)
 	}
 	waitFor(t, "the job to run", time.Minute, func() bool {
@@ -232,43 +237,5 @@ func TestServer_JobLimit_Running(t *testing.T) {
 	}
 	if status, eb := c.do("GET", fmt.Sprintf("/v1/jobs/%d", j.ID), "", &j); status != 200 || j.Limit != 12345 {
 		t.Errorf("get the job: %d %+v, limit %d; want 12345", status, eb, j.Limit)
-	}
-}
-
-func TestListen_RefusesLiveReplacesStale(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := Listen(sock, 0o600, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
-	}
-	if _, err := Listen(sock, 0o600, -1); err == nil || !strings.Contains(err.Error(), "another idmd") {
-		t.Fatalf("second Listen on a live socket: %v", err)
-	}
-	// A socket file nobody listens on, as a crash leaves it.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close()
-	ln2, err := Listen(sock, 0o600, -1)
-	if err != nil {
-		t.Fatalf("Listen over a stale socket: %v", err)
-	}
-	ln2.Close()
-}
-
-func TestOpen_OneDaemonPerStateDir(t *testing.T) {
-	dir := t.TempDir()
-	d, err := Open(Config{StateDir: dir, Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	start := time.Now()
-	if _, err := Open(Config{StateDir: dir, Logger: quietLog()}); err == nil || !strings.Contains(err.Error(), "another idmd") {
-		t.Fatalf("second Open: %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("second Open took %v to refuse", time.Since(start))
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package localapi
 
 import (
 	"bytes"
@@ -15,12 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 )
 
 // Fuzz targets for the control API's request bodies. Run one with
 //
-//	go test -run '^$' -fuzz '^FuzzServer_RequestBody$' -fuzztime 60s ./daemon
+//	go test -run '^$' -fuzz '^FuzzServer_RequestBody$' -fuzztime 60s ./daemon/localapi
 
 // fuzzRoutes are the routes that take a body; %d is a job's ID.
 var fuzzRoutes = []struct{ method, path string }{
@@ -61,7 +63,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			held <- c
 		}
 	}()
-	d, err := Open(Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
+	d, err := daemon.Open(daemon.Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -83,7 +85,9 @@ func FuzzServer_RequestBody(f *testing.F) {
 	if _, err := d.Pause(context.Background(), paused.ID); err != nil {
 		f.Fatal(err)
 	}
-	handler := (&Server{Daemon: d, Access: Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
+	handler := (&Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
+	// The requests come from the daemon's own user, as over the socket.
+	caller := auth.WithPeer(context.Background(), auth.Peer{UID: os.Geteuid(), GID: os.Getegid(), PID: os.Getpid()})
 	ids := []uint64{0, 0, running.ID, paused.ID, paused.ID + 1000}
 
 	create := func(req api.CreateRequest) []byte { b, _ := json.Marshal(req); return b }
@@ -131,7 +135,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			prevLimit = j.Limit
 		}
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(rt.method, "http://idmd"+path, bytes.NewReader(body)))
+		handler.ServeHTTP(rec, httptest.NewRequestWithContext(caller, rt.method, "http://idmd"+path, bytes.NewReader(body)))
 		answer := rec.Body.Bytes()
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 			t.Fatalf("%s %s answered %d with Content-Type %q", rt.method, path, rec.Code, ct)
@@ -218,7 +222,7 @@ func (s fuzzSnapshot) String() string {
 }
 
 // fuzzState takes a snapshot of the daemon and the output directory.
-func fuzzState(t *testing.T, d *Daemon, out string) fuzzSnapshot {
+func fuzzState(t *testing.T, d *daemon.Daemon, out string) fuzzSnapshot {
 	t.Helper()
 	jobs, err := d.Jobs()
 	if err != nil {

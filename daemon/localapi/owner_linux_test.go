@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package daemon
+package localapi
 
 import (
 	"bufio"
@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/idmproject/idm/daemon"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
 
@@ -25,44 +28,51 @@ import (
 // job with no recorded owner. In this process the daemon's user is root;
 // reliability's TestAccess_ServiceUser runs idmd as a user of its own.
 func TestServer_JobOwner(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	path, _ := testFile(t, 4<<20, 81)
 	// Slow enough that no job ends during the test: each holds a partial
 	// file, which a cancel would delete.
-	srv := startServers(t, path, 64<<10, 64<<10)
-	shared := mkdir(t, filepath.Join(reachableTempDir(t), "shared"), 0, gidShared, 0o3775)
-	d, err := Open(Config{StateDir: t.TempDir(), MaxActive: 100, Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	sources := startServers(t, path, 64<<10, 64<<10)
+	shared := usertest.Mkdir(t, filepath.Join(usertest.ReachableTempDir(t), "shared"), 0, gidShared, 0o3775)
+	d := openDaemon(t, daemon.Config{MaxActive: 100})
 	asAnn, asBob, asRoot := controlAs(t, d, ann), controlAs(t, d, bob), controlAs(t, d, root)
 
 	n := 0
 	// newJob queues a job into a directory of its own, as ann or, with
-	// nil, as a caller with no identity, and waits for its partial file.
-	newJob := func(t *testing.T, owner *apiClient) *store.Record {
+	// nil, as a caller with no identity, and waits for its partial file,
+	// whose path it returns.
+	newJob := func(t *testing.T, owner *apiClient) (api.Job, string) {
 		t.Helper()
 		n++
-		dir := mkdir(t, filepath.Join(shared, fmt.Sprint(n)), 0, gidShared, 0o775)
-		req := api.CreateRequest{Sources: serverSources(srv...), Dir: dir}
+		dir := usertest.Mkdir(t, filepath.Join(shared, fmt.Sprint(n)), 0, gidShared, 0o775)
+		req := api.CreateRequest{Sources: sources, Dir: dir}
 		var j api.Job
 		if owner == nil {
+			var err error
 			if j, _, err = d.Create(context.Background(), req); err != nil {
 				t.Fatal(err)
 			}
 		} else if status, eb := owner.do("POST", "/v1/jobs", mustJSON(req), &j); status != http.StatusCreated {
 			t.Fatalf("create: %d %+v", status, eb)
 		}
-		var rec *store.Record
+		var part string
 		waitFor(t, fmt.Sprintf("job %d's partial file", j.ID), time.Minute, func() bool {
-			rec, err = d.db.Get(j.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return rec.Part != "" && exists(filepath.Join(rec.Dir, rec.Part))
+			part = partialFile(t, dir)
+			return part != ""
 		})
-		return rec
+		return j, part
+	}
+	// job returns job id as it is now, or nil once it is removed.
+	job := func(t *testing.T, id uint64) *api.Job {
+		t.Helper()
+		j, err := d.Job(id)
+		if errors.Is(err, daemon.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &j
 	}
 
 	ops := []struct {
@@ -103,33 +113,16 @@ func TestServer_JobOwner(t *testing.T) {
 	for _, op := range ops {
 		for _, who := range callers {
 			t.Run(op.name+"/"+who.name, func(t *testing.T) {
-				before := newJob(t, who.owner)
+				before, part := newJob(t, who.owner)
 				if op.paused {
-					if status, eb := asRoot.do("POST", fmt.Sprintf("/v1/jobs/%d/pause", before.ID), "", nil); status != http.StatusOK {
+					if status, eb := asRoot.do("POST", fmt.Sprintf("/v1/jobs/%d/pause", before.ID), "", &before); status != http.StatusOK {
 						t.Fatalf("pause: %d %+v", status, eb)
 					}
-					before, _ = d.db.Get(before.ID)
 				}
-				part := filepath.Join(before.Dir, before.Part)
 				status, eb := who.caller.do(op.method, fmt.Sprintf(op.path, before.ID), op.body, nil)
-				// The record for the state, which a running job's view
-				// does not show; the view for the limit, which a running
-				// job's record learns later.
-				after, err := d.db.Get(before.ID)
-				var j *api.Job
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					after = nil
-				case err != nil:
-					t.Fatal(err)
-				default:
-					view, err := d.Job(before.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					j = &view
-					j.State = after.State
-				}
+				// A change to a running job stops its transfer and answers
+				// once it has: the job is as the answer left it.
+				j := job(t, before.ID)
 				if who.allowed {
 					if status >= 400 || !op.changed(j, exists(part)) {
 						t.Fatalf("%d %+v; the job is now %+v, partial file there: %v", status, eb, j, exists(part))
@@ -140,7 +133,9 @@ func TestServer_JobOwner(t *testing.T) {
 				if status != http.StatusForbidden || eb.Code != api.CodePermissionDenied || eb.Error != says {
 					t.Errorf("%d %+v, want 403 %s saying %q", status, eb, api.CodePermissionDenied, says)
 				}
-				if j == nil || j.State != before.State || j.Limit != before.Limit || !exists(part) {
+				// A running job's state comes and goes with its sources;
+				// what a refused change would have changed must not have.
+				if j == nil || op.changed(j, exists(part)) || (j.State == api.StatePaused) != op.paused || j.Limit != before.Limit || !exists(part) {
 					t.Errorf("a refused %s changed the job: it was %s, limit %d; it is %+v, partial file there: %v",
 						op.name, before.State, before.Limit, j, exists(part))
 				}
@@ -152,7 +147,7 @@ func TestServer_JobOwner(t *testing.T) {
 	// unfinished job makes a new job, with "resume" too: the other's is
 	// neither named nor touched. Each caller's own duplicate is found.
 	t.Run("create", func(t *testing.T) {
-		anns := newJob(t, asAnn)
+		anns, _ := newJob(t, asAnn)
 		if status, eb := asAnn.do("POST", fmt.Sprintf("/v1/jobs/%d/pause", anns.ID), "", nil); status != http.StatusOK {
 			t.Fatalf("pause: %d %+v", status, eb)
 		}
@@ -168,8 +163,8 @@ func TestServer_JobOwner(t *testing.T) {
 		if status, eb := asAnn.do("POST", "/v1/jobs", mustJSON(req), nil); status != http.StatusConflict || eb.Code != api.CodeExists || eb.Job != anns.ID {
 			t.Errorf("ann creates her job again: %d %+v, want 409 exists naming her job %d", status, eb, anns.ID)
 		}
-		if rec, _ := d.db.Get(anns.ID); rec == nil || rec.State != api.StatePaused {
-			t.Errorf("bob's creates changed ann's job: %+v", rec)
+		if j := job(t, anns.ID); j == nil || j.State != api.StatePaused {
+			t.Errorf("bob's creates changed ann's job: %+v", j)
 		}
 		// Root may change both; the oldest is resumed.
 		req.Resume = true
@@ -199,7 +194,7 @@ func TestServer_JobOwner(t *testing.T) {
 	// Reading stays open: another member lists, gets and watches ann's
 	// jobs.
 	t.Run("read", func(t *testing.T) {
-		anns := newJob(t, asAnn)
+		anns, _ := newJob(t, asAnn)
 		var jobs []api.Job
 		if status, eb := asBob.do("GET", "/v1/jobs", "", &jobs); status != http.StatusOK || len(jobs) == 0 {
 			t.Errorf("bob lists the jobs: %d %+v, %d jobs", status, eb, len(jobs))
@@ -226,28 +221,35 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// A job whose record cannot be read has an owner no one can tell: another
-// member may not remove it, root may.
-func TestServer_BadRecord_OwnerUnknown(t *testing.T) {
-	needRoot(t)
-	dir, good, bad := stateWithBadRecord(t, sourcesOf("127.0.0.1:1"))
-	d, err := Open(Config{StateDir: dir, Logger: quietLog()})
+// partialFile returns the path of the partial file in dir, or "" when
+// there is none.
+func partialFile(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	asBob, asRoot := controlAs(t, d, bob), controlAs(t, d, root)
-	// The good job has nowhere to download from; pause it to keep it
-	// still.
-	if status, eb := asRoot.do("POST", fmt.Sprintf("/v1/jobs/%d/pause", good), "", nil); status != http.StatusOK {
-		t.Fatalf("pause: %d %+v", status, eb)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".idmpart") {
+			return filepath.Join(dir, e.Name())
+		}
 	}
+	return ""
+}
+
+// A job whose record cannot be read has an owner no one can tell: another
+// member may not remove it, root may.
+func TestServer_BadRecord_OwnerUnknown(t *testing.T) {
+	usertest.NeedRoot(t)
+	dir, bad := stateWithBadRecord(t)
+	d := openDaemon(t, daemon.Config{StateDir: dir})
+	asBob, asRoot := controlAs(t, d, bob), controlAs(t, d, root)
 	url := fmt.Sprintf("/v1/jobs/%d", bad)
 	says := fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", bad)
 	if status, eb := asBob.do("DELETE", url, "", nil); status != http.StatusForbidden || eb.Code != api.CodePermissionDenied || eb.Error != says {
 		t.Errorf("bob removes the job that cannot be read: %d %+v, want 403 %s saying %q", status, eb, api.CodePermissionDenied, says)
 	}
-	if _, err := d.db.Get(bad); !errors.Is(err, store.ErrBadRecord) {
+	if _, err := d.Job(bad); !errors.Is(err, store.ErrBadRecord) {
 		t.Errorf("after bob's refused remove the job reads %v, want it still there and unreadable", err)
 	}
 	if status, eb := asRoot.do("DELETE", url, "", nil); status != http.StatusNoContent {

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package daemon
+package socket
 
 func umask(int) int { return 0 }

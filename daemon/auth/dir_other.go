@@ -1,17 +1,12 @@
 //go:build !linux
 
-package daemon
+package auth
 
 import (
 	"io/fs"
-	"net"
 
 	"github.com/idmproject/idm/store"
 )
-
-// peerCred is not implemented here: callers are unknown, so the socket's
-// mode and group are the only guard and no directory is checked for them.
-func peerCred(net.Conn) (Peer, bool) { return Peer{}, false }
 
 // fileOwner is not implemented here; a check that needs it refuses.
 func fileOwner(fs.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }

@@ -1,32 +1,28 @@
-package daemon
+package socket
 
 import (
-	"encoding/binary"
-	"errors"
-	"io/fs"
 	"net"
 	"os/user"
 	"strconv"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/idmproject/idm/store"
+	"github.com/idmproject/idm/daemon/auth"
 )
 
 // peerCred reads the credentials of the process at the other end of a Unix
 // socket connection: SO_PEERCRED for its user, group and process, and
 // SO_PEERGROUPS for its supplementary groups. Both are what the process had
 // when it connected.
-func peerCred(c net.Conn) (Peer, bool) {
+func peerCred(c net.Conn) (auth.Peer, bool) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return Peer{}, false
+		return auth.Peer{}, false
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return Peer{}, false
+		return auth.Peer{}, false
 	}
 	var (
 		cred       *unix.Ucred
@@ -39,9 +35,9 @@ func peerCred(c net.Conn) (Peer, bool) {
 			groups, gerr = peerGroups(int(fd))
 		}
 	}); err != nil || cerr != nil {
-		return Peer{}, false
+		return auth.Peer{}, false
 	}
-	p := Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}
+	p := auth.Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}
 	if gerr != nil {
 		// SO_PEERGROUPS came with Linux 4.13. Before, the user database
 		// is the best there is: it misses a group the process took up
@@ -94,65 +90,4 @@ func userGroups(uid int) []int {
 		}
 	}
 	return groups
-}
-
-// fileOwner returns the user and group that own a file.
-func fileOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, 0, false
-	}
-	return int(st.Uid), int(st.Gid), true
-}
-
-// dirIdentity returns the device and inode of a directory.
-func dirIdentity(fi fs.FileInfo) store.FileID {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return store.FileID{}
-	}
-	return store.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
-}
-
-// The POSIX ACL as Linux stores it in the extended attribute
-// system.posix_acl_access: a little-endian 32-bit version, then entries
-// of a 16-bit tag, 16-bit permissions and 32-bit ID.
-const (
-	aclXattr   = "system.posix_acl_access"
-	aclVersion = 2
-)
-
-// readACL returns the access ACL of the file at path, or nil when it has
-// none beyond its mode bits (or the file system has no ACLs).
-func readACL(path string) ([]aclEntry, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Getxattr(path, aclXattr, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return parseACL(buf[:n])
-	}
-}
-
-func parseACL(b []byte) ([]aclEntry, error) {
-	if len(b) < 4 || (len(b)-4)%8 != 0 || binary.LittleEndian.Uint32(b) != aclVersion {
-		return nil, errors.New("malformed POSIX ACL")
-	}
-	var acl []aclEntry
-	for b = b[4:]; len(b) > 0; b = b[8:] {
-		acl = append(acl, aclEntry{
-			tag:  binary.LittleEndian.Uint16(b),
-			perm: binary.LittleEndian.Uint16(b[2:]) & 7,
-			id:   int(binary.LittleEndian.Uint32(b[4:])),
-		})
-	}
-	return acl, nil
 }

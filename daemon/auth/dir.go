@@ -1,4 +1,4 @@
-package daemon
+package auth
 
 import (
 	"errors"
@@ -19,12 +19,32 @@ import (
 // the global limit by a caller that is neither root nor the daemon's user.
 var ErrDenied = errors.New("permission denied")
 
-// deniedError is a refusal that says all in its own words: its message
-// does not begin with ErrDenied's.
-type deniedError struct{ msg string }
+// ErrBadDir reports an output directory that cannot be used whoever
+// asks: it does not exist, is not a directory, or cannot be looked at.
+var ErrBadDir = errors.New("output directory cannot be used")
 
-func (e *deniedError) Error() string { return e.msg }
-func (e *deniedError) Unwrap() error { return ErrDenied }
+// DeniedError is a refusal that says all in its own words: its message
+// does not begin with ErrDenied's, which it wraps.
+type DeniedError struct {
+	// Msg is the refusal's one line.
+	Msg string
+}
+
+func (e *DeniedError) Error() string { return e.Msg }
+
+// Unwrap returns ErrDenied.
+func (e *DeniedError) Unwrap() error { return ErrDenied }
+
+// badDir is an output directory that cannot be used: its message is its
+// own, and it wraps ErrBadDir.
+type badDir struct{ msg string }
+
+func (e *badDir) Error() string { return e.msg }
+func (e *badDir) Unwrap() error { return ErrBadDir }
+
+func badDirf(format string, args ...any) error {
+	return &badDir{fmt.Sprintf(format, args...)}
+}
 
 // Permission bits of one class (owner, group or other) of a file's mode.
 const (
@@ -49,19 +69,19 @@ type aclEntry struct {
 	id   int    // the user or group of a named entry
 }
 
-// mustCheck reports whether the daemon checks o's permissions itself. Not
+// MustCheck reports whether the daemon checks o's permissions itself. Not
 // for root, who may write anywhere, nor for the daemon's own user, for
 // whom the kernel checks every file the daemon creates; nor for an unknown
 // owner, where the platform does not tell who the caller is (the socket's
 // mode is then the only guard).
-func mustCheck(o *store.Owner) bool {
+func MustCheck(o *store.Owner) bool {
 	return o != nil && o.UID != 0 && o.UID != os.Geteuid()
 }
 
 // maxLinks is how many symbolic links a path may go through, as on Linux.
 const maxLinks = 40
 
-// resolveDir checks an absolute, clean output directory and returns it
+// ResolveDir checks an absolute, clean output directory and returns it
 // with every symbolic link resolved, and its identity. With who, it also
 // checks that who may create a file in it, as the kernel would: it walks
 // the path as the kernel resolves it, one name at a time, following
@@ -98,7 +118,7 @@ const maxLinks = 40
 // replaced between the check and a write (renamed away, a link put in its
 // place) is for the write path to catch, against the identity returned
 // here and kept as the job's DirID.
-func resolveDir(dir string, who *store.Owner) (string, store.FileID, error) {
+func ResolveDir(dir string, who *store.Owner) (string, store.FileID, error) {
 	cur, links := "/", 0
 	rest := names(dir)
 	for len(rest) > 0 {
@@ -118,25 +138,25 @@ func resolveDir(dir string, who *store.Owner) (string, store.FileID, error) {
 		fi, err := os.Lstat(next)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return "", store.FileID{}, fmt.Errorf("%w: output directory %s does not exist", ErrInvalid, dir)
+			return "", store.FileID{}, badDirf("output directory %s does not exist", dir)
 		case err != nil:
-			return "", store.FileID{}, fmt.Errorf("%w: output directory %s: %v", ErrInvalid, dir, err)
+			return "", store.FileID{}, badDirf("output directory %s: %v", dir, err)
 		case fi.Mode()&fs.ModeSymlink != 0:
 			if links++; links > maxLinks {
-				return "", store.FileID{}, fmt.Errorf("%w: output directory %s: too many symbolic links", ErrInvalid, dir)
+				return "", store.FileID{}, badDirf("output directory %s: too many symbolic links", dir)
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
-				return "", store.FileID{}, fmt.Errorf("%w: output directory %s: %v", ErrInvalid, dir, err)
+				return "", store.FileID{}, badDirf("output directory %s: %v", dir, err)
 			}
 			if filepath.IsAbs(target) {
 				cur = "/"
 			}
 			rest = append(names(target), rest...)
 		case !fi.IsDir() && next == dir:
-			return "", store.FileID{}, fmt.Errorf("%w: output directory %s is not a directory", ErrInvalid, dir)
+			return "", store.FileID{}, badDirf("output directory %s is not a directory", dir)
 		case !fi.IsDir():
-			return "", store.FileID{}, fmt.Errorf("%w: output directory %s: %s is not a directory", ErrInvalid, dir, next)
+			return "", store.FileID{}, badDirf("output directory %s: %s is not a directory", dir, next)
 		default:
 			cur = next
 		}
@@ -146,7 +166,7 @@ func resolveDir(dir string, who *store.Owner) (string, store.FileID, error) {
 	}
 	fi, err := os.Stat(cur)
 	if err != nil {
-		return "", store.FileID{}, fmt.Errorf("%w: output directory %s: %v", ErrInvalid, dir, err)
+		return "", store.FileID{}, badDirf("output directory %s: %v", dir, err)
 	}
 	return cur, dirIdentity(fi), nil
 }
@@ -171,7 +191,7 @@ func checkDir(who *store.Owner, asked, path string, want uint16) error {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%w: output directory %s: %v", ErrInvalid, asked, err)
+		return badDirf("output directory %s: %v", asked, err)
 	}
 	err = may(who, path, fi, want)
 	if err == nil {
@@ -209,7 +229,7 @@ func may(who *store.Owner, path string, fi fs.FileInfo, want uint16) error {
 
 // permits reports whether who has every permission of want on a file of
 // the given owner, group, mode and access ACL (nil for none), by the
-// kernel's rules (see resolveDir).
+// kernel's rules (see ResolveDir).
 func permits(who *store.Owner, uid, gid int, mode fs.FileMode, acl []aclEntry, want uint16) bool {
 	if who.UID == 0 {
 		return true

@@ -1,7 +1,6 @@
-package daemon
+package auth
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -14,46 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )
-
-// needRoot skips a test that must create files for other users or act as
-// them.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it makes directories owned by other users and runs processes as them")
-	}
-}
-
-// reachableTempDir returns a new temporary directory that every user may
-// search, as t.TempDir's are not for root.
-func reachableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, p := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// mkdir makes a directory with exactly this owner, group and mode.
-func mkdir(t *testing.T, path string, uid, gid int, mode fs.FileMode) string {
-	t.Helper()
-	if err := os.Mkdir(path, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // setACL gives path an access ACL, in the order the kernel wants; the
 // kernel sets the mode's group bits to the mask.
@@ -93,23 +55,23 @@ func credential(o *store.Owner) *syscall.Credential {
 	return c
 }
 
-// resolveDir against the kernel: for every user and directory, the check
+// ResolveDir against the kernel: for every user and directory, the check
 // answers as the kernel does when that user creates a file there, and
 // the resolved path is the one filepath.EvalSymlinks gives.
 func TestResolveDir_AsTheKernel(t *testing.T) {
-	needRoot(t)
-	base := reachableTempDir(t)
+	usertest.NeedRoot(t)
+	base := usertest.ReachableTempDir(t)
 	at := func(name string) string { return filepath.Join(base, name) }
-	mkdir(t, at("open"), 0, 0, 0o777)
-	mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid)
-	mkdir(t, at("sticky"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
-	mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
-	mkdir(t, at("rootonly"), 0, 0, 0o700)
-	mkdir(t, at("hidden"), 0, 0, 0o700)
-	mkdir(t, at("hidden/inner"), 0, 0, 0o777)
-	mkdir(t, at("other"), 0, gidOther, 0o770)
-	mkdir(t, at("anns"), uidAnn, uidAnn, 0o700)
-	mkdir(t, at("annro"), uidAnn, gidShared, 0o570)
+	usertest.Mkdir(t, at("open"), 0, 0, 0o777)
+	usertest.Mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid)
+	usertest.Mkdir(t, at("sticky"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	usertest.Mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	usertest.Mkdir(t, at("rootonly"), 0, 0, 0o700)
+	usertest.Mkdir(t, at("hidden"), 0, 0, 0o700)
+	usertest.Mkdir(t, at("hidden/inner"), 0, 0, 0o777)
+	usertest.Mkdir(t, at("other"), 0, gidOther, 0o770)
+	usertest.Mkdir(t, at("anns"), uidAnn, uidAnn, 0o700)
+	usertest.Mkdir(t, at("annro"), uidAnn, gidShared, 0o570)
 	// Links a member could plant in the shared directory.
 	os.Symlink("../rootonly", at("shared/to-rootonly"))
 	os.Symlink(at("hidden/inner"), at("shared/to-hidden"))
@@ -152,7 +114,7 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 	}
 	// ACLs, where the file system has them.
 	aclDir := func(name string, mode fs.FileMode, entries ...aclEntry) bool {
-		mkdir(t, at(name), 0, 0, mode)
+		usertest.Mkdir(t, at(name), 0, 0, mode)
 		err := setACL(at(name), entries...)
 		if errors.Is(err, unix.ENOTSUP) {
 			t.Logf("no POSIX ACLs on this file system: %v", err)
@@ -179,7 +141,7 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 	}
 	for _, r := range rows {
 		dir := at(r.dir)
-		got, id, err := resolveDir(dir, r.who)
+		got, id, err := ResolveDir(dir, r.who)
 		if kernel := kernelAllows(t, r.who, dir); kernel != r.ok {
 			t.Errorf("uid %d in %s: the kernel says %v, the test expects %v", r.who.UID, r.dir, kernel, r.ok)
 		}
@@ -198,73 +160,5 @@ func TestResolveDir_AsTheKernel(t *testing.T) {
 		if got != want || id != dirIdentity(fi) || id == (store.FileID{}) {
 			t.Errorf("uid %d in %s: resolved to %s %+v, want %s %+v", r.who.UID, r.dir, got, id, want, dirIdentity(fi))
 		}
-	}
-}
-
-// The daemon checks the owner again each time a job starts: a job whose
-// directory its owner may no longer write to fails, saying why, when it
-// is resumed and when idmd starts again, and nothing is written there.
-func TestDaemon_Start_RechecksOwner(t *testing.T) {
-	needRoot(t)
-	base := reachableTempDir(t)
-	dir := mkdir(t, filepath.Join(base, "shared"), 0, gidShared, 0o775|fs.ModeSetgid)
-	state := t.TempDir()
-	d, err := Open(Config{StateDir: state, Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { d.Close() }()
-	asAnn := contextWithPeer(context.Background(), Peer{UID: ann.UID, GID: ann.GID, Groups: ann.Groups})
-	// Nobody listens on these: the jobs wait, retrying, until stopped.
-	create := func(port string) uint64 {
-		t.Helper()
-		j, _, err := d.Create(asAnn, api.CreateRequest{Sources: []string{"idm://127.0.0.1:" + port}, Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := d.db.Get(j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := os.Stat(dir)
-		if rec.Owner == nil || rec.Owner.UID != uidAnn || rec.DirID != dirIdentity(fi) {
-			t.Fatalf("job %d records owner %+v and directory %+v; want uid %d and %+v", j.ID, rec.Owner, rec.DirID, uidAnn, dirIdentity(fi))
-		}
-		return j.ID
-	}
-	paused := create("1")
-	if _, err := d.Pause(context.Background(), paused); err != nil {
-		t.Fatal(err)
-	}
-	running := create("2")
-
-	// ann's group loses write permission.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	failed := func(id uint64) {
-		t.Helper()
-		j, err := d.Job(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.State != api.StateFailed || !strings.Contains(j.LastError, "uid 64101 may not create files in "+dir) {
-			t.Errorf("job %d: %s (%q), want failed saying why", id, j.State, j.LastError)
-		}
-	}
-	if _, err := d.Resume(context.Background(), paused); err != nil {
-		t.Fatal(err)
-	}
-	failed(paused)
-
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d, err = Open(Config{StateDir: state, Logger: quietLog()}); err != nil {
-		t.Fatal(err)
-	}
-	failed(running)
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("refused jobs left files in %s: %v", dir, ents)
 	}
 }

@@ -1,0 +1,163 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/api"
+)
+
+// maxBody bounds a request body; every body the API takes is small.
+const maxBody = 1 << 20
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a small body strictly: unknown fields and trailing
+// data are errors.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON body: %v", err)
+	}
+	// More would miss a stray '}' or ']'; only the end of the body may
+	// follow the value.
+	switch _, err := dec.Token(); {
+	case err == nil:
+		return badRequest("malformed JSON body: more than one value")
+	case err != io.EOF:
+		return badRequest("malformed JSON body: data after the value: %v", err)
+	}
+	return nil
+}
+
+func jobID(r *http.Request) (uint64, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		return 0, &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: fmt.Sprintf("no such job: %q", r.PathValue("id"))}}
+	}
+	return id, nil
+}
+
+func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request) error {
+	return &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: "no such route: " + r.URL.Path}}
+}
+
+func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet)
+	}
+	return writeJSON(w, http.StatusOK, api.Version{Version: Version, API: api.APIVersion, PID: os.Getpid(), StateDir: s.StateDir})
+}
+
+func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+		jobs, err := s.Daemon.Jobs()
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, jobs)
+	case http.MethodPost:
+		var req api.CreateRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		j, created, err := s.Daemon.Create(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK // an existing job, resumed
+		if created {
+			status = http.StatusCreated
+		}
+		return writeJSON(w, status, j)
+	}
+	return methodNotAllowed(http.MethodGet, http.MethodPost)
+}
+
+func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet:
+		j, err := s.Daemon.Job(id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, j)
+	case http.MethodDelete:
+		if err := s.Daemon.Remove(r.Context(), id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return methodNotAllowed(http.MethodGet, http.MethodDelete)
+}
+
+// serveAction serves POST /v1/jobs/{id}/<action>.
+func (s *Server) serveAction(do func(*daemon.Daemon, context.Context, uint64) (api.Job, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := jobID(r)
+		if err != nil {
+			return err
+		}
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		j, err := do(s.Daemon, r.Context(), id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) serveJobLimit(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodPut {
+		return methodNotAllowed(http.MethodPut)
+	}
+	var req api.LimitRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	j, err := s.Daemon.SetJobLimit(r.Context(), id, req.Limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut:
+		var req api.LimitRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		if err := s.Daemon.SetLimit(r.Context(), req.Limit); err != nil {
+			return err
+		}
+	default:
+		return methodNotAllowed(http.MethodGet, http.MethodPut)
+	}
+	return writeJSON(w, http.StatusOK, api.LimitResponse{Limit: s.Daemon.Limit()})
+}
