@@ -408,3 +408,40 @@ func content(t *testing.T, path string) string {
 	}
 	return m.Root().String()
 }
+
+// idmctl limit ID RATE on a running job: the answer is the new limit,
+// status shows it while the job runs, and it is still the job's after
+// idmd stops and starts again, and after a kill -9 too.
+func TestJobLimitRunningAndAfterRestart(t *testing.T) {
+	file, _ := proctest.Sample(t, 16<<20, 6)
+	srv := proctest.StartServers(t, file, 2, "1M")
+	d := proctest.NewDaemon(t)
+	d.Start()
+	id := d.Add(t.TempDir(), srv)
+	d.WaitVerified(id, 0.05)
+	sid := strconv.FormatUint(id, 10)
+	r := d.Idmctl("limit", sid, "300Ki")
+	if r.Code != 0 || r.Stdout != "job "+sid+" limit: 300.0 KiB/s (307200 B/s)\n" {
+		t.Fatalf("limit: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if j := d.Job(id); j.Limit != 300<<10 || j.State != api.StateDownloading {
+		t.Fatalf("right after: limit %d, state %s; want %d while downloading", j.Limit, j.State, 300<<10)
+	}
+	// Let the transfer checkpoint a few times: none may write the old
+	// limit back.
+	v := d.Job(id).Progress.Verified
+	proctest.WaitFor(t, "more progress", time.Minute, func() bool { return d.Job(id).Progress.Verified > v+1<<20 })
+	d.Stop()
+	d.Start()
+	if j := d.Job(id); j.Limit != 300<<10 {
+		t.Fatalf("after a restart the limit is %d, want %d", j.Limit, 300<<10)
+	}
+	if r := d.Idmctl("limit", sid, "off"); r.Code != 0 {
+		t.Fatalf("limit off: exit %d: %s", r.Code, r.Stderr)
+	}
+	d.Kill()
+	d.Start()
+	if j := d.Job(id); j.Limit != 0 {
+		t.Fatalf("after a kill and a restart the limit is %d, want none", j.Limit)
+	}
+}

@@ -410,7 +410,7 @@ func (db *DB) Next(after uint64) (*Record, error) {
 // Put replaces the stored record of job r.ID with r and sets r.Updated. It
 // fails with an error wrapping ErrNotFound if there is no such job, and
 // with one wrapping ErrIdentity if r's size, segment size or content hash
-// differ from the stored record's; those change only through SetManifest.
+// differ from the stored record's; those change only through SetIdentity.
 func (db *DB) Put(r *Record) error {
 	if err := db.write(r, nil); err != nil {
 		return fmt.Errorf("put job %d: %w", r.ID, err)
@@ -418,22 +418,45 @@ func (db *DB) Put(r *Record) error {
 	return nil
 }
 
-// Save writes r and its bitmap bm in one transaction and sets r.Updated;
-// it is the daemon's periodic flush of a running job. It refuses, with an
-// error wrapping ErrIdentity, a bitmap whose length is not
-// r.SegmentCount() and a record whose identity differs from the stored one,
-// and fails with an error wrapping ErrNotFound if there is no such job.
-func (db *DB) Save(r *Record, bm *Bitmap) error {
-	if bm == nil {
-		return fmt.Errorf("save job %d: nil bitmap", r.ID)
+// Change applies fn to job id's stored record and stores the result, in
+// one transaction, and returns the record as stored. It is how the daemon
+// writes the fields it owns (the state, the limit) while the job's
+// transfer checkpoints its progress beside it: neither overwrites the
+// other's fields with a stale copy. Nothing is written when fn fails; its
+// error is returned as it is. A change to the record's ID or identity (its
+// size, piece length, algorithm or root) is refused with ErrIdentity. It
+// fails with an error wrapping ErrNotFound if there is no such job.
+func (db *DB) Change(id uint64, fn func(*Record) error) (*Record, error) {
+	var out *Record
+	var fnErr error
+	err := db.update(func(tx *bbolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		old := *r
+		if fnErr = fn(r); fnErr != nil {
+			return fnErr
+		}
+		if r.ID != id || !sameIdentity(&old, r) {
+			return fmt.Errorf("record changes ID, size, segment size or content hash: %w", ErrIdentity)
+		}
+		if err := r.validate(); err != nil {
+			return err
+		}
+		out = r
+		return putRecord(tx, r)
+	})
+	switch {
+	case fnErr != nil:
+		return nil, fnErr
+	case err != nil:
+		return nil, fmt.Errorf("change job %d: %w", id, err)
 	}
-	if err := db.write(r, bm); err != nil {
-		return fmt.Errorf("save job %d: %w", r.ID, err)
-	}
-	return nil
+	return out, nil
 }
 
-// write is Put, and Save when bm is not nil.
+// write is Put, writing bm too when it is not nil.
 func (db *DB) write(r *Record, bm *Bitmap) error {
 	if err := r.validate(); err != nil {
 		return err

@@ -490,7 +490,7 @@ func TestDB_Create_IDsNotReused(t *testing.T) {
 	}
 }
 
-func TestDB_Save(t *testing.T) {
+func TestDB_Checkpoint(t *testing.T) {
 	db, path := openTestDB(t)
 	r := testRecord()
 	if err := db.Create(r, nil); err != nil {
@@ -499,9 +499,8 @@ func TestDB_Save(t *testing.T) {
 	bm := NewBitmap(r.SegmentCount())
 	bm.Set(0)
 	bm.Set(9)
-	r.State = "downloading"
 	r.Verified = 200
-	if err := db.Save(r, bm); err != nil {
+	if err := db.Checkpoint(r.ID, &Checkpoint{Verified: r.Verified, Done: bm}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -510,17 +509,18 @@ func TestDB_Save(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Updated = got.Updated
 	checkRecord(t, got, r)
 	gotBM, err := db.Bitmap(r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gotBM.Len() != 10 || gotBM.Count() != 2 || !gotBM.Has(0) || !gotBM.Has(9) {
-		t.Errorf("saved bitmap has Len %d, Count %d", gotBM.Len(), gotBM.Count())
+		t.Errorf("recorded bitmap has Len %d, Count %d", gotBM.Len(), gotBM.Count())
 	}
 }
 
-func TestDB_Save_LengthMismatch(t *testing.T) {
+func TestDB_Checkpoint_LengthMismatch(t *testing.T) {
 	db, _ := openTestDB(t)
 	r := testRecord()
 	if err := db.Create(r, nil); err != nil {
@@ -531,35 +531,28 @@ func TestDB_Save_LengthMismatch(t *testing.T) {
 		for i := range n {
 			bm.Set(i)
 		}
-		c := *r
-		c.State = "completed"
-		if err := db.Save(&c, bm); !errors.Is(err, ErrIdentity) {
-			t.Errorf("Save with a %d-bit bitmap for 10 segments: %v, want ErrIdentity", n, err)
+		if err := db.Checkpoint(r.ID, &Checkpoint{Verified: int64(n), Done: bm}); !errors.Is(err, ErrIdentity) {
+			t.Errorf("Checkpoint with a %d-bit bitmap for 10 segments: %v, want ErrIdentity", n, err)
 		}
-	}
-	if err := db.Save(r, nil); err == nil {
-		t.Error("Save with a nil bitmap succeeded")
 	}
 	got, _ := db.Get(r.ID)
 	checkRecord(t, got, r)
 	if bm, _ := db.Bitmap(r.ID); bm.Len() != 10 || bm.Count() != 0 {
-		t.Errorf("refused Saves changed the bitmap to Len %d, Count %d", bm.Len(), bm.Count())
+		t.Errorf("refused checkpoints changed the bitmap to Len %d, Count %d", bm.Len(), bm.Count())
 	}
 }
 
-func TestDB_Save_NotFound(t *testing.T) {
+func TestDB_Checkpoint_NotFound(t *testing.T) {
 	db, _ := openTestDB(t)
-	r := testRecord()
-	r.ID = 7
-	if err := db.Save(r, NewBitmap(10)); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Save of an unknown job: %v, want ErrNotFound", err)
+	if err := db.Checkpoint(7, &Checkpoint{Done: NewBitmap(10)}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Checkpoint of an unknown job: %v, want ErrNotFound", err)
 	}
 }
 
-// TestDB_Save_Atomic saves a job over and over, keeping its Verified count
+// TestDB_Checkpoint_Atomic records a job's progress over and over, keeping its Verified count
 // equal to the bits set in its bitmap, while a reader checks, in single
 // read transactions, that it never sees one without the other.
-func TestDB_Save_Atomic(t *testing.T) {
+func TestDB_Checkpoint_Atomic(t *testing.T) {
 	db, _ := openTestDB(t)
 	db.bolt.NoSync = true // a test of visibility, not durability
 	r := testRecord()
@@ -605,7 +598,7 @@ func TestDB_Save_Atomic(t *testing.T) {
 	for i := range 256 {
 		bm.Set(i)
 		r.Verified++
-		if err := db.Save(r, bm); err != nil {
+		if err := db.Checkpoint(r.ID, &Checkpoint{Verified: r.Verified, Done: bm}); err != nil {
 			t.Error(err)
 			break
 		}
@@ -763,7 +756,7 @@ func BenchmarkDB_List1000(b *testing.B) {
 	}
 }
 
-func BenchmarkDB_Save(b *testing.B) {
+func BenchmarkDB_Checkpoint(b *testing.B) {
 	db, _ := openTestDB(b)
 	r := testRecord()
 	r.Size, r.SegmentSize = 256<<20, 1<<20
@@ -776,9 +769,66 @@ func BenchmarkDB_Save(b *testing.B) {
 	for b.Loop() {
 		bm.Set(i % 256)
 		r.Verified = int64(bm.Count()) << 20
-		if err := db.Save(r, bm); err != nil {
+		if err := db.Checkpoint(r.ID, &Checkpoint{Verified: r.Verified, Done: bm}); err != nil {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// Change writes what its function changes and nothing else: a field the
+// transfer recorded meanwhile survives, and a refused change writes
+// nothing.
+func TestDB_Change(t *testing.T) {
+	db, path := openTestDB(t)
+	r := testRecord()
+	if err := db.Create(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The transfer records progress; the caller's copy of r is now stale.
+	if err := db.Checkpoint(r.ID, &Checkpoint{Verified: 300, Fetched: 400}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Change(r.ID, func(c *Record) error {
+		c.State, c.Limit = "paused", 1000
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "paused" || got.Limit != 1000 || got.Verified != 300 || got.Fetched != 400 {
+		t.Errorf("Change returned %+v, want the new state and limit beside the checkpoint", got)
+	}
+	db.Close()
+	db = reopen(t, path)
+	stored, err := db.Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != "paused" || stored.Limit != 1000 || stored.Verified != 300 || !stored.Updated.Equal(got.Updated) {
+		t.Errorf("stored %+v, want what Change returned", stored)
+	}
+
+	boom := errors.New("boom")
+	if _, err := db.Change(r.ID, func(c *Record) error { c.State = "failed"; return boom }); err != boom {
+		t.Errorf("Change whose function fails = %v, want its error", err)
+	}
+	for name, fn := range map[string]func(*Record){
+		"size":  func(c *Record) { c.Size++ },
+		"root":  func(c *Record) { c.Root[0] ^= 1 },
+		"algo":  func(c *Record) { c.Algo = "sha-1" },
+		"own":   func(c *Record) { c.OwnPieces = !c.OwnPieces },
+		"id":    func(c *Record) { c.ID++ },
+		"valid": func(c *Record) { c.Sources = nil },
+	} {
+		if _, err := db.Change(r.ID, func(c *Record) error { c.State = "failed"; fn(c); return nil }); err == nil {
+			t.Errorf("Change of the %s written", name)
+		}
+	}
+	if _, err := db.Change(99, func(*Record) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Change of an unknown job = %v, want ErrNotFound", err)
+	}
+	if after, _ := db.Get(r.ID); after.State != "paused" {
+		t.Errorf("refused changes left state %q, want paused", after.State)
 	}
 }

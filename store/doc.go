@@ -5,14 +5,22 @@ Package store persists the download daemon's state in one bbolt file.
 
 For each job the database holds three things: its [Record], the job as the
 daemon sees it, encoded as JSON; its completion [Bitmap], one bit per
-segment, set once the segment has been received and verified; and its
-segment hashes, the concatenated 32-byte hashes from the job's manifest.
-The store gives these no meaning beyond keeping them consistent with each
-other: it knows nothing of the download engine, the wire protocol or the
-command line. A job's size, segment size and content hash are its identity;
-they change only through [DB.SetManifest], and a bitmap is written only
-with a record of the same segment count, so that saved progress can never
-be applied to a different file.
+segment (piece), set once the piece has been received and verified; and
+its piece hashes, concatenated, as its sources published them or as the
+engine took them itself. The store gives these no meaning beyond keeping
+them consistent with each other: it knows nothing of the download engine,
+the wire protocol or the command line. A job's size, piece length, hash
+algorithm and root are its identity; they change only through
+[DB.SetIdentity], and a bitmap is written only with a record of the same
+piece count, so that saved progress can never be applied to a different
+file.
+
+Each field of a record has one writer. The daemon's job queue writes the
+fields it owns with [DB.Create], [DB.Change] and [DB.Delete]; a running
+job's transfer reports through [DB.SetIdentity], [DB.SetPart],
+[DB.Checkpoint] and [DB.Publish], which touch only the file's identity
+and the progress. Each is one read-modify-write transaction, so neither
+writer can overwrite the other's fields with a stale copy.
 
 # Buckets and keys
 
@@ -70,8 +78,8 @@ for [Options.Timeout], once for its read-only check and once more to open
 the file for writing, and then fails with [ErrLocked]. Check takes a
 shared lock, which an open DB holds off. Every write is a
 transaction that is synced to disk before the method returns, so each write
-costs an fsync; the daemon saves each running job about once a second rather
-than on every segment. A DB is safe for concurrent use, but
+costs an fsync; a running job checkpoints about once a second rather
+than on every piece. A DB is safe for concurrent use, but
 a [Bitmap] is not.
 */
 package store

@@ -12,10 +12,9 @@ import (
 // fields no meaning beyond what is needed to keep a job's bitmap and hashes
 // consistent with it; the daemon owns the rest.
 //
-// Size, SegmentSize and Content are the job's identity: once the manifest
-// is known (SegmentSize > 0) they change only through [DB.SetManifest], and
-// [DB.Put] and [DB.Save] refuse a Record whose identity differs from the
-// stored one.
+// Size, SegmentSize, Algo, Root, OwnPieces and Content are the job's
+// identity: they change only through [DB.SetIdentity], and [DB.Put] and
+// [DB.Change] refuse a Record whose identity differs from the stored one.
 type Record struct {
 	// ID is the job's number, assigned by [DB.Create]. IDs start at 1 and
 	// are never reused.
@@ -64,9 +63,9 @@ type Record struct {
 	// trusted only for the pieces the bitmap holds.
 	OwnPieces bool `json:"own_pieces,omitempty"`
 
-	// State is the job's state, owned by the daemon: "queued",
-	// "downloading", "waiting", "paused", "completed", "failed" or
-	// "cancelled". The store does not interpret it.
+	// State is the job's state, owned by the daemon's job queue
+	// (package daemon/jobs says what the words mean). The store does not
+	// interpret it.
 	State string `json:"state"`
 
 	// LastError is the last error that stopped or slowed the job, if any.
@@ -78,8 +77,7 @@ type Record struct {
 	// Created is when the job was created. Create sets it if it is zero.
 	Created time.Time `json:"created"`
 
-	// Updated is when the record was last written. Create, Put and Save
-	// set it.
+	// Updated is when the record was last written. Every write sets it.
 	Updated time.Time `json:"updated"`
 
 	// Finished is when the job completed, failed or was cancelled; zero
@@ -290,5 +288,6 @@ func (r *Record) validate() error {
 
 // sameIdentity reports whether a and b describe the same file.
 func sameIdentity(a, b *Record) bool {
-	return a.Size == b.Size && a.SegmentSize == b.SegmentSize && a.Content == b.Content
+	return a.Size == b.Size && a.SegmentSize == b.SegmentSize && a.Content == b.Content &&
+		a.Root == b.Root && a.Algo == b.Algo && a.OwnPieces == b.OwnPieces
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"io/fs"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/store"
 )
@@ -46,9 +46,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if flags.NArg() > 0 {
 		return fail("unexpected argument %q", flags.Arg(0))
 	}
-	rep, err := daemon.CheckState(*stateDir)
+	rep, err := jobs.CheckState(*stateDir)
 	switch {
-	case errors.Is(err, daemon.ErrLocked):
+	case errors.Is(err, jobs.ErrLocked):
 		fmt.Fprintf(stderr, "idmd check: idmd is running on the state directory %s; stop it first\n", *stateDir)
 		return 1
 	case errors.Is(err, fs.ErrNotExist):

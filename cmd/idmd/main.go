@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/localapi"
@@ -152,13 +152,15 @@ func runDaemon(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idmd:", err)
 		return 1
 	}
-	d, err := daemon.Open(daemon.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall})
+	// SIGTERM must end the process within 5 seconds: 2 for requests
+	// under way, 3 for the transfers to checkpoint.
+	q, err := jobs.Open(jobs.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall, CloseTimeout: 3 * time.Second})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
-	srv := &localapi.Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
+	srv := &localapi.Server{Queue: q, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("idmd running", "version", localapi.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
@@ -170,13 +172,11 @@ func runDaemon(args []string, stderr io.Writer) int {
 		log.Error("control socket failed", "err", err)
 		status = 1
 	}
-	// SIGTERM must end the process within 5 seconds: 2 for requests
-	// under way, the rest for the transfers to flush. Shutdown stops the
-	// server even if Serve has not started yet.
+	// Shutdown stops the server even if Serve has not started yet.
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
-	if err := d.Close(); err != nil {
+	if err := q.Close(); err != nil {
 		log.Error("close state", "err", err)
 		status = 1
 	}

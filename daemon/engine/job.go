@@ -151,6 +151,12 @@ func stateOf(st store.SourceStat) SourceState {
 // Progress is a snapshot of a transfer.
 type Progress struct {
 	Phase Phase
+	// Name is the file's name in the job's directory, once decided.
+	Name string
+	// Root is the file's identity, once known; zero while it is not, and
+	// for a file whose piece hashes are the engine's own, whose root says
+	// nothing until every piece is hashed.
+	Root identity.Hash
 	// Size is the file's size, 0 until known.
 	Size int64
 	// Verified counts the bytes of verified pieces; Fetched every byte

@@ -267,7 +267,7 @@ func (tr *Transfer) crash() {
 func (tr *Transfer) Progress() Progress {
 	t := tr.t.Load()
 	if t == nil {
-		p := Progress{Phase: Starting, Verified: tr.Job.Verified, Fetched: tr.Job.Fetched, Time: time.Now()}
+		p := Progress{Phase: Starting, Name: tr.Job.Name, Verified: tr.Job.Verified, Fetched: tr.Job.Fetched, Time: time.Now()}
 		if tr.Job.File != nil {
 			p.Size = tr.Job.File.Size
 		}
@@ -293,9 +293,12 @@ func (t *transfer) progress(now time.Time) Progress {
 		Time:     now,
 	}
 	t.mu.Lock()
-	p.Phase = t.phase
+	p.Phase, p.Name = t.phase, t.name
 	if t.file != nil {
 		p.Size = t.file.Size
+		if !t.own {
+			p.Root = t.summary.Root
+		}
 	}
 	t.mu.Unlock()
 	up, connecting := false, false

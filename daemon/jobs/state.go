@@ -1,9 +1,6 @@
 package jobs
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // State is where a job stands. Every change of state is an Event applied
 // through the table below, and nowhere else.
@@ -46,18 +43,15 @@ var transitions = [...]map[Event]State{
 	Cancelled: {Cancel: Cancelled},
 }
 
-// ErrConflict reports an operation the job's state does not allow.
-var ErrConflict = errors.New("not possible in the job's state")
-
-// On returns the state event e leads to from s, or an error that wraps
-// ErrConflict when s does not allow it.
-func (s State) On(e Event) (State, error) {
+// On returns the state event e leads to from s; ok is false when s does
+// not allow e, and the job stays as it is.
+func (s State) On(e Event) (next State, ok bool) {
 	if int(s) < len(transitions) {
 		if next, ok := transitions[s][e]; ok {
-			return next, nil
+			return next, true
 		}
 	}
-	return s, fmt.Errorf("%w: cannot %s a job that is %s", ErrConflict, e, s)
+	return s, false
 }
 
 // Final reports whether nothing can happen to a job in state s but its

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/internal/usertest"
@@ -33,10 +33,10 @@ var ann, bob, root = usertest.Ann, usertest.Bob, usertest.Root
 
 // controlAs serves a daemon's API on a socket open to everyone, for the
 // members of gidShared, and returns a client that calls it as who.
-func controlAs(t *testing.T, d *daemon.Daemon, who *store.Owner) *apiClient {
+func controlAs(t *testing.T, d *jobs.Queue, who *store.Owner) *apiClient {
 	t.Helper()
 	sock := filepath.Join(usertest.ReachableTempDir(t), "idmd.sock")
-	serve(t, &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}, sock, 0o666)
+	serve(t, &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: gidShared}, Logger: quietLog()}, sock, 0o666)
 	return &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return usertest.DialAs(who, sock) },
 	}}}
@@ -56,7 +56,7 @@ func TestServer_Create_DirDenied(t *testing.T) {
 	usertest.Mkdir(t, at("shared"), 0, gidShared, 0o775|fs.ModeSetgid|fs.ModeSticky)
 	os.Symlink("../rootonly", at("shared/planted"))
 
-	d := openDaemon(t, daemon.Config{})
+	d := openQueue(t, jobs.Config{})
 	c := controlAs(t, d, ann)
 	create := func(dir string, out any) (int, api.ErrorBody) {
 		// Nobody listens there: an accepted job waits.
@@ -77,8 +77,8 @@ func TestServer_Create_DirDenied(t *testing.T) {
 			t.Errorf("a refused request left files in %s: %v", dir, ents)
 		}
 	}
-	if jobs, _ := d.Jobs(); len(jobs) != 0 {
-		t.Fatalf("refused requests queued %d jobs", len(jobs))
+	if all := d.Jobs(); len(all) != 0 {
+		t.Fatalf("refused requests queued %d jobs", len(all))
 	}
 
 	var j api.Job

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 )
 
@@ -13,7 +13,7 @@ import (
 // an error answer that says so, and the job can be removed.
 func TestServer_BadRecord(t *testing.T) {
 	dir, bad := stateWithBadRecord(t)
-	_, c := startControl(t, daemon.Config{StateDir: dir})
+	_, c := startControl(t, jobs.Config{StateDir: dir})
 	url := fmt.Sprintf("/v1/jobs/%d", bad)
 	status, eb := c.do("GET", url, "", nil)
 	if status != 500 || !strings.Contains(eb.Error, "cannot be read") {

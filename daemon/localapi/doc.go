@@ -5,7 +5,7 @@
 // Each request is first checked against the server's auth.Access, with
 // the caller that package daemon/socket attached to the request's
 // context; a handler then checks the method, and hands the work to the
-// job queue, a *daemon.Daemon, with the request's context, which carries
+// job queue, a *jobs.Queue, with the request's context, which carries
 // the caller for the job queue's own checks. A handler returns an error
 // instead of writing one: writeError turns the job queue's errors into
 // the status and code the API documents.

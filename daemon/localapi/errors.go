@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 )
@@ -28,18 +28,18 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = &apiError{http.StatusInternalServerError, api.ErrorBody{Code: api.CodeInternal, Error: err.Error()}}
 		switch {
-		case errors.Is(err, daemon.ErrNotFound):
+		case errors.Is(err, jobs.ErrNotFound):
 			ae.status, ae.body.Code = http.StatusNotFound, api.CodeNotFound
 		case errors.Is(err, auth.ErrDenied):
 			ae.status, ae.body.Code = http.StatusForbidden, api.CodePermissionDenied
-		case errors.Is(err, daemon.ErrInvalid):
+		case errors.Is(err, jobs.ErrInvalid):
 			ae.status, ae.body.Code = http.StatusBadRequest, api.CodeBadRequest
-		case errors.Is(err, daemon.ErrExists):
+		case errors.Is(err, jobs.ErrExists):
 			ae.status, ae.body.Code = http.StatusConflict, api.CodeExists
-			ae.body.Job, _ = daemon.ExistingJob(err)
-		case errors.Is(err, daemon.ErrConflict):
+			ae.body.Job, _ = jobs.ExistingJob(err)
+		case errors.Is(err, jobs.ErrConflict):
 			ae.status, ae.body.Code = http.StatusConflict, api.CodeConflict
-		case errors.Is(err, daemon.ErrShutdown):
+		case errors.Is(err, jobs.ErrShutdown):
 			ae.status, ae.body.Code = http.StatusServiceUnavailable, api.CodeUnavailable
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 )
 
@@ -39,7 +39,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, id uint64) error
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(http.MethodGet)
 	}
-	sub, err := s.Daemon.Subscribe(id)
+	sub, err := s.Queue.Subscribe(id)
 	if err != nil {
 		return err
 	}
@@ -58,9 +58,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, id uint64) error
 	for {
 		e, err := sub.Next(r.Context())
 		if err != nil {
-			if errors.Is(err, daemon.ErrFellBehind) {
+			if errors.Is(err, jobs.ErrFellBehind) {
 				s.logger().Info("event stream dropped", "reason", err, "job", id)
-			} else if !errors.Is(err, daemon.ErrShutdown) && r.Context().Err() == nil {
+			} else if !errors.Is(err, jobs.ErrShutdown) && r.Context().Err() == nil {
 				s.logger().Error("event stream", "err", err)
 			}
 			return nil

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/store"
@@ -22,13 +22,13 @@ import (
 func TestServer_Events_DropsStalledClient(t *testing.T) {
 	// Jobs whose last error is long: their snapshot overfills the
 	// socket's buffer.
-	var jobs []*store.Record
+	var recs []*store.Record
 	for range 16 {
-		jobs = append(jobs, &store.Record{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir(), State: api.StatePaused, LastError: strings.Repeat("x", 64<<10)})
+		recs = append(recs, &store.Record{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir(), State: api.StatePaused, LastError: strings.Repeat("x", 64<<10)})
 	}
-	d := openDaemon(t, daemon.Config{StateDir: stateDir(t, jobs...)})
+	d := openQueue(t, jobs.Config{StateDir: stateDir(t, recs...)})
 	sock := filepath.Join(t.TempDir(), "idmd.sock")
-	serve(t, &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog(), EventWriteTimeout: 500 * time.Millisecond}, sock, 0o600)
+	serve(t, &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog(), EventWriteTimeout: 500 * time.Millisecond}, sock, 0o600)
 	cn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 )
@@ -35,7 +35,7 @@ var fuzzRoutes = []struct{ method, path string }{
 
 // FuzzServer_RequestBody sends the fuzz bytes as the body of a route
 // that takes one, through the real handlers of a Server over a real
-// Daemon. No body may make the daemon fail (5xx) or panic; a refused body
+// job queue. No body may make the daemon fail (5xx) or panic; a refused body
 // changes nothing; an accepted one is exactly one JSON value and does
 // what it says, and is then undone. One daemon serves the whole run of a
 // fuzzing process: a running job holds its only download slot, so that
@@ -63,7 +63,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 			held <- c
 		}
 	}()
-	d, err := daemon.Open(daemon.Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
+	d, err := jobs.Open(jobs.Config{StateDir: filepath.Join(sandbox, "state"), MaxActive: 1, StallTimeout: time.Hour, Logger: quietLog()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func FuzzServer_RequestBody(f *testing.F) {
 	if _, err := d.Pause(context.Background(), paused.ID); err != nil {
 		f.Fatal(err)
 	}
-	handler := (&Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
+	handler := (&Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}).routes()
 	// The requests come from the daemon's own user, as over the socket.
 	caller := auth.WithPeer(context.Background(), auth.Peer{UID: os.Geteuid(), GID: os.Getegid(), PID: os.Getpid()})
 	ids := []uint64{0, 0, running.ID, paused.ID, paused.ID + 1000}
@@ -222,14 +222,10 @@ func (s fuzzSnapshot) String() string {
 }
 
 // fuzzState takes a snapshot of the daemon and the output directory.
-func fuzzState(t *testing.T, d *daemon.Daemon, out string) fuzzSnapshot {
+func fuzzState(t *testing.T, d *jobs.Queue, out string) fuzzSnapshot {
 	t.Helper()
-	jobs, err := d.Jobs()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var b strings.Builder
-	for _, j := range jobs {
+	for _, j := range d.Jobs() {
 		fmt.Fprintf(&b, "[%d %s %s %q %d %q]", j.ID, j.State, strings.Join(j.Sources, ","), j.Dir, j.Limit, j.LastError)
 	}
 	ents, err := os.ReadDir(out)

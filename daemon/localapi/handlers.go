@@ -9,7 +9,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 )
 
@@ -63,17 +63,13 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
-		jobs, err := s.Daemon.Jobs()
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, jobs)
+		return writeJSON(w, http.StatusOK, s.Queue.Jobs())
 	case http.MethodPost:
 		var req api.CreateRequest
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
-		j, created, err := s.Daemon.Create(r.Context(), req)
+		j, created, err := s.Queue.Create(r.Context(), req)
 		if err != nil {
 			return err
 		}
@@ -93,13 +89,13 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		j, err := s.Daemon.Job(id)
+		j, err := s.Queue.Job(id)
 		if err != nil {
 			return err
 		}
 		return writeJSON(w, http.StatusOK, j)
 	case http.MethodDelete:
-		if err := s.Daemon.Remove(r.Context(), id); err != nil {
+		if err := s.Queue.Remove(r.Context(), id); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -109,7 +105,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serveAction serves POST /v1/jobs/{id}/<action>.
-func (s *Server) serveAction(do func(*daemon.Daemon, context.Context, uint64) (api.Job, error)) handler {
+func (s *Server) serveAction(do func(*jobs.Queue, context.Context, uint64) (api.Job, error)) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := jobID(r)
 		if err != nil {
@@ -118,7 +114,7 @@ func (s *Server) serveAction(do func(*daemon.Daemon, context.Context, uint64) (a
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost)
 		}
-		j, err := do(s.Daemon, r.Context(), id)
+		j, err := do(s.Queue, r.Context(), id)
 		if err != nil {
 			return err
 		}
@@ -138,7 +134,7 @@ func (s *Server) serveJobLimit(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	j, err := s.Daemon.SetJobLimit(r.Context(), id, req.Limit)
+	j, err := s.Queue.SetJobLimit(r.Context(), id, req.Limit)
 	if err != nil {
 		return err
 	}
@@ -153,11 +149,11 @@ func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
-		if err := s.Daemon.SetLimit(r.Context(), req.Limit); err != nil {
+		if err := s.Queue.SetLimit(r.Context(), req.Limit); err != nil {
 			return err
 		}
 	default:
 		return methodNotAllowed(http.MethodGet, http.MethodPut)
 	}
-	return writeJSON(w, http.StatusOK, api.LimitResponse{Limit: s.Daemon.Limit()})
+	return writeJSON(w, http.StatusOK, api.LimitResponse{Limit: s.Queue.Limit()})
 }

@@ -11,7 +11,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
@@ -94,14 +94,14 @@ func stateWithBadRecord(t testing.TB) (dir string, bad uint64) {
 	return dir, b.ID
 }
 
-// openDaemon opens a daemon on dir, closed when the test ends.
-func openDaemon(t testing.TB, cfg daemon.Config) *daemon.Daemon {
+// openQueue opens a job queue on dir, closed when the test ends.
+func openQueue(t testing.TB, cfg jobs.Config) *jobs.Queue {
 	t.Helper()
 	if cfg.StateDir == "" {
 		cfg.StateDir = t.TempDir()
 	}
 	cfg.Logger = quietLog()
-	d, err := daemon.Open(cfg)
+	d, err := jobs.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
@@ -34,7 +34,7 @@ func TestServer_JobOwner(t *testing.T) {
 	// file, which a cancel would delete.
 	sources := startServers(t, path, 64<<10, 64<<10)
 	shared := usertest.Mkdir(t, filepath.Join(usertest.ReachableTempDir(t), "shared"), 0, gidShared, 0o3775)
-	d := openDaemon(t, daemon.Config{MaxActive: 100})
+	d := openQueue(t, jobs.Config{MaxActive: 100})
 	asAnn, asBob, asRoot := controlAs(t, d, ann), controlAs(t, d, bob), controlAs(t, d, root)
 
 	n := 0
@@ -66,7 +66,7 @@ func TestServer_JobOwner(t *testing.T) {
 	job := func(t *testing.T, id uint64) *api.Job {
 		t.Helper()
 		j, err := d.Job(id)
-		if errors.Is(err, daemon.ErrNotFound) {
+		if errors.Is(err, jobs.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -242,7 +242,7 @@ func partialFile(t *testing.T, dir string) string {
 func TestServer_BadRecord_OwnerUnknown(t *testing.T) {
 	usertest.NeedRoot(t)
 	dir, bad := stateWithBadRecord(t)
-	d := openDaemon(t, daemon.Config{StateDir: dir})
+	d := openQueue(t, jobs.Config{StateDir: dir})
 	asBob, asRoot := controlAs(t, d, bob), controlAs(t, d, root)
 	url := fmt.Sprintf("/v1/jobs/%d", bad)
 	says := fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", bad)

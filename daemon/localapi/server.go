@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/socket"
@@ -21,8 +21,8 @@ var Version = "dev"
 // Server serves the control API over a listener, normally the daemon's
 // Unix socket.
 type Server struct {
-	// Daemon does the work. Required.
-	Daemon *daemon.Daemon
+	// Queue does the work. Required.
+	Queue *jobs.Queue
 	// Access says who may use the API.
 	Access auth.Access
 	// StateDir is reported by /v1/version.
@@ -52,9 +52,9 @@ func (s *Server) routes() *http.ServeMux {
 		"/v1/version":          s.serveVersion,
 		"/v1/jobs":             s.serveJobs,
 		"/v1/jobs/{id}":        s.serveJob,
-		"/v1/jobs/{id}/pause":  s.serveAction((*daemon.Daemon).Pause),
-		"/v1/jobs/{id}/resume": s.serveAction((*daemon.Daemon).Resume),
-		"/v1/jobs/{id}/cancel": s.serveAction((*daemon.Daemon).Cancel),
+		"/v1/jobs/{id}/pause":  s.serveAction((*jobs.Queue).Pause),
+		"/v1/jobs/{id}/resume": s.serveAction((*jobs.Queue).Resume),
+		"/v1/jobs/{id}/cancel": s.serveAction((*jobs.Queue).Cancel),
 		"/v1/jobs/{id}/limit":  s.serveJobLimit,
 		"/v1/jobs/{id}/events": s.serveJobEvents,
 		"/v1/events":           s.serveEvents,

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/socket"
@@ -29,11 +29,11 @@ type apiClient struct {
 
 // startControl opens a daemon on a new state directory and serves its
 // API on a socket in a temporary directory.
-func startControl(t *testing.T, cfg daemon.Config) (*daemon.Daemon, *apiClient) {
+func startControl(t *testing.T, cfg jobs.Config) (*jobs.Queue, *apiClient) {
 	t.Helper()
-	d := openDaemon(t, cfg)
+	d := openQueue(t, cfg)
 	sock := filepath.Join(t.TempDir(), "idmd.sock")
-	serve(t, &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}, sock, 0o600)
+	serve(t, &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}, sock, 0o600)
 	return d, dial(t, sock)
 }
 
@@ -98,7 +98,7 @@ func mustJSON(v any) string {
 
 // Bad input gets a clear error and changes nothing.
 func TestServer_BadInput(t *testing.T) {
-	d, c := startControl(t, daemon.Config{})
+	d, c := startControl(t, jobs.Config{})
 	out := t.TempDir()
 	notDir := filepath.Join(out, "file")
 	os.WriteFile(notDir, nil, 0o644)
@@ -144,9 +144,8 @@ func TestServer_BadInput(t *testing.T) {
 			t.Errorf("read-only directory: %d %+v", status, eb)
 		}
 	}
-	jobs, err := d.Jobs()
-	if err != nil || len(jobs) != 0 {
-		t.Fatalf("bad requests left %d jobs behind (%v)", len(jobs), err)
+	if all := d.Jobs(); len(all) != 0 {
+		t.Fatalf("bad requests left %d jobs behind", len(all))
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 2 {
 		t.Errorf("bad requests left files in the output directory: %v", ents)
@@ -156,7 +155,7 @@ func TestServer_BadInput(t *testing.T) {
 func TestServer_JobLifecycle(t *testing.T) {
 	path, want := testFile(t, 4<<20, 21)
 	srv := startServers(t, path, 256<<10, 1e6, 1e6)
-	_, c := startControl(t, daemon.Config{})
+	_, c := startControl(t, jobs.Config{})
 	out := t.TempDir()
 	req := api.CreateRequest{Sources: srv, Dir: out}
 	var j api.Job
@@ -222,7 +221,7 @@ func TestServer_JobLimit_Running(t *testing.T) {
 	path, _ := testFile(t, 4<<20, 22)
 	// Slow enough that the job is still running at the end.
 	srv := startServers(t, path, 64<<10, 64<<10)
-	d, c := startControl(t, daemon.Config{})
+	d, c := startControl(t, jobs.Config{})
 	var j api.Job
 	if status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: srv, Dir: t.TempDir()}), &j); status != 201 {
 		t.Fatalf("create: %d %+v", status, eb)

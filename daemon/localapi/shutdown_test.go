@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/socket"
@@ -21,7 +21,7 @@ import (
 // answers. Under -race this also shows that the two share the server
 // safely, as idmd's main needs when SIGTERM comes early.
 func TestServer_Shutdown_RacesServe(t *testing.T) {
-	d := openDaemon(t, daemon.Config{})
+	d := openQueue(t, jobs.Config{})
 	dir := t.TempDir()
 	for i := range 50 {
 		sock := filepath.Join(dir, fmt.Sprintf("%d.sock", i))
@@ -29,7 +29,7 @@ func TestServer_Shutdown_RacesServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &Server{Daemon: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
+		srv := &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog()}
 		served, shut := make(chan error, 1), make(chan error, 1)
 		serve := func() { served <- srv.Serve(ln) }
 		shutdown := func() { shut <- srv.Shutdown(context.Background()) }
@@ -66,7 +66,7 @@ func TestServer_Shutdown_RacesServe(t *testing.T) {
 // A daemon that is shutting down answers 503 with a code of its own,
 // which a client can tell from a failure and retry.
 func TestServer_ShuttingDown_Unavailable(t *testing.T) {
-	d, c := startControl(t, daemon.Config{})
+	d, c := startControl(t, jobs.Config{})
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}

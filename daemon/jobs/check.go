@@ -1,4 +1,4 @@
-package daemon
+package jobs
 
 import (
 	"errors"
@@ -42,7 +42,8 @@ func CheckState(stateDir string) (*StateReport, error) {
 	}
 	sr := &StateReport{Report: rep}
 	for _, r := range rep.Records {
-		if unfinished(r.State) {
+		// A state no idmd wrote is counted: its job is not known to be done.
+		if s, err := parseStored(r.State); err != nil || s.Unfinished() {
 			sr.Unfinished++
 		}
 	}

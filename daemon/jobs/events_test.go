@@ -1,4 +1,4 @@
-package daemon
+package jobs
 
 import (
 	"context"
@@ -118,7 +118,7 @@ func TestHub_Close(t *testing.T) {
 
 // openWithJobs opens a daemon whose store holds n paused jobs, which do
 // not start by themselves; edit changes each record before it is stored.
-func openWithJobs(t *testing.T, n int, edit func(*store.Record)) *Daemon {
+func openWithJobs(t *testing.T, n int, edit func(*store.Record)) *Queue {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "idmd.db"), nil)

@@ -1,13 +1,13 @@
-package daemon
+package jobs
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/idmproject/idm/daemon/api"
-	"github.com/idmproject/idm/store"
 )
 
 // maxPending is how many distinct jobs may wait to be written to one
@@ -15,7 +15,7 @@ import (
 // and starts again from a snapshot.
 const maxPending = 256
 
-// Why a subscription ends before its client leaves.
+// Why a subscription ends before its client leaves, beside ErrShutdown.
 var (
 	// ErrFellBehind ends the subscription of a client that fell more
 	// than 256 jobs behind.
@@ -29,9 +29,9 @@ var (
 // the changes in between merge. Sending never blocks: the hub's lock is
 // held only to note a change, never across a write to a client.
 //
-// The daemon calls send with its own lock held, and renders a snapshot
+// The queue calls send with its own lock held, and renders a snapshot
 // under the same lock; that orders every change with a subscriber's walk
-// over the store (see send and nextEvent).
+// over the jobs (see send and nextEvent).
 type hub struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
@@ -43,7 +43,7 @@ type change struct {
 	id  uint64
 	typ string // an api.Event* type
 	// gone is a removed job's last snapshot: it is no longer in the
-	// store to render.
+	// queue to render.
 	gone *api.Job
 }
 
@@ -53,7 +53,7 @@ type subscriber struct {
 	wake chan struct{} // holds a token when a change is pending or it ended
 
 	// Guarded by the hub's mu.
-	walking bool   // the snapshot's walk over the store is under way
+	walking bool   // the snapshot's walk over the jobs is under way
 	cursor  uint64 // the last job the walk yielded
 	pending map[uint64]change
 	order   []uint64 // the pending jobs, oldest change first
@@ -70,7 +70,7 @@ func (h *hub) listening() bool {
 
 // subscribe adds a subscriber to job's changes (0: every job's). One job's
 // subscriber starts with that job's state pending, every job's with a walk
-// over the store in ID order.
+// over the jobs in ID order.
 func (h *hub) subscribe(job uint64) *subscriber {
 	s := &subscriber{job: job, wake: make(chan struct{}, 1), pending: map[uint64]change{}}
 	if job != 0 {
@@ -209,17 +209,17 @@ func (h *hub) next(s *subscriber) (c change, ok bool, err error) {
 
 // Subscription is one client's stream of job events, from Subscribe.
 type Subscription struct {
-	d *Daemon
+	q *Queue
 	s *subscriber
 }
 
 // Next waits for the next event and returns it, with the job rendered as
-// it is now. It returns an error once the stream must end: the daemon is
+// it is now. It returns an error once the stream must end: the queue is
 // closing, the subscriber fell more than 256 jobs behind and was dropped,
 // Close was called, or ctx is done.
 func (sub *Subscription) Next(ctx context.Context) (api.Event, error) {
 	for {
-		e, ok, err := sub.d.nextEvent(sub.s)
+		e, ok, err := sub.q.nextEvent(sub.s)
 		if err != nil || ok {
 			return e, err
 		}
@@ -232,45 +232,45 @@ func (sub *Subscription) Next(ctx context.Context) (api.Event, error) {
 }
 
 // Close ends the subscription. It is safe to call more than once.
-func (sub *Subscription) Close() { sub.d.events.unsubscribe(sub.s) }
+func (sub *Subscription) Close() { sub.q.events.unsubscribe(sub.s) }
 
 // nextEvent renders s's next event: the next job of its snapshot's walk,
 // or its oldest pending change. ok is false when there is none yet.
 //
-// It holds the daemon's lock, as send's callers do: a change to a job the
+// It holds the queue's lock, as send's callers do: a change to a job the
 // walk has not reached is left to the walk, so the walk must read the job
 // and move its cursor with no change in between.
-func (d *Daemon) nextEvent(s *subscriber) (e api.Event, ok bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cursor, walking, err := d.events.walk(s)
+func (q *Queue) nextEvent(s *subscriber) (e api.Event, ok bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	cursor, walking, err := q.events.walk(s)
 	if err != nil {
 		return api.Event{}, false, err
 	}
 	if walking {
-		r, err := d.db.Next(cursor)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			d.events.walked(s, 0, true)
-		case err != nil:
-			return api.Event{}, false, fmt.Errorf("event stream's snapshot: %w", err)
-		default:
-			d.events.walked(s, r.ID, false)
-			return api.Event{Type: api.EventState, Job: d.view(r)}, true, nil
+		i, _ := slices.BinarySearch(q.ids, cursor+1)
+		for ; i < len(q.ids) && q.jobs[q.ids[i]].bad != nil; i++ {
+		}
+		if i == len(q.ids) {
+			q.events.walked(s, 0, true)
+		} else {
+			j := q.jobs[q.ids[i]]
+			q.events.walked(s, j.id, false)
+			return api.Event{Type: api.EventState, Job: q.view(j)}, true, nil
 		}
 	}
-	c, ok, err := d.events.next(s)
+	c, ok, err := q.events.next(s)
 	if err != nil || !ok {
 		return api.Event{}, false, err
 	}
 	if c.gone != nil {
 		return api.Event{Type: c.typ, Job: *c.gone}, true, nil
 	}
-	// The job is in the store: its removal would have replaced this
+	// The job is in the table: its removal would have replaced this
 	// change with one carrying its last snapshot.
-	j, err := d.jobLocked(c.id)
+	j, err := q.lookup(c.id)
 	if err != nil {
 		return api.Event{}, false, fmt.Errorf("event stream: %w", err)
 	}
-	return api.Event{Type: c.typ, Job: j}, true, nil
+	return api.Event{Type: c.typ, Job: q.view(j)}, true, nil
 }

@@ -1,4 +1,4 @@
-package daemon
+package jobs
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // The daemon checks the owner again each time a job starts: a job whose
 // directory its owner may no longer write to fails, saying why, when it
 // is resumed and when idmd starts again, and nothing is written there.
-func TestDaemon_Start_RechecksOwner(t *testing.T) {
+func TestQueue_Start_RechecksOwner(t *testing.T) {
 	usertest.NeedRoot(t)
 	base := usertest.ReachableTempDir(t)
 	dir := usertest.Mkdir(t, filepath.Join(base, "shared"), 0, usertest.GIDShared, 0o775|fs.ModeSetgid)

@@ -1,4 +1,4 @@
-package daemon
+package jobs
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 // Cancelling one job removes its own partial file, never another job's
 // of the same name.
-func TestDaemon_Cancel_LeavesOtherJobAlone(t *testing.T) {
+func TestQueue_Cancel_LeavesOtherJobAlone(t *testing.T) {
 	path, want := testFile(t, 4<<20, 31)
 	srv := startServers(t, path, 256<<10, 1e6, 1e6)
 	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), StallTimeout: 500 * time.Millisecond})
@@ -58,7 +58,7 @@ func TestDaemon_Cancel_LeavesOtherJobAlone(t *testing.T) {
 
 // A file larger than the room left on the disk fails its job with the
 // reason, never the daemon; once room is made, resuming finishes it.
-func TestDaemon_DiskFull_FailsJobThenResumes(t *testing.T) {
+func TestQueue_DiskFull_FailsJobThenResumes(t *testing.T) {
 	out := proctest.Tmpfs(t, "20m")
 	path, want := testFile(t, 32<<20, 35)
 	srv := startServers(t, path, 0, 0)

@@ -1,4 +1,4 @@
-package daemon
+package jobs
 
 import (
 	"context"
@@ -40,36 +40,100 @@ func (s idmSource) Open(ctx context.Context) (engine.Conn, error) { return s.Dia
 
 // source turns a source's address, as the job records it, into what the
 // engine opens. Addresses are checked when a job is created.
-func (d *Daemon) source(raw string) (engine.Source, error) {
+func (q *Queue) source(raw string) (engine.Source, error) {
+	if q.cfg.openSource != nil {
+		return q.cfg.openSource(raw)
+	}
 	src, err := transport.ParseSource(raw)
 	if err != nil {
 		return nil, err
 	}
-	src.Dialer.StallTimeout = d.cfg.StallTimeout
+	src.Dialer.StallTimeout = q.cfg.StallTimeout
 	return idmSource{src}, nil
 }
 
 // engineJob reads what the engine needs of job r from the store.
-func (d *Daemon) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
+func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 	job := engine.Job{ID: r.ID, Dir: r.Dir, DirID: r.DirID, Name: r.Name, Part: r.Part, PartStamp: r.PartStamp,
 		OwnPieces: r.OwnPieces, Expect: identity.Hash(r.Expect), Verified: r.Verified, Fetched: r.Fetched,
 		Stats: r.SourceStats, Recheck: recheck}
 	for _, raw := range r.Sources {
-		src, err := d.source(raw)
+		src, err := q.source(raw)
 		if err != nil {
 			return job, err
 		}
 		job.Sources = append(job.Sources, src)
 	}
-	hashes, err := d.db.Hashes(r.ID)
+	hashes, err := q.db.Hashes(r.ID)
 	if err != nil {
 		return job, err
 	}
 	if job.File, err = r.File(hashes); err != nil || job.File == nil {
 		return job, err
 	}
-	job.Done, err = d.db.Bitmap(r.ID)
+	job.Done, err = q.db.Bitmap(r.ID)
 	return job, err
+}
+
+// view renders job j in the API's words: the record, with the transfer's
+// live progress while it runs. Called with mu held.
+func (q *Queue) view(j *job) api.Job {
+	r := j.rec
+	out := api.Job{
+		ID: r.ID, Sources: r.Sources, Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
+		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit,
+		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
+	}
+	switch {
+	case r.Root != ([32]byte{}):
+		out.Content = transport.Hash(r.Root).String()
+	case r.Content != ([32]byte{}):
+		out.Content = transport.Hash(r.Content).String() // a job recorded before roots were
+	}
+	if r.Expect != ([32]byte{}) {
+		out.Expect = transport.Hash(r.Expect).String()
+	}
+	if j.run != nil {
+		p := j.run.tr.Progress()
+		out.Progress = apiProgress(p)
+		out.State = out.Progress.State
+		if p.Size > 0 {
+			out.Size = p.Size
+		}
+		if p.Name != "" {
+			out.Name = p.Name
+		}
+		if p.Root != (identity.Hash{}) {
+			out.Content = p.Root.String()
+		}
+		return out
+	}
+	out.Progress = api.Progress{State: out.State, Size: r.Size, Verified: r.Verified, Fetched: r.Fetched, Time: time.Now()}
+	for _, s := range r.SourceStats {
+		out.Progress.Sources = append(out.Progress.Sources, apiSource(s, storedState(s), 0, time.Time{}))
+	}
+	return out
+}
+
+// apiState is a job's state in the API's words. A running job's word is
+// its transfer's (downloading or waiting); this one is for the moment
+// before its transfer reports.
+func apiState(s State) string {
+	switch s {
+	case Queued:
+		return api.StateQueued
+	case Running:
+		return api.StateDownloading
+	case Paused:
+		return api.StatePaused
+	case Completed:
+		return api.StateCompleted
+	case Failed:
+		return api.StateFailed
+	case Cancelled:
+		return api.StateCancelled
+	}
+	return s.String()
 }
 
 // apiProgress renders a running transfer's progress in the API's words.

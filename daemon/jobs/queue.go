@@ -1,0 +1,912 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/engine"
+	"github.com/idmproject/idm/store"
+	"github.com/idmproject/idm/transport"
+)
+
+// DefaultMaxActive is how many jobs download at once by default.
+const DefaultMaxActive = 3
+
+// DefaultCloseTimeout is how long Close waits for the transfers to stop
+// by default.
+const DefaultCloseTimeout = 30 * time.Second
+
+// Errors of the job operations; the control API maps each to a status.
+var (
+	// ErrNotFound reports an unknown job.
+	ErrNotFound = errors.New("no such job")
+	// ErrInvalid reports a request that cannot be carried out as asked.
+	ErrInvalid = errors.New("invalid request")
+	// ErrConflict reports an operation the job's state does not allow.
+	ErrConflict = errors.New("not possible in the job's state")
+	// ErrExists reports an unfinished job for the same sources and
+	// directory.
+	ErrExists = errors.New("an unfinished download of the same sources into the same directory exists")
+	// ErrLocked reports a state directory another idmd is using.
+	ErrLocked = errors.New("another idmd is using this state directory")
+	// ErrShutdown reports an operation refused because the queue is
+	// closing.
+	ErrShutdown = errors.New("daemon shutting down")
+)
+
+// existsError carries the ID of the job that already exists.
+type existsError struct{ id uint64 }
+
+func (e *existsError) Error() string { return fmt.Sprintf("%v (job %d)", ErrExists, e.id) }
+func (e *existsError) Unwrap() error { return ErrExists }
+
+// ExistingJob returns the ID carried by an ErrExists error.
+func ExistingJob(err error) (uint64, bool) {
+	var e *existsError
+	if errors.As(err, &e) {
+		return e.id, true
+	}
+	return 0, false
+}
+
+// stopCause is why the queue stopped a running transfer: the event to
+// apply once it has stopped.
+type stopCause struct{ e Event }
+
+func (c stopCause) Error() string { return "stopped to " + c.e.String() }
+
+// Config is how a Queue runs.
+type Config struct {
+	// StateDir holds the store. Required.
+	StateDir string
+	// MaxActive is how many jobs download at once (default 3).
+	MaxActive int
+	// Limit caps the total download rate in bytes per second; 0 is none.
+	Limit int64
+	// Logger receives one line per job event. Nil means slog.Default().
+	Logger *slog.Logger
+	// CloseTimeout bounds how long Close waits for the transfers to stop
+	// (default DefaultCloseTimeout).
+	CloseTimeout time.Duration
+	// Conns, Depth, StallTimeout and FlushInterval tune every job's
+	// transfer, as the engine.Transfer fields of the same names do.
+	Conns         int
+	Depth         int
+	StallTimeout  time.Duration
+	FlushInterval time.Duration
+
+	// openSource, when set, turns a source's address into what the
+	// engine opens, in place of the idm transport: tests give the queue
+	// sources that misbehave in ways no real server can.
+	openSource func(raw string) (engine.Source, error)
+}
+
+// Queue owns the store, the jobs and their transfers. Jobs that were
+// queued or running when the last queue stopped go on by themselves;
+// paused ones stay paused.
+//
+// Every job's record is read once, at Open, into a table in memory; the
+// table, not the store, answers every read. The queue writes the fields it
+// owns with store.DB.Change, each running transfer its progress through
+// its journal, and neither overwrites the other's. Two locks keep reads
+// off the disk: wmu orders the queue's own writes and is held across
+// them; mu guards the table and is never held across disk I/O, so
+// listing jobs never waits on a write.
+type Queue struct {
+	cfg    Config
+	db     *store.DB
+	log    *slog.Logger
+	global *rate.Limiter
+	events *hub
+
+	wmu sync.Mutex // held across each of the queue's writes, before mu
+
+	mu      sync.Mutex
+	jobs    map[uint64]*job
+	ids     []uint64            // every job's ID, in order
+	same    map[string][]uint64 // unfinished jobs by sameKey
+	active  map[uint64]*job     // jobs with a transfer
+	closed  bool
+
+	wg       sync.WaitGroup
+	stopTick context.CancelFunc
+}
+
+// job is one job in the queue's table.
+type job struct {
+	id uint64
+	// rec is the record as the queue last read or wrote it. Its State
+	// is always state's stored word. While the job runs, its progress
+	// fields lag behind the transfer's own, which views use instead.
+	rec     *store.Record
+	state   State
+	bad     error    // the record cannot be read; nothing else is known
+	run     *running // the transfer, while the job is Running
+	recheck bool     // the partial file may be ahead of the record
+}
+
+// running is one job's transfer in progress.
+type running struct {
+	tr      *engine.Transfer
+	stop    context.CancelCauseFunc
+	done    chan struct{}
+	limiter *rate.Limiter
+}
+
+// Open opens the store in cfg.StateDir, reads every job and starts the
+// jobs that were under way.
+func Open(cfg Config) (*Queue, error) {
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = DefaultCloseTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.StateDir, dbName), &store.Options{Timeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, cfg.StateDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{
+		cfg:    cfg,
+		db:     db,
+		log:    cfg.Logger,
+		global: newLimiter(cfg.Limit),
+		events: newHub(),
+		jobs:   map[uint64]*job{},
+		same:   map[string][]uint64{},
+		active: map[uint64]*job{},
+	}
+	if err := q.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	q.stopTick = cancel
+	q.wg.Go(func() {
+		tick := time.NewTicker(progressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				q.tick()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	q.wmu.Lock()
+	q.schedule()
+	q.wmu.Unlock()
+	return q, nil
+}
+
+// load reads every job into the table.
+func (q *Queue) load() error {
+	recs, bad, err := q.db.List()
+	if err != nil {
+		return err
+	}
+	clean := q.db.WasClean()
+	resumed := 0
+	for _, r := range recs {
+		s, err := parseStored(r.State)
+		if err != nil {
+			bad = append(bad, &store.RecordError{ID: r.ID, Err: err})
+			continue
+		}
+		r.State = s.stored()
+		j := &job{id: r.ID, rec: r, state: s, recheck: !clean && s.Unfinished()}
+		if !clean && s == Completed && r.Part != "" && r.Path != filepath.Join(r.Dir, r.Part) {
+			// A crash between recording a finished job and removing its
+			// partial file's name leaves that name as a second link to
+			// the finished file.
+			if err := engine.RemovePart(r.Dir, r.DirID, r.Part, r.PartStamp.ID); err != nil {
+				q.log.Warn("remove partial file of a completed job", "job", r.ID, "err", err)
+			}
+		}
+		if s == Queued {
+			resumed++
+		}
+		q.jobs[r.ID] = j
+		q.index(j)
+	}
+	for _, b := range bad {
+		q.log.Warn("record cannot be read, skipped", "job", b.ID, "err", b.Err)
+		q.jobs[b.ID] = &job{id: b.ID, bad: b}
+	}
+	q.ids = make([]uint64, 0, len(q.jobs))
+	for id := range q.jobs {
+		q.ids = append(q.ids, id)
+	}
+	slices.Sort(q.ids)
+	q.log.Info("state opened", "dir", q.cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
+	return nil
+}
+
+// sameKey is what makes two jobs the same download: the same sources, in
+// any order, into the same directory.
+func sameKey(r *store.Record) string {
+	src := slices.Clone(r.Sources)
+	slices.Sort(src)
+	return r.Dir + "\x00" + strings.Join(src, "\x00")
+}
+
+// index adds an unfinished job to the index of same downloads. Called
+// with mu held, or before the queue is shared.
+func (q *Queue) index(j *job) {
+	if j.state.Unfinished() {
+		k := sameKey(j.rec)
+		q.same[k] = append(q.same[k], j.id)
+	}
+}
+
+// unindex takes a job out of the index of same downloads. Called with mu
+// held.
+func (q *Queue) unindex(j *job) {
+	k := sameKey(j.rec)
+	ids := slices.DeleteFunc(q.same[k], func(id uint64) bool { return id == j.id })
+	if len(ids) == 0 {
+		delete(q.same, k)
+	} else {
+		q.same[k] = ids
+	}
+}
+
+// newLimiter returns a limiter for limit bytes per second (0: none).
+func newLimiter(limit int64) *rate.Limiter {
+	l := rate.NewLimiter(rate.Inf, 0)
+	setLimit(l, limit)
+	return l
+}
+
+// setLimit changes l to limit bytes per second (0: none). The engine
+// takes at most 64 KiB from a limiter at a time; the burst lets a tenth
+// of a second's worth through at once, and never less than one chunk.
+func setLimit(l *rate.Limiter, limit int64) {
+	if limit <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetBurst(int(max(64<<10, limit/10)))
+	l.SetLimit(rate.Limit(limit))
+}
+
+// Close stops every transfer (each checkpoints its progress), marks the
+// clean shutdown and closes the store. Jobs that were running go on at
+// the next Open. It waits at most Config.CloseTimeout for the transfers:
+// one that does not stop by then (a disk that hangs, say) is left
+// behind, and the store is left unmarked and open for the process's exit
+// to release, so that the next Open rechecks every partial file.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	var runs []*running
+	for _, j := range q.active {
+		j.run.stop(stopCause{Stop})
+		runs = append(runs, j.run)
+	}
+	q.mu.Unlock()
+	q.stopTick()
+	q.events.close()
+	deadline := time.NewTimer(q.cfg.CloseTimeout)
+	defer deadline.Stop()
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-deadline.C:
+			var left []uint64
+			q.mu.Lock()
+			for id := range q.active {
+				left = append(left, id)
+			}
+			q.mu.Unlock()
+			slices.Sort(left)
+			q.log.Error("transfers did not stop in time; the state is not marked clean", "jobs", left, "waited", q.cfg.CloseTimeout)
+			return fmt.Errorf("the transfers of jobs %v did not stop within %v", left, q.cfg.CloseTimeout)
+		}
+	}
+	q.wg.Wait()
+	err := q.db.MarkClean()
+	if cerr := q.db.Close(); err == nil {
+		err = cerr
+	}
+	q.log.Info("state closed cleanly")
+	return err
+}
+
+// schedule starts queued jobs, oldest first, while slots are free. Called
+// with wmu held: a job refused at its start is failed, which is written.
+func (q *Queue) schedule() {
+	for {
+		q.mu.Lock()
+		if q.closed || len(q.active) >= q.cfg.MaxActive {
+			q.mu.Unlock()
+			return
+		}
+		var j *job
+		for _, id := range q.ids {
+			if c := q.jobs[id]; c.bad == nil && c.state == Queued {
+				j = c
+				break
+			}
+		}
+		if j == nil {
+			q.mu.Unlock()
+			return
+		}
+		rec, recheck := j.rec, j.recheck
+		q.mu.Unlock()
+		tj, err := q.prepare(rec, recheck)
+		if err != nil {
+			q.log.Warn("job cannot start", "job", j.id, "err", err)
+			if merr := q.move(j, Fail, err, ""); merr != nil {
+				// Not even its failure could be recorded: leave it be
+				// rather than try it again and again.
+				q.log.Error("record job refused at start", "job", j.id, "err", merr)
+				return
+			}
+			continue
+		}
+		q.mu.Lock()
+		q.startLocked(j, tj)
+		q.mu.Unlock()
+	}
+}
+
+// prepare checks that job r may start and reads what its transfer needs
+// from the store. Its owner must still be allowed to create files in its
+// directory: the directory, its owner or its mode may have changed since
+// the job was created, or since idmd last started it.
+func (q *Queue) prepare(r *store.Record, recheck bool) (engine.Job, error) {
+	if auth.MustCheck(r.Owner) {
+		if _, _, err := resolveDir(r.Dir, r.Owner); err != nil {
+			return engine.Job{}, err
+		}
+	}
+	return q.engineJob(r, recheck)
+}
+
+// startLocked starts job j's transfer. Called with wmu and mu held.
+func (q *Queue) startLocked(j *job, tj engine.Job) {
+	j.state, _ = j.state.On(Start)
+	j.recheck = false
+	c := &q.cfg
+	run := &running{done: make(chan struct{}), limiter: newLimiter(j.rec.Limit)}
+	id := j.id
+	run.tr = &engine.Transfer{
+		Job: tj, Journal: journal{q.db, id},
+		Conns: c.Conns, Depth: c.Depth, FlushInterval: c.FlushInterval,
+		Limiters: []*rate.Limiter{run.limiter, q.global},
+		Logger:   q.log.With("job", id),
+		// A source's state changed: the event hub only notes the job, so
+		// this never blocks the engine.
+		OnChange: func() { q.events.send(api.EventState, id, nil) },
+	}
+	ctx, stop := context.WithCancelCause(context.Background())
+	run.stop = stop
+	j.run = run
+	q.active[id] = j
+	q.log.Info("job started", "job", id, "sources", len(j.rec.Sources), "dir", j.rec.Dir, "recheck", tj.Recheck)
+	q.wg.Go(func() {
+		err := run.tr.Run(ctx)
+		q.finished(j, run, err, context.Cause(ctx))
+	})
+	q.events.send(api.EventState, id, nil)
+}
+
+// finished records how job j's transfer ended and starts the next job.
+func (q *Queue) finished(j *job, run *running, err, cause error) {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	var e Event
+	var sc stopCause
+	switch {
+	case err == nil:
+		e = Complete
+	case errors.As(cause, &sc):
+		e = sc.e
+	default:
+		e = Fail
+	}
+	if e != Stop {
+		if merr := q.move(j, e, err, run.tr.Path()); merr != nil {
+			q.log.Error("record job end", "job", j.id, "err", merr)
+		}
+	}
+	q.mu.Lock()
+	if j.state == Running {
+		// Stopped with the daemon, or its end could not be recorded: it
+		// goes on at the next start.
+		j.state, _ = Running.On(Stop)
+	}
+	j.run = nil
+	delete(q.active, j.id)
+	close(run.done)
+	// Rendered from here on without its transfer.
+	q.events.send(api.EventState, j.id, nil)
+	q.mu.Unlock()
+	q.schedule()
+}
+
+// move applies event e to job j: it writes the new state, then shows it.
+// cause is why a job fails; path is a completed job's file as its
+// transfer knows it. Called with wmu held and mu not held.
+func (q *Queue) move(j *job, e Event, cause error, path string) error {
+	q.mu.Lock()
+	from := j.state
+	q.mu.Unlock()
+	next, ok := from.On(e)
+	if !ok {
+		return fmt.Errorf("%w: job %d is %s", ErrConflict, j.id, apiState(from))
+	}
+	if next == from {
+		return nil
+	}
+	now := time.Now()
+	edit := func(r *store.Record) error {
+		r.State = next.stored()
+		switch e {
+		case Complete:
+			// The journal may not have been able to record the finished
+			// file (a full disk, say): what the transfer knows of it wins.
+			if path != "" && r.Path == "" {
+				r.Path, r.Finished, r.Verified = path, now, r.Size
+			}
+		case Fail:
+			r.LastError = cause.Error()
+		case Resume:
+			// Asked to try again, the job gives every source another
+			// chance: a mirror that held another file may have been fixed.
+			r.LastError = ""
+			for i := range r.SourceStats {
+				r.SourceStats[i].Quarantined, r.SourceStats[i].Rejected, r.SourceStats[i].Failed = false, false, false
+			}
+		case Cancel:
+			r.Finished = now
+		}
+		return nil
+	}
+	rec, err := q.db.Change(j.id, edit)
+	if err != nil {
+		if from != Running {
+			return err
+		}
+		// A transfer has ended whatever the store says: show how, and
+		// keep the rest of what was recorded.
+		q.mu.Lock()
+		rec = cloneRecord(j.rec)
+		q.mu.Unlock()
+		if fresh, gerr := q.db.Get(j.id); gerr == nil {
+			rec = fresh
+		}
+		edit(rec)
+		defer q.log.Error("record job end", "job", j.id, "state", next, "err", err)
+	}
+	if e == Cancel {
+		if err := engine.RemovePart(rec.Dir, rec.DirID, rec.Part, rec.PartStamp.ID); err != nil {
+			q.log.Warn("remove partial file", "job", j.id, "err", err)
+		}
+	}
+	q.mu.Lock()
+	j.rec, j.state = rec, next
+	if next.Final() {
+		q.unindex(j)
+	}
+	q.events.send(api.EventState, j.id, nil)
+	q.mu.Unlock()
+	switch e {
+	case Fail:
+		q.log.Warn("job failed", "job", j.id, "err", cause)
+	case Complete:
+		q.log.Info("job completed", "job", j.id, "path", rec.Path)
+	default:
+		q.log.Info("job "+next.String(), "job", j.id, "by", e.String())
+	}
+	return nil
+}
+
+// cloneRecord copies r deeply enough that the copy's edits leave r alone.
+func cloneRecord(r *store.Record) *store.Record {
+	c := *r
+	c.SourceStats = slices.Clone(r.SourceStats)
+	return &c
+}
+
+// Create validates req and queues a new job, or, with req.Resume, resumes
+// the unfinished job with the same sources and directory; created tells
+// which. The caller is the peer of ctx, when it carries one (the control
+// API's requests do): unless it is root or the daemon's own user, it must
+// be allowed to create files in req.Dir, or the request fails with
+// auth.ErrDenied and nothing is written. Only a job the caller may change
+// counts as the same: another user's is neither named nor resumed, and
+// the caller gets a job of its own.
+func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job, created bool, err error) {
+	var owner *store.Owner
+	caller, known := auth.PeerFrom(ctx)
+	if known {
+		owner = caller.Owner()
+	}
+	dirID, err := validateCreate(&req, owner)
+	if errors.Is(err, auth.ErrDenied) {
+		q.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
+	}
+	if err != nil {
+		return api.Job{}, false, err
+	}
+	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: Queued.stored(), DirID: dirID, Owner: owner}
+	if req.Content != "" {
+		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
+		rec.Expect = h
+	}
+
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return api.Job{}, false, ErrShutdown
+	}
+	var same *job
+	for _, id := range q.same[sameKey(rec)] {
+		// Not even 409 for another user's job: the caller would learn of,
+		// or take over, a job that is not its own; and refusing would let
+		// one member keep another from a download by starting it first.
+		// The jobs do not collide: each has its own partial file, and
+		// each publishes under a name that replaces nothing.
+		if j := q.jobs[id]; !known || caller.MayChange(j.rec.Owner) {
+			same = j
+			break
+		}
+	}
+	q.mu.Unlock()
+	if same != nil {
+		if !req.Resume {
+			return api.Job{}, false, &existsError{same.id}
+		}
+		if err := q.move(same, Resume, nil, ""); err != nil {
+			return api.Job{}, false, err
+		}
+		q.schedule()
+		view, err = q.Job(same.id)
+		return view, false, err
+	}
+
+	if err := q.db.Create(rec, nil); err != nil {
+		return api.Job{}, false, err
+	}
+	j := &job{id: rec.ID, rec: rec, state: Queued}
+	q.mu.Lock()
+	q.jobs[j.id] = j
+	q.ids = append(q.ids, j.id) // IDs only grow
+	q.index(j)
+	q.events.send(api.EventState, j.id, nil)
+	q.mu.Unlock()
+	q.log.Info("job created", "job", j.id, "sources", rec.Sources, "dir", rec.Dir)
+	q.schedule()
+	view, err = q.Job(j.id)
+	return view, true, err
+}
+
+// validateCreate checks a create request from owner (nil when unknown),
+// normalises its sources and resolves its directory, whose identity it
+// returns.
+func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, error) {
+	if len(req.Sources) == 0 {
+		return store.FileID{}, fmt.Errorf("%w: no sources", ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for i, s := range req.Sources {
+		src, err := transport.ParseSource(s)
+		if err != nil {
+			return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		norm := src.String()
+		if seen[norm] {
+			return store.FileID{}, fmt.Errorf("%w: source %s given twice", ErrInvalid, s)
+		}
+		seen[norm] = true
+		req.Sources[i] = norm
+	}
+	if req.Limit < 0 {
+		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if req.Content != "" {
+		if _, err := transport.ParseHash(req.Content); err != nil {
+			return store.FileID{}, fmt.Errorf("%w: content %q is not a content hash (64 hex digits)", ErrInvalid, req.Content)
+		}
+	}
+	if !filepath.IsAbs(req.Dir) {
+		return store.FileID{}, fmt.Errorf("%w: output directory %q is not an absolute path", ErrInvalid, req.Dir)
+	}
+	var who *store.Owner
+	if auth.MustCheck(owner) {
+		who = owner
+	}
+	dir, id, err := resolveDir(filepath.Clean(req.Dir), who)
+	if err != nil {
+		return store.FileID{}, err
+	}
+	req.Dir = dir
+	// The caller may write there; now idmd itself. Permission bits do
+	// not tell about read-only mounts or sandboxing: only trying does.
+	f, err := os.CreateTemp(req.Dir, ".idmd-write-test-*")
+	if err != nil {
+		return store.FileID{}, fmt.Errorf("%w: idmd cannot write to %s", ErrInvalid, req.Dir)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return id, nil
+}
+
+// Jobs returns every job that can be read, in ID order.
+func (q *Queue) Jobs() []api.Job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]api.Job, 0, len(q.ids))
+	for _, id := range q.ids {
+		if j := q.jobs[id]; j.bad == nil {
+			out = append(out, q.view(j))
+		}
+	}
+	return out
+}
+
+// Job returns one job.
+func (q *Queue) Job(id uint64) (api.Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	j, err := q.lookup(id)
+	if err != nil {
+		return api.Job{}, err
+	}
+	if j.bad != nil {
+		return api.Job{}, j.bad
+	}
+	return q.view(j), nil
+}
+
+// lookup finds job id, with the API's error for an unknown one. Called
+// with mu held.
+func (q *Queue) lookup(id uint64) (*job, error) {
+	j := q.jobs[id]
+	if j == nil {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return j, nil
+}
+
+// authorize finds job id for a change by the caller of ctx: its owner,
+// root and the daemon's user may change a job; anyone may change a job
+// with no recorded owner, and any caller may change any job when ctx
+// carries none (the platform cannot tell who is calling, or the daemon
+// itself is). A job whose record cannot be read has an owner no one can
+// tell: only root and the daemon's user may change it, and only remove
+// it. Called with mu held.
+func (q *Queue) authorize(ctx context.Context, id uint64) (*job, error) {
+	j, err := q.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	p, known := auth.PeerFrom(ctx)
+	switch {
+	case j.bad != nil && known && !p.Privileged():
+		q.log.Warn("refused a change to a job that cannot be read", "job", id, "uid", p.UID)
+		return nil, &auth.DeniedError{Msg: fmt.Sprintf("job %d cannot be read, so its owner is unknown; only root or the daemon's user may change it", id)}
+	case j.bad != nil || !known:
+		return j, nil
+	case !p.MayChange(j.rec.Owner):
+		q.log.Warn("refused a change to another user's job", "job", id, "uid", p.UID, "owner", j.rec.Owner.UID)
+		return nil, &auth.DeniedError{Msg: fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", id, j.rec.Owner.UID)}
+	}
+	return j, nil
+}
+
+// Pause stops a job until it is resumed. Only the job's owner, root and
+// the daemon's user may pause it (see authorize).
+func (q *Queue) Pause(ctx context.Context, id uint64) (api.Job, error) {
+	return q.act(ctx, id, Pause)
+}
+
+// Resume queues a paused or failed job again. Only the job's owner, root
+// and the daemon's user may resume it (see authorize).
+func (q *Queue) Resume(ctx context.Context, id uint64) (api.Job, error) {
+	return q.act(ctx, id, Resume)
+}
+
+// Cancel stops a job for good and deletes its partial file. Only the
+// job's owner, root and the daemon's user may cancel it (see authorize).
+func (q *Queue) Cancel(ctx context.Context, id uint64) (api.Job, error) {
+	return q.act(ctx, id, Cancel)
+}
+
+// act applies a caller's event to job id, once the caller of ctx may
+// change it. A running job is stopped, and its transfer's end applies
+// the event.
+func (q *Queue) act(ctx context.Context, id uint64, e Event) (api.Job, error) {
+	q.wmu.Lock()
+	q.mu.Lock()
+	j, err := q.authorize(ctx, id)
+	if err == nil && j.bad != nil {
+		err = j.bad
+	}
+	if err != nil {
+		q.mu.Unlock()
+		q.wmu.Unlock()
+		return api.Job{}, err
+	}
+	if run := j.run; run != nil {
+		if next, ok := Running.On(e); ok && next != Running {
+			run.stop(stopCause{e})
+			q.mu.Unlock()
+			q.wmu.Unlock()
+			<-run.done // its end is written under wmu
+			return q.Job(id)
+		}
+	}
+	q.mu.Unlock()
+	err = q.move(j, e, nil, "")
+	if err == nil && e == Resume {
+		q.schedule()
+	}
+	q.wmu.Unlock()
+	if err != nil {
+		return api.Job{}, err
+	}
+	return q.Job(id)
+}
+
+// Remove deletes a job, cancelling it first if it is unfinished; a
+// finished file is kept. A job whose record cannot be read is deleted as
+// it is: its partial file, which the record would name, stays. Only the
+// job's owner, root and the daemon's user may remove it (see authorize).
+func (q *Queue) Remove(ctx context.Context, id uint64) error {
+	if _, err := q.Cancel(ctx, id); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, store.ErrBadRecord) {
+		return err
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.mu.Lock()
+	j, err := q.authorize(ctx, id)
+	if err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	last := api.Job{ID: id}
+	if j.bad == nil {
+		last = q.view(j)
+	}
+	q.mu.Unlock()
+	if err := q.db.Delete(id); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	if j.bad == nil && j.state.Unfinished() {
+		q.unindex(j)
+	}
+	delete(q.jobs, id)
+	if i, ok := slices.BinarySearch(q.ids, id); ok {
+		q.ids = slices.Delete(q.ids, i, i+1)
+	}
+	q.events.send(api.EventRemoved, id, &last)
+	q.mu.Unlock()
+	q.log.Info("job removed", "job", id)
+	return nil
+}
+
+// SetJobLimit changes one job's rate cap (0: none), at once for a running
+// job and for good. Only the job's owner, root and the daemon's user may
+// change it (see authorize).
+func (q *Queue) SetJobLimit(ctx context.Context, id uint64, limit int64) (api.Job, error) {
+	if limit < 0 {
+		return api.Job{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.mu.Lock()
+	j, err := q.authorize(ctx, id)
+	if err == nil && j.bad != nil {
+		err = j.bad
+	}
+	q.mu.Unlock()
+	if err != nil {
+		return api.Job{}, err
+	}
+	rec, err := q.db.Change(id, func(r *store.Record) error { r.Limit = limit; return nil })
+	if err != nil {
+		return api.Job{}, err
+	}
+	q.mu.Lock()
+	j.rec = rec
+	if j.run != nil {
+		setLimit(j.run.limiter, limit)
+	}
+	q.events.send(api.EventState, id, nil)
+	view := q.view(j)
+	q.mu.Unlock()
+	q.log.Info("job limit set", "job", id, "bytes_per_second", limit)
+	return view, nil
+}
+
+// SetLimit changes the global rate cap (0: none) until the daemon stops.
+// It slows every user's jobs, so only root and the daemon's user may set
+// it; with no caller in ctx, anyone may, as for jobs with no owner.
+func (q *Queue) SetLimit(ctx context.Context, limit int64) error {
+	if p, ok := auth.PeerFrom(ctx); ok && !p.Privileged() {
+		q.log.Warn("refused a change to the global limit", "uid", p.UID)
+		return &auth.DeniedError{Msg: fmt.Sprintf("uid %d may not set the global limit: it slows every job, so only root or the daemon's user may set it", p.UID)}
+	}
+	if limit < 0 {
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.cfg.Limit = limit
+	setLimit(q.global, limit)
+	q.log.Info("global limit set", "bytes_per_second", limit)
+	return nil
+}
+
+// Limit returns the global rate cap.
+func (q *Queue) Limit() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg.Limit
+}
+
+// progressInterval is how often running jobs' progress is published.
+const progressInterval = 500 * time.Millisecond
+
+// tick publishes the running jobs' progress while anyone listens.
+func (q *Queue) tick() {
+	if !q.events.listening() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range q.active {
+		q.events.send(api.EventProgress, id, nil)
+	}
+}
+
+// Subscribe opens a stream of events for one job (id > 0) or all. It
+// starts with a snapshot: the job's state, or every job's in ID order,
+// each rendered as it is when the stream reaches it. Close it when done.
+func (q *Queue) Subscribe(id uint64) (*Subscription, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if id > 0 {
+		j, err := q.lookup(id)
+		if err == nil && j.bad != nil {
+			err = j.bad
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &Subscription{q: q, s: q.events.subscribe(id)}, nil
+}
