@@ -94,6 +94,16 @@ func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
 	return jobs, nil
 }
 
+// Summaries returns every job in brief, in ID order: less for the daemon
+// to write and for the client to read than Jobs.
+func (c *Client) Summaries(ctx context.Context) ([]api.JobSummary, error) {
+	var jobs []api.JobSummary
+	if err := c.do(ctx, http.MethodGet, "/v1/jobs?view=summary", nil, &jobs); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, id uint64) (*api.Job, error) {
 	return c.doJob(ctx, http.MethodGet, jobPath(id, ""), nil)

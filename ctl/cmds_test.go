@@ -168,9 +168,27 @@ func lsJobs() []api.Job {
 	return []api.Job{done, running, queued}
 }
 
+// replyJobs answers GET /v1/jobs with jobs, in brief when asked.
+func replyJobs(d *fakeDaemon, jobs []api.Job) {
+	d.handle("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("view") {
+		case "summary":
+			brief := []api.JobSummary{}
+			for i := range jobs {
+				brief = append(brief, jobs[i].Summary())
+			}
+			writeJSON(w, 200, brief)
+		case "":
+			writeJSON(w, 200, jobs)
+		default:
+			writeJSON(w, 400, api.ErrorBody{Error: "bad view", Code: api.CodeBadRequest})
+		}
+	})
+}
+
 func TestLs(t *testing.T) {
 	d := newFakeDaemon(t)
-	d.reply("GET /v1/jobs", 200, lsJobs())
+	replyJobs(d, lsJobs())
 	checkResult(t, run(t, d, "ls"), 0,
 		"ID  STATE        PROGRESS  SIZE       SPEED       NAME\n"+
 			"1   completed    100.0%    256.0 MiB  -           video.bin\n"+
@@ -184,7 +202,7 @@ func TestLs(t *testing.T) {
 		}
 	}
 	d2 := newFakeDaemon(t)
-	d2.reply("GET /v1/jobs", 200, []api.Job{})
+	replyJobs(d2, nil)
 	checkResult(t, run(t, d2, "ls"), 0, "ID  STATE  PROGRESS  SIZE  SPEED  NAME\n", "")
 }
 

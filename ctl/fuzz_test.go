@@ -131,7 +131,7 @@ func FuzzRender(f *testing.F) {
 			t.Fatal(err)
 		}
 		out.WriteString(jobLine(&j))
-		out.WriteString(strconv.FormatUint(j.ID, 10) + percentOrDash(&j) + sizeOrDash(j.Size) + speedOrDash(&j) + jobName(&j) + timeLeft(&j))
+		out.WriteString(strconv.FormatUint(j.ID, 10) + percentOf(j.Progress.Verified, j.Size) + sizeOrDash(j.Size) + speedOf(j.State, j.Progress.Speed) + jobName(&j) + timeLeft(&j))
 		v := newLineView(&out)
 		v.update(api.Event{Type: api.EventState, Job: j})
 		if err := v.flush(); err != nil {

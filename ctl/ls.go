@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"text/tabwriter"
@@ -22,18 +23,26 @@ func (c *cli) runLs(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef(fs, "unexpected argument %q", fs.Arg(0))
 	}
-	jobs, err := c.client.Jobs(ctx)
+	if c.json {
+		jobs, err := c.client.Jobs(ctx)
+		if err != nil {
+			return err
+		}
+		return c.printJSON(jobs)
+	}
+	jobs, err := c.client.Summaries(ctx)
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return c.printJSON(jobs)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	bw := bufio.NewWriterSize(c.stdout, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSIZE\tSPEED\tNAME")
 	for i := range jobs {
 		j := &jobs[i]
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, percentOrDash(j), sizeOrDash(j.Size), speedOrDash(j), jobName(j))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, percentOf(j.Verified, j.Size), sizeOrDash(j.Size), speedOf(j.State, j.Speed), summaryName(j))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }

@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"regexp"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -88,6 +90,9 @@ type command struct {
 	short string // one line for the command list
 	long  string // a paragraph for the command's help
 	run   func(c *cli, ctx context.Context, args []string) error
+	// follows is set for a command that follows a job until it ends:
+	// SIGINT and SIGTERM stop it cleanly, saying how the job goes on.
+	follows bool
 }
 
 // commands returns the subcommands, in the order help lists them.
@@ -152,6 +157,14 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "idmctl: unknown command %q\n\n", args[0])
 		c.usage(c.stderr, gfs)
 		return ExitUsage
+	}
+	if cmd.follows {
+		// The other commands are over in milliseconds: dying of the
+		// signal is right for them, and catching it would slow every
+		// one's start by most of a millisecond.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
 	}
 	return c.exit(ctx, cmd, cmd.run(c, ctx, args[1:]))
 }

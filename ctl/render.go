@@ -17,11 +17,18 @@ import (
 // jobName is what a person calls a job: its file name, or its first
 // source until a source has told the name.
 func jobName(j *api.Job) string {
+	s := j.Summary()
+	return summaryName(&s)
+}
+
+// summaryName is a job's file name, or its first source while it has
+// none.
+func summaryName(j *api.JobSummary) string {
 	switch {
 	case j.Name != "":
 		return oneLine(j.Name)
-	case len(j.Sources) > 0:
-		return j.Sources[0]
+	case j.Source != "":
+		return j.Source
 	}
 	return "-"
 }
@@ -37,11 +44,13 @@ func percent(n, of int64) string {
 	return fmt.Sprintf("%.1f%%", float64(n)*100/float64(of))
 }
 
-func percentOrDash(j *api.Job) string {
-	if j.Size <= 0 {
+// percentOf is verified as a share of size, or a dash while the size is
+// not known.
+func percentOf(verified, size int64) string {
+	if size <= 0 {
 		return "-"
 	}
-	return percent(j.Progress.Verified, j.Size)
+	return percent(verified, size)
 }
 
 func sizeOrDash(n int64) string {
@@ -51,12 +60,12 @@ func sizeOrDash(n int64) string {
 	return transport.FormatBytes(n)
 }
 
-// speedOrDash is a job's speed, shown only while it downloads.
-func speedOrDash(j *api.Job) string {
-	if j.State != api.StateDownloading {
+// speedOf is a job's speed while it downloads, or a dash.
+func speedOf(state string, speed float64) string {
+	if state != api.StateDownloading {
 		return "-"
 	}
-	return formatRate(j.Progress.Speed)
+	return formatRate(speed)
 }
 
 func formatRate(bps float64) string {

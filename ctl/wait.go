@@ -7,9 +7,10 @@ import (
 )
 
 var waitCmd = &command{
-	name:  "wait",
-	args:  "[--json] ID",
-	short: "wait for a job to end; exit 0 if it completed",
+	name:    "wait",
+	follows: true,
+	args:    "[--json] ID",
+	short:   "wait for a job to end; exit 0 if it completed",
 	long: `Wait blocks until the job ends. It exits 0 if the job completed, 1 if
 it failed (the reason goes to stderr), 4 if it was cancelled or removed.
 If idmd goes away meanwhile, wait tries to reach it again for a minute.`,

@@ -9,9 +9,10 @@ import (
 )
 
 var watchCmd = &command{
-	name:  "watch",
-	args:  "[--json] [ID]",
-	short: "show live progress of one job or of all",
+	name:    "watch",
+	follows: true,
+	args:    "[--json] [ID]",
+	short:   "show live progress of one job or of all",
 	long: `Watch shows the progress of job ID, or of every job, until the job ends
 or Ctrl-C. On a terminal it draws a bar per job and per server; otherwise
 it prints a line per running job every second. With --json it prints the

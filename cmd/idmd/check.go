@@ -7,8 +7,8 @@ import (
 	"io"
 	"io/fs"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/store"
 )
 

@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/localapi"
 	"github.com/idmproject/idm/daemon/service"
 	"github.com/idmproject/idm/daemon/socket"

@@ -41,6 +41,36 @@ type Job struct {
 	Progress Progress `json:"progress"`
 }
 
+// JobSummary is a job in brief, as GET /v1/jobs?view=summary lists it:
+// what idmctl ls shows, in a quarter of a Job's bytes.
+type JobSummary struct {
+	// ID identifies the job.
+	ID uint64 `json:"id"`
+	// State is one of the State* constants.
+	State string `json:"state"`
+	// Name is the file name, once a source has told it.
+	Name string `json:"name,omitempty"`
+	// Source is the first source's address, which names a job whose file
+	// has no name yet.
+	Source string `json:"source"`
+	// Size is the file's size, once known.
+	Size int64 `json:"size,omitempty"`
+	// Verified counts the bytes verified and written.
+	Verified int64 `json:"verified,omitempty"`
+	// Speed is the verified bytes per second over a moving window, while
+	// the job downloads.
+	Speed float64 `json:"speed,omitempty"`
+}
+
+// Summary returns j in brief.
+func (j *Job) Summary() JobSummary {
+	s := JobSummary{ID: j.ID, State: j.State, Name: j.Name, Size: j.Size, Verified: j.Progress.Verified, Speed: j.Progress.Speed}
+	if len(j.Sources) > 0 {
+		s.Source = j.Sources[0]
+	}
+	return s
+}
+
 // Done reports whether the job has ended for good.
 func (j *Job) Done() bool {
 	return j.State == StateCompleted || j.State == StateFailed || j.State == StateCancelled

@@ -118,7 +118,7 @@ func TestHub_Close(t *testing.T) {
 
 // openWithJobs opens a daemon whose store holds n paused jobs, which do
 // not start by themselves; edit changes each record before it is stored.
-func openWithJobs(t *testing.T, n int, edit func(*store.Record)) *Queue {
+func openWithJobs(t testing.TB, n int, edit func(*store.Record)) *Queue {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "idmd.db"), nil)

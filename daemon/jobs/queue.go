@@ -113,12 +113,12 @@ type Queue struct {
 
 	wmu sync.Mutex // held across each of the queue's writes, before mu
 
-	mu      sync.Mutex
-	jobs    map[uint64]*job
-	ids     []uint64            // every job's ID, in order
-	same    map[string][]uint64 // unfinished jobs by sameKey
-	active  map[uint64]*job     // jobs with a transfer
-	closed  bool
+	mu     sync.Mutex
+	jobs   map[uint64]*job
+	ids    []uint64            // every job's ID, in order
+	same   map[string][]uint64 // unfinished jobs by sameKey
+	active map[uint64]*job     // jobs with a transfer
+	closed bool
 
 	wg       sync.WaitGroup
 	stopTick context.CancelFunc
@@ -664,12 +664,21 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 }
 
 // Jobs returns every job that can be read, in ID order.
-func (q *Queue) Jobs() []api.Job {
+func (q *Queue) Jobs() []api.Job { return q.List(0, -1) }
+
+// List returns at most n (all, if n < 0) of the jobs that can be read
+// whose IDs follow after, in ID order. Listing page by page keeps what a
+// long list holds at once small, and the lock free between the pages.
+func (q *Queue) List(after uint64, n int) []api.Job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]api.Job, 0, len(q.ids))
-	for _, id := range q.ids {
-		if j := q.jobs[id]; j.bad == nil {
+	i, _ := slices.BinarySearch(q.ids, after+1)
+	if n < 0 {
+		n = len(q.ids) - i
+	}
+	out := make([]api.Job, 0, min(n, len(q.ids)-i))
+	for ; i < len(q.ids) && len(out) < n; i++ {
+		if j := q.jobs[q.ids[i]]; j.bad == nil {
 			out = append(out, q.view(j))
 		}
 	}

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 )
 
 // On Linux, where idmd reads every caller's credentials, a caller whose

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 )
 
 // TestServer_BadRecord asks the API for a job whose record is garbage:

@@ -9,8 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 )
 
 // DefaultEventWriteTimeout is how long an event stream's client may leave

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 )
 
 // Fuzz targets for the control API's request bodies. Run one with

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +10,8 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 )
 
 // maxBody bounds a request body; every body the API takes is small.
@@ -63,7 +64,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
-		return writeJSON(w, http.StatusOK, s.Queue.Jobs())
+		return s.listJobs(w, r)
 	case http.MethodPost:
 		var req api.CreateRequest
 		if err := readJSON(r, &req); err != nil {
@@ -156,4 +157,52 @@ func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(http.MethodGet, http.MethodPut)
 	}
 	return writeJSON(w, http.StatusOK, api.LimitResponse{Limit: s.Queue.Limit()})
+}
+
+// listPage is how many jobs listJobs renders at a time.
+const listPage = 256
+
+// listJobs writes every job, or every job's summary with view=summary,
+// as one JSON array, a page at a time: a list of 10,000 jobs is never
+// held whole, in rendered jobs or in JSON.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	var brief bool
+	switch v := r.URL.Query().Get("view"); v {
+	case "", "full":
+	case "summary":
+		brief = true
+	default:
+		return badRequest("view %q: want full or summary", v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteByte('[')
+	var after uint64
+	for first := true; ; {
+		page := s.Queue.List(after, listPage)
+		if len(page) == 0 {
+			break
+		}
+		for i := range page {
+			var b []byte
+			var err error
+			if brief {
+				b, err = json.Marshal(page[i].Summary())
+			} else {
+				b, err = json.Marshal(&page[i])
+			}
+			if err != nil {
+				return err
+			}
+			if !first {
+				bw.WriteByte(',')
+			}
+			first = false
+			bw.Write(b)
+		}
+		after = page[len(page)-1].ID
+	}
+	bw.WriteString("]\n")
+	return bw.Flush()
 }

@@ -11,8 +11,8 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )

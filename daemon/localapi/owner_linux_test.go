@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/internal/usertest"
 	"github.com/idmproject/idm/store"
 )

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/socket"
 )
 

@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/socket"
+	"github.com/idmproject/idm/store"
 )
 
 // apiClient talks to a Server over its real Unix socket.
@@ -236,5 +237,37 @@ func TestServer_JobLimit_Running(t *testing.T) {
 	}
 	if status, eb := c.do("GET", fmt.Sprintf("/v1/jobs/%d", j.ID), "", &j); status != 200 || j.Limit != 12345 {
 		t.Errorf("get the job: %d %+v, limit %d; want 12345", status, eb, j.Limit)
+	}
+}
+
+// The list is written a page at a time: across the pages' edges it is
+// still one JSON array of every job in ID order, whole or in brief.
+func TestServer_ListJobs_Pages(t *testing.T) {
+	var recs []*store.Record
+	for i := range 2*listPage + 17 {
+		recs = append(recs, &store.Record{Sources: []string{fmt.Sprintf("idm://127.0.0.1:%d", 1000+i)}, Dir: t.TempDir(), State: api.StatePaused, Name: fmt.Sprintf("f%d.bin", i)})
+	}
+	_, c := startControl(t, jobs.Config{StateDir: stateDir(t, recs...)})
+	var full []api.Job
+	if status, eb := c.do("GET", "/v1/jobs", "", &full); status != 200 {
+		t.Fatalf("GET /v1/jobs: %d %+v", status, eb)
+	}
+	var brief []api.JobSummary
+	if status, eb := c.do("GET", "/v1/jobs?view=summary", "", &brief); status != 200 {
+		t.Fatalf("GET /v1/jobs?view=summary: %d %+v", status, eb)
+	}
+	if len(full) != len(recs) || len(brief) != len(recs) {
+		t.Fatalf("listed %d jobs, %d in brief; want %d", len(full), len(brief), len(recs))
+	}
+	for i := range full {
+		if full[i].ID != uint64(i+1) || full[i].Name != recs[i].Name || full[i].State != api.StatePaused {
+			t.Fatalf("job %d listed as %+v", i+1, full[i])
+		}
+		if brief[i] != full[i].Summary() {
+			t.Fatalf("job %d in brief is %+v, want %+v", i+1, brief[i], full[i].Summary())
+		}
+	}
+	if status, eb := c.do("GET", "/v1/jobs?view=all", "", nil); status != 400 || eb.Code != api.CodeBadRequest {
+		t.Errorf("GET /v1/jobs?view=all: %d %+v, want 400 bad_request", status, eb)
 	}
 }

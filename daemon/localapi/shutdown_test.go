@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/socket"
 )
 
