@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -427,5 +428,73 @@ func TestTransfer_Run_MajorityDecidesIdentity(t *testing.T) {
 	got := checkResult(t, db, rec.ID, want)
 	if st := sourceStat(t, got, "idm://"+wrong.Addr); st.Bytes != 0 || !strings.Contains(st.LastError, "different file") {
 		t.Errorf("the odd source: %+v, want it rejected", st)
+	}
+}
+
+// slowJournal holds the journal's calls named in hold until released, as
+// a disk that takes its time to sync would.
+type slowJournal struct {
+	Journal
+	hold    map[string]bool
+	entered chan string
+	release chan struct{}
+}
+
+func (j slowJournal) wait(call string) {
+	if j.hold[call] {
+		j.entered <- call
+		<-j.release
+	}
+}
+
+func (j slowJournal) Identified(f *identity.File, name string, own bool) error {
+	j.wait("Identified")
+	return j.Journal.Identified(f, name, own)
+}
+
+func (j slowJournal) Checkpoint(c *store.Checkpoint) error {
+	j.wait("Checkpoint")
+	return j.Journal.Checkpoint(c)
+}
+
+// Progress never waits on the journal: while the file's identity, or a
+// checkpoint, is being written, the transfer still says where it is.
+func TestTransfer_Progress_DoesNotWaitOnJournal(t *testing.T) {
+	checkLeaks(t)
+	for _, call := range []string{"Identified", "Checkpoint"} {
+		t.Run(call, func(t *testing.T) {
+			path, want := testFile(t, 4<<20, 71)
+			srv := startServers(t, path, 256<<10, 2e6, 2e6)
+			db := openDB(t, "")
+			rec := newJob(t, db, serverSources(srv...))
+			tr := fastTransfer(t, db, rec.ID)
+			j := slowJournal{Journal: tr.Journal, hold: map[string]bool{call: true}, entered: make(chan string), release: make(chan struct{})}
+			tr.Journal = j
+			wait := runTransfer(t, context.Background(), tr)
+			select {
+			case <-j.entered:
+			case <-time.After(time.Minute):
+				t.Fatalf("no call to %s", call)
+			}
+			got := make(chan Progress, 1)
+			go func() { got <- tr.Progress() }()
+			select {
+			case p := <-got:
+				t.Logf("while %s is held: phase %s, %d bytes verified", call, p.Phase, p.Verified)
+			case <-time.After(time.Minute):
+				t.Errorf("Progress waited on the journal's %s", call)
+			}
+			// Let every later call through.
+			go func() {
+				for range j.entered {
+				}
+			}()
+			close(j.release)
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+			close(j.entered)
+			checkResult(t, db, rec.ID, want)
+		})
 	}
 }
