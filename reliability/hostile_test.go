@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -354,6 +353,10 @@ type hostileRow struct {
 	// hostile one is caught, so that it is caught whatever the speed of
 	// the others.
 	late bool
+	// held lets the honest servers describe the file but holds back
+	// every byte of it until the hostile one is caught, so that the job
+	// cannot end before the hostile source is heard.
+	held bool
 	// caught lists the hostile source's states that show it was caught;
 	// reason is what its last_error must then say (a regexp).
 	caught []string
@@ -512,19 +515,19 @@ var hostileRows = []hostileRow{
 	// A manifest of another file, with the job's bytes behind it.
 	{name: "manifest of a bigger file", script: anotherFile(func(f *file) int { return len(f.data) + 12345 }),
 		caught: caughtBad, reason: `quarantined`, ends: []string{endFailed}, endReason: `quarantined`},
-	{name: "manifest of a bigger file", script: anotherFile(func(f *file) int { return len(f.data) + 12345 }), honest: true,
+	{name: "manifest of a bigger file", script: anotherFile(func(f *file) int { return len(f.data) + 12345 }), honest: true, held: true,
 		caught: caughtOther, reason: `different file`, ends: []string{endCompleted}},
 	{name: "manifest of other content", script: anotherFile(func(f *file) int { return len(f.data) }),
 		caught: caughtBad, reason: `quarantined`, ends: []string{endFailed}, endReason: `quarantined`},
-	{name: "manifest of other content", script: anotherFile(func(f *file) int { return len(f.data) }), honest: true,
+	{name: "manifest of other content", script: anotherFile(func(f *file) int { return len(f.data) }), honest: true, held: true,
 		caught: caughtOther, reason: `different file`, ends: []string{endCompleted}},
 
 	// A poisoned segment-hash list, listed first.
 	{name: "poisoned segment hashes", script: poisoned,
 		ends: []string{endFailed}, endReason: `(?i)hash|verif|disagree`},
-	{name: "poisoned segment hashes", script: poisoned, honest: true,
+	{name: "poisoned segment hashes", script: poisoned, honest: true, held: true,
 		caught: caughtBroken, reason: `(?i)segment hashes hash to`, ends: []string{endCompleted}},
-	{name: "poisoned segment hashes with their own root", script: poisonedRooted, honest: true,
+	{name: "poisoned segment hashes with their own root", script: poisonedRooted, honest: true, held: true,
 		caught: caughtOther, reason: `(?i)different file`, ends: []string{endCompleted}},
 
 	// Absurd sizes and counts.
@@ -706,16 +709,40 @@ type hostileCase struct {
 }
 
 // gate stands before an honest server. Closed, it hangs up on every
-// connection, as a server that is down would; open, it passes the bytes
-// both ways. Its port stays bound all along, so that no other server of
-// the test takes it, as one could the port of a server shut down.
+// connection, as a server that is down would, or, when it describes, lets
+// the server describe its file but holds back every request for its
+// bytes; open, it passes the bytes both ways. Its port stays bound all
+// along, so that no other server of the test takes it, as one could the
+// port of a server shut down.
 type gate struct {
-	target string
-	open   atomic.Bool
+	target    string
+	describes bool
+	opened    chan struct{}
+	once      sync.Once
+}
+
+// newGate returns a closed gate before target, opened at the latest when
+// t ends, so that no connection it holds outlives the test.
+func newGate(t testing.TB, target string, describes bool) *gate {
+	g := &gate{target: target, describes: describes, opened: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+// open opens the gate; it may be called more than once.
+func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
+
+func (g *gate) isOpen() bool {
+	select {
+	case <-g.opened:
+		return true
+	default:
+		return false
+	}
 }
 
 func (g *gate) serve(p *peer) {
-	if !g.open.Load() {
+	if !g.isOpen() && !g.describes {
 		return
 	}
 	up, err := net.Dial("tcp", g.target)
@@ -726,12 +753,46 @@ func (g *gate) serve(p *peer) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(up, p.r)
+		if g.holdRanges(up, p.r) == nil {
+			io.Copy(up, p.r)
+		}
 		up.(*net.TCPConn).CloseWrite()
 	}()
 	io.Copy(p.c, up)
 	p.c.Close()
 	<-done
+}
+
+// holdRanges passes the client's opening and its requests on to up until
+// the first range request, which it passes only once the gate is open.
+func (g *gate) holdRanges(up io.Writer, r *bufio.Reader) error {
+	opening := make([]byte, 6)
+	if _, err := io.ReadFull(r, opening); err != nil {
+		return err
+	}
+	if _, err := up.Write(opening); err != nil {
+		return err
+	}
+	for {
+		h := make([]byte, 5, 5+16)
+		if _, err := io.ReadFull(r, h); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(h[1:])
+		if n > 16 {
+			return fmt.Errorf("request of %d bytes", n)
+		}
+		req := h[:5+n]
+		if _, err := io.ReadFull(r, req[5:]); err != nil {
+			return err
+		}
+		if req[0] == wireRangeReq {
+			<-g.opened
+		}
+		if _, err := up.Write(req); err != nil || req[0] == wireRangeReq {
+			return err
+		}
+	}
 }
 
 // hostileHarness is the one daemon, the one idm-server and the event
@@ -817,8 +878,8 @@ func (h *hostileHarness) start(t *testing.T, r hostileRow) *hostileCase {
 			break
 		}
 		addr := "127.0.0.1:" + port
-		if r.late {
-			g := &gate{target: addr}
+		if r.late || r.held {
+			g := newGate(t, addr, r.held)
 			c.gates = append(c.gates, g)
 			c.sources = append(c.sources, startHostile(t, g.serve))
 			continue
@@ -839,7 +900,7 @@ func (h *hostileHarness) start(t *testing.T, r hostileRow) *hostileCase {
 func (h *hostileHarness) release() {
 	pending := map[*hostileCase]bool{}
 	for _, c := range h.cases {
-		if c.row.late {
+		if c.row.late || c.row.held {
 			pending[c] = true
 		}
 	}
@@ -849,7 +910,7 @@ func (h *hostileHarness) release() {
 			h.poll(c.id)
 			if _, ok := h.seen.caught(c.id, 0, c.row.caught); ok || time.Now().After(deadline) {
 				for _, g := range c.gates {
-					g.open.Store(true)
+					g.open()
 				}
 				delete(pending, c)
 			}
