@@ -473,7 +473,7 @@ if command -v nginx >/dev/null 2>&1; then tools="$tools, $(nginx -v 2>&1 | sed '
 	if want B; then
 		echo
 		echo "B1's baseline is curl's own figure, without syncing its file; counting the fsync that makes it as durable as the engine's, curl comes to $(num "$(get $u curl+sync-MB/s)" 0) MB/s and the engine's ratio to it is $(num "$(get $u idm/curl+sync)" 2)."
-		echo "Engine details: after the last segment is verified, B1 spends $(num "$(get $u finish-s)" 2) s finishing (the rest of the whole-file hash, the sync, the rename), B2 $(num "$(get $r finish-s)" 2) s."
+		echo "Engine details: after the last segment is verified, B1 spends $(num "$(get $u finish-s)" 2) s finishing (the sync, the link under its name), B2 $(num "$(get $r finish-s)" 2) s."
 		echo "Servers sent $(num "$(get $r sent-twice-%)" 1) % of the file twice in B2, $(num "$(get $l sent-twice-%)" 1) % in B3 (lost with the stopped server or beaten by a faster copy)."
 		echo "B4 crashed at $(num "$(get $c crash-at-%)" 1) % verified; B5 downloaded at $(num "$(get $p/1024MiB MB/s)" 0) MB/s."
 		hash_s=$(IDM_BENCH_DIR=$cache go test -run '^$' -bench '^BenchmarkBuildManifest$' -benchtime 3x -count 3 ./transport |
