@@ -18,6 +18,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/proctest"
+	"github.com/idmproject/idm/internal/usertest"
 )
 
 // The users of the access tests. None has an account: the kernel and
@@ -44,41 +45,6 @@ func idmctlAs(d *proctest.Daemon, cred *syscall.Credential, args ...string) proc
 	cmd := d.IdmctlCmd(args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	return proctest.Run(cmd)
-}
-
-// needRoot skips a test that runs processes as other users.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it runs idmd and idmctl as other users (sudo make test-reliability)")
-	}
-}
-
-// openTo makes dir and its parent searchable by everyone: t.TempDir's are
-// not, for root.
-func openTo(t *testing.T, dir string) string {
-	t.Helper()
-	for _, p := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// mkdirAs makes a directory with exactly this owner, group and mode.
-func mkdirAs(t *testing.T, path string, uid, gid int, mode fs.FileMode) string {
-	t.Helper()
-	if err := os.Mkdir(path, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // someGroup returns an existing group for --group, which takes a name:
@@ -133,7 +99,7 @@ func emptyDir(t *testing.T, dir string) {
 // when the test ends.
 func startAs(t *testing.T, cred *syscall.Credential, extra ...string) *proctest.Daemon {
 	t.Helper()
-	home := openTo(t, t.TempDir())
+	home := usertest.ReachableTempDir(t)
 	if err := os.Chown(home, int(cred.Uid), int(cred.Gid)); err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +130,9 @@ func startAs(t *testing.T, cred *syscall.Credential, extra ...string) *proctest.
 // Another user against a per-user idmd: refused on every route, even
 // with the socket opened to everyone, and nothing is added.
 func TestAccess_OtherUserPerUserDaemon(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	d := startAs(t, as(uidDaemonUser))
-	out := openTo(t, t.TempDir())
+	out := usertest.ReachableTempDir(t)
 	if err := os.Chmod(out, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -193,21 +159,21 @@ func TestAccess_OtherUserPerUserDaemon(t *testing.T) {
 // write to, and the file; a job whose directory its owner may no longer
 // write to fails when idmd starts again.
 func TestAccess_SystemDaemon(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	group, gid := someGroup(t)
 	file, want := proctest.Sample(t, 1<<20, 31)
 	srv := proctest.StartServers(t, file, 2, "")
 	d := proctest.NewDaemon(t)
 	d.Start("--system", "--group", group)
-	openTo(t, filepath.Dir(filepath.Dir(d.Socket)))
+	usertest.Reachable(t, filepath.Dir(filepath.Dir(d.Socket)))
 	ann, bob, eve := as(uidAnn, gid), as(uidBob, gid), as(uidEve)
 
-	base := openTo(t, t.TempDir())
+	base := usertest.ReachableTempDir(t)
 	at := func(name string) string { return filepath.Join(base, name) }
-	rootOnly := mkdirAs(t, at("root-only"), 0, 0, 0o700)
-	bobs := mkdirAs(t, at("bobs"), uidBob, uidBob, 0o755)
-	shared := mkdirAs(t, at("shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
-	later := mkdirAs(t, at("later"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	rootOnly := usertest.Mkdir(t, at("root-only"), 0, 0, 0o700)
+	bobs := usertest.Mkdir(t, at("bobs"), uidBob, uidBob, 0o755)
+	shared := usertest.Mkdir(t, at("shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	later := usertest.Mkdir(t, at("later"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
 	// What a member could plant in the shared directory, to have idmd
 	// write where only root may.
 	planted := at("shared/planted")
@@ -338,15 +304,15 @@ func partialFiles(t *testing.T, dir string) []string {
 // same download gives the other member a job of its own. The owner's job
 // completes; root cancels a member's job.
 func TestAccess_JobOwner(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	group, gid := someGroup(t)
 	file, want := proctest.Sample(t, 1<<20, 41)
 	srv := proctest.StartServers(t, file, 2, "256K")
 	d := proctest.NewDaemon(t)
 	d.Start("--system", "--group", group)
-	openTo(t, filepath.Dir(filepath.Dir(d.Socket)))
+	usertest.Reachable(t, filepath.Dir(filepath.Dir(d.Socket)))
 	ann, bob := as(uidAnn, gid), as(uidBob, gid)
-	shared := mkdirAs(t, filepath.Join(openTo(t, t.TempDir()), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	shared := usertest.Mkdir(t, filepath.Join(usertest.ReachableTempDir(t), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
 
 	id := addAs(t, d, ann, shared, srv.Sources()...)
 	d.WaitVerified(id, 0.05)
@@ -405,12 +371,12 @@ func TestAccess_JobOwner(t *testing.T) {
 // user may change a member's job and set the global limit; another
 // member may do neither.
 func TestAccess_ServiceUser(t *testing.T) {
-	needRoot(t)
+	usertest.NeedRoot(t)
 	group, gid := someGroup(t)
 	daemonUser := as(uidDaemonUser, gid)
 	d := startAs(t, daemonUser, "--system", "--group", group)
 	ann, bob := as(uidAnn, gid), as(uidBob, gid)
-	shared := mkdirAs(t, filepath.Join(openTo(t, t.TempDir()), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
+	shared := usertest.Mkdir(t, filepath.Join(usertest.ReachableTempDir(t), "shared"), 0, gid, 0o775|fs.ModeSetgid|fs.ModeSticky)
 
 	// Nobody listens there: the job waits until stopped.
 	id := addAs(t, d, ann, shared, "idm://127.0.0.1:"+proctest.FreePorts(t, 1)[0])

@@ -4,75 +4,25 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/idmproject/idm/identity"
+	"github.com/idmproject/idm/internal/servertest"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
 
-// testFile writes size random bytes to a file in a new temporary
-// directory and returns its path and contents.
-func testFile(t testing.TB, size int64, seed uint64) (string, []byte) {
-	t.Helper()
-	b := make([]byte, size)
-	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
-	r.Read(b)
-	path := filepath.Join(t.TempDir(), "video.bin")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, b
-}
-
-// startServers starts one virtual server per rate (0 for none) on
-// loopback, all serving path with the given segment size (0: default).
-func startServers(t testing.TB, path string, segSize int64, rates ...int64) []*transport.Server {
-	t.Helper()
-	m, err := transport.BuildManifest(path, segSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*transport.Server
-	for _, r := range rates {
-		out = append(out, startServer(t, path, m, r))
-	}
-	return out
-}
-
-// startServer starts a virtual server on loopback serving path as m
-// describes it.
-func startServer(t testing.TB, path string, m *transport.Manifest, rate int64) *transport.Server {
-	t.Helper()
-	s := &transport.Server{Addr: "127.0.0.1:0", Path: path, Manifest: m, Rate: rate, Logger: quietLog()}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Later restarts must come back on the same port.
-	s.Addr = s.ListenAddr().String()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-func sourcesOf(addrs ...string) []string {
-	var out []string
-	for _, a := range addrs {
-		out = append(out, "idm://"+a)
-	}
-	return out
-}
-
-func serverSources(servers ...*transport.Server) []string {
-	var addrs []string
-	for _, s := range servers {
-		addrs = append(addrs, s.Addr)
-	}
-	return sourcesOf(addrs...)
-}
+// The servers and files of these tests.
+var (
+	testFile      = servertest.File
+	startServers  = servertest.Start
+	startServer   = servertest.StartOne
+	sourcesOf     = servertest.SourcesOf
+	serverSources = servertest.Sources
+)
 
 // openDB opens a store in a new temporary directory.
 func openDB(t testing.TB, path string) *store.DB {

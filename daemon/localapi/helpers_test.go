@@ -3,8 +3,6 @@ package localapi
 import (
 	"encoding/binary"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,42 +11,18 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/jobs"
+	"github.com/idmproject/idm/internal/servertest"
 	"github.com/idmproject/idm/store"
-	"github.com/idmproject/idm/transport"
 )
 
-// testFile writes size random bytes to a file in a new temporary
-// directory and returns its path and contents.
-func testFile(t testing.TB, size int64, seed uint64) (string, []byte) {
-	t.Helper()
-	b := make([]byte, size)
-	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
-	path := filepath.Join(t.TempDir(), "video.bin")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, b
-}
+var testFile = servertest.File
 
-// startServers starts one virtual server per rate (0 for none) on
-// loopback, all serving path with the given segment size (0: default),
-// and returns their idm:// addresses.
+// startServers starts one server per rate (0 for none) on loopback, all
+// serving path with the given segment size (0: default), and returns
+// their sources.
 func startServers(t testing.TB, path string, segSize int64, rates ...int64) []string {
 	t.Helper()
-	m, err := transport.BuildManifest(path, segSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sources []string
-	for _, r := range rates {
-		s := &transport.Server{Addr: "127.0.0.1:0", Path: path, Manifest: m, Rate: r, Logger: quietLog()}
-		if err := s.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Stop)
-		sources = append(sources, "idm://"+s.ListenAddr().String())
-	}
-	return sources
+	return servertest.Sources(servertest.Start(t, path, segSize, rates...)...)
 }
 
 // stateDir makes a state directory whose store holds a job for each of

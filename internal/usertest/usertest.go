@@ -42,7 +42,13 @@ func NeedRoot(t testing.TB) {
 // search, as t.TempDir's are not for root.
 func ReachableTempDir(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
+	return Reachable(t, t.TempDir())
+}
+
+// Reachable makes dir and its parent searchable by every user, and
+// returns dir.
+func Reachable(t testing.TB, dir string) string {
+	t.Helper()
 	for _, p := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(p, 0o755); err != nil {
 			t.Fatal(err)
