@@ -29,6 +29,7 @@ type DamagedError struct {
 	Err error
 }
 
+// Error names the file and what is wrong with it.
 func (e *DamagedError) Error() string {
 	return fmt.Sprintf("state database %s is damaged: %v", e.Path, e.Err)
 }
@@ -56,6 +57,7 @@ type RecordError struct {
 	Err error
 }
 
+// Error names the job and why its record cannot be read.
 func (e *RecordError) Error() string {
 	return fmt.Sprintf("job %d: record cannot be read: %v", e.ID, e.Err)
 }

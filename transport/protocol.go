@@ -84,6 +84,7 @@ var codeNames = map[ErrorCode]string{
 	CodeInternal:           "internal error",
 }
 
+// String returns the code's meaning in words.
 func (c ErrorCode) String() string {
 	if s, ok := codeNames[c]; ok {
 		return s

@@ -30,6 +30,7 @@ type DeniedError struct {
 	Msg string
 }
 
+// Error returns the refusal's line.
 func (e *DeniedError) Error() string { return e.Msg }
 
 // Unwrap returns ErrDenied.

@@ -93,6 +93,7 @@ const (
 
 var phaseNames = [...]string{"starting", "connecting", "downloading", "waiting", "verifying", "publishing", "done"}
 
+// String returns the phase's name, as the API shows it.
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]
@@ -123,6 +124,7 @@ const (
 
 var sourceStateNames = [...]string{"connecting", "up", "down", "quarantined", "rejected", "failed"}
 
+// String returns the state's name, as the API shows it.
 func (s SourceState) String() string {
 	if int(s) < len(sourceStateNames) {
 		return sourceStateNames[s]
