@@ -77,10 +77,16 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startLogging(t, os.Stderr, args...)
+}
+
+// startLogging starts idm-server with its log going to stderr.
+func startLogging(t *testing.T, stderr io.Writer, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -329,30 +335,12 @@ func TestParseArgs(t *testing.T) {
 func TestIDMServer_ConsoleLongLine(t *testing.T) {
 	path := testData(t, 1<<20)
 	ports := freePorts(t, 2)
-	cmd := exec.Command(binary, "-i", "0.2", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p",
-		strconv.Itoa(ports[0]), strconv.Itoa(ports[1]))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
 	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1000)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	p := startLogging(t, &stderr, "-i", "0.2", "-n", "2", "-f", path, "--bind", "127.0.0.1", "-p",
+		strconv.Itoa(ports[0]), strconv.Itoa(ports[1]))
 	p.waitStatus(t, 2, 1, "alive")
 
-	io.WriteString(stdin, strings.Repeat("x", 100<<10)+"\nE1\n")
+	io.WriteString(p.stdin, strings.Repeat("x", 100<<10)+"\nE1\n")
 	p.waitStatus(t, 2, 1, "dead")
 	if reachable(ports[0]) {
 		t.Error("server 1 still reachable after E1")
