@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -9,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/internal/bytesize"
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // sourceArgs collects sources given as idm://host:port arguments or, as
@@ -73,7 +75,7 @@ func (s *sourceArgs) list() ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, r := range raw {
-		src, err := transport.ParseSource(r)
+		src, err := addr.Parse(r)
 		if err != nil {
 			return nil, err
 		}
@@ -145,13 +147,13 @@ func parseIDs(fs *flag.FlagSet, args []string) ([]uint64, error) {
 }
 
 // parseRate reads a rate cap in bytes per second: a size as
-// transport.ParseBytes reads it, or 0, none, off or unlimited for no cap.
+// bytesize.Parse reads it, or 0, none, off or unlimited for no cap.
 func parseRate(s string) (int64, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "0", "none", "off", "unlimited":
 		return 0, nil
 	}
-	return transport.ParseBytes(s)
+	return bytesize.Parse(s)
 }
 
 // rateFlag is a --limit flag's value.
@@ -212,10 +214,11 @@ func (c *contentFlag) register(fs *flag.FlagSet) {
 func (c *contentFlag) String() string { return string(*c) }
 
 func (c *contentFlag) Set(s string) error {
-	h, err := transport.ParseHash(strings.ToLower(strings.TrimSpace(s)))
-	if err != nil {
+	// The daemon checks it again; this is to say so before asking it.
+	h := strings.ToLower(strings.TrimSpace(s))
+	if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
 		return fmt.Errorf("not a content hash (64 hex digits): %q", s)
 	}
-	*c = contentFlag(h.String())
+	*c = contentFlag(h)
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // Fuzz targets for what idmctl reads: its command line and the daemon's
@@ -89,7 +89,7 @@ func FuzzSourceArgs(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, s := range sources {
-			p, err := transport.ParseSource(s)
+			p, err := addr.Parse(s)
 			if err != nil || p.String() != s || seen[s] {
 				t.Fatalf("%q gave source %q: %v, normal form %v, seen before %v", args, s, err, p, seen[s])
 			}

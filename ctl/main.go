@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -353,24 +354,31 @@ func onlyOnce(fs *flag.FlagSet) {
 }
 
 // flagInMessage finds a flag named in one of the flag package's errors.
-var flagInMessage = regexp.MustCompile(`(flag needs an argument: |for flag |for )-([a-z][a-z-]+)`)
+// It and badBool are compiled on first use: only a wrong command line
+// needs them, and every command's start would pay for them.
+var flagInMessage = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(flag needs an argument: |for flag |for )-([a-z][a-z-]+)`)
+})
 
 // respell spells the flags of fs named in msg, one of the flag package's
 // errors, as the usage does: the package writes --limit as -limit.
 func respell(fs *flag.FlagSet, msg string) string {
-	msg = flagInMessage.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := flagInMessage.FindStringSubmatch(m)
+	re := flagInMessage()
+	msg = re.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := re.FindStringSubmatch(m)
 		if fs.Lookup(sub[2]) == nil {
 			return m
 		}
 		return sub[1] + flagName(sub[2])
 	})
 	// "parse error" is all the package says of a bad boolean.
-	return badBool.ReplaceAllString(msg, "$2 takes no value, or true or false, not $1")
+	return badBool().ReplaceAllString(msg, "$2 takes no value, or true or false, not $1")
 }
 
 // badBool is the flag package's error for a bad boolean value.
-var badBool = regexp.MustCompile(`^invalid boolean value ("[^"]*") for (-[-a-z]+): parse error$`)
+var badBool = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^invalid boolean value ("[^"]*") for (-[-a-z]+): parse error$`)
+})
 
 // usageError is a wrong command line: its message and then the usage
 // are printed, and idmctl exits with ExitUsage.

@@ -11,7 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/idmproject/idm/daemon/api"
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/internal/bytesize"
 )
 
 // jobName is what a person calls a job: its file name, or its first
@@ -57,7 +57,7 @@ func sizeOrDash(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	return transport.FormatBytes(n)
+	return bytesize.Format(n)
 }
 
 // speedOf is a job's speed while it downloads, or a dash.
@@ -69,7 +69,7 @@ func speedOf(state string, speed float64) string {
 }
 
 func formatRate(bps float64) string {
-	return transport.FormatBytes(int64(bps)) + "/s"
+	return bytesize.Format(int64(bps)) + "/s"
 }
 
 func formatLimit(limit int64) string {
@@ -97,10 +97,10 @@ func timeLeft(j *api.Job) string {
 func jobLine(j *api.Job) string {
 	pct, size := "0.0%", "?"
 	if j.Size > 0 {
-		pct, size = percent(j.Progress.Verified, j.Size), transport.FormatBytes(j.Size)
+		pct, size = percent(j.Progress.Verified, j.Size), bytesize.Format(j.Size)
 	}
 	return fmt.Sprintf("job %d %s: %s %s/%s %s %s", j.ID, jobName(j), pct,
-		transport.FormatBytes(j.Progress.Verified), size, formatRate(j.Progress.Speed), j.State)
+		bytesize.Format(j.Progress.Verified), size, formatRate(j.Progress.Speed), j.State)
 }
 
 // lineView prints watch's plain lines: every tick, a line for each job
@@ -238,9 +238,9 @@ func (v *barView) add(j api.Job) *jobBars {
 			jb.column(func(j *api.Job) string { return j.State }, decor.WCSyncSpaceR),
 			jb.column(func(j *api.Job) string {
 				if j.Size <= 0 {
-					return transport.FormatBytes(j.Progress.Verified) + "/?"
+					return bytesize.Format(j.Progress.Verified) + "/?"
 				}
-				return transport.FormatBytes(j.Progress.Verified) + "/" + transport.FormatBytes(j.Size)
+				return bytesize.Format(j.Progress.Verified) + "/" + bytesize.Format(j.Size)
 			}),
 			jb.column(func(j *api.Job) string { return formatRate(j.Progress.Speed) }),
 			jb.column(func(j *api.Job) string {
@@ -262,7 +262,7 @@ func (v *barView) add(j api.Job) *jobBars {
 			mpb.PrependDecorators(decor.Name(fmt.Sprintf("  #%d %s", i+1, src), decor.WCSyncWidthR)),
 			mpb.AppendDecorators(
 				jb.column(func(j *api.Job) string { return source(j).State }, decor.WCSyncSpaceR),
-				jb.column(func(j *api.Job) string { return transport.FormatBytes(source(j).Verified) }),
+				jb.column(func(j *api.Job) string { return bytesize.Format(source(j).Verified) }),
 				jb.column(func(j *api.Job) string { return formatRate(source(j).Speed) }),
 				jb.column(func(j *api.Job) string {
 					if s := source(j); s.Corrupt > 0 {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/internal/bytesize"
 )
 
 var statusCmd = &command{
@@ -51,13 +51,13 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 	row("Directory", oneLine(j.Dir))
 	row("Path", oneLine(j.Path))
 	if j.Size > 0 {
-		row("Size", fmt.Sprintf("%s (%d bytes)", transport.FormatBytes(j.Size), j.Size))
-		row("Verified", fmt.Sprintf("%s (%s)", transport.FormatBytes(p.Verified), percent(p.Verified, j.Size)))
+		row("Size", fmt.Sprintf("%s (%d bytes)", bytesize.Format(j.Size), j.Size))
+		row("Verified", fmt.Sprintf("%s (%s)", bytesize.Format(p.Verified), percent(p.Verified, j.Size)))
 	} else {
 		row("Size", "not known yet")
-		row("Verified", transport.FormatBytes(p.Verified))
+		row("Verified", bytesize.Format(p.Verified))
 	}
-	row("Fetched", transport.FormatBytes(p.Fetched))
+	row("Fetched", bytesize.Format(p.Fetched))
 	row("Speed", formatRate(p.Speed))
 	if j.Limit > 0 {
 		row("Limit", formatLimit(j.Limit))
@@ -94,7 +94,7 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 				last += " (" + retry + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, s.Source, orDash(s.State), transport.FormatBytes(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, s.Source, orDash(s.State), bytesize.Format(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
 	}
 	return tw.Flush()
 }

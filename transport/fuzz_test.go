@@ -358,35 +358,6 @@ func FuzzServer_Input(f *testing.F) {
 	})
 }
 
-func FuzzParseBytes(f *testing.F) {
-	for _, s := range []string{"40M", "20Mi", "1.5K", "512", "10MB/s", "", "0", "-1", "abc", "1X", "NaN", "1e30"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := ParseBytes(s)
-		if err == nil && (n < 1 || n > 1<<62) {
-			t.Fatalf("ParseBytes(%q) = %d", s, n)
-		}
-	})
-}
-
-func FuzzParseSource(f *testing.F) {
-	for _, s := range []string{"idm://127.0.0.1:9001", "idm://[::1]:9001", "idm://host:9001/", "http://x", "idm://host:0", "idm://u@h:1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		src, err := ParseSource(s)
-		if err != nil {
-			return
-		}
-		// A source reads back from its own String as the same source.
-		again, err := ParseSource(src.String())
-		if err != nil || again.String() != src.String() {
-			t.Fatalf("ParseSource(%q) = %s, which reads back as %v, %v", s, src, again, err)
-		}
-	})
-}
-
 func FuzzParseHash(f *testing.F) {
 	for _, s := range []string{strings.Repeat("af", HashSize), strings.Repeat("AF", HashSize), "", "zz", strings.Repeat("0", 2*HashSize+1)} {
 		f.Add(s)

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
-	"strconv"
+
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // IDMSource is a server speaking the idm protocol.
@@ -25,27 +24,17 @@ func (s *IDMSource) Dial(ctx context.Context) (*Conn, error) {
 // String returns the source as an idm:// URL.
 func (s *IDMSource) String() string { return "idm://" + s.Addr }
 
-// ParseSource reads a source address. Only idm://host:port is known for
-// now; the host may be a name, an IPv4 address or a bracketed IPv6 one.
+// ParseSource reads the address of an idm server, idm://host:port (see
+// [addr.Parse]).
 func ParseSource(raw string) (*IDMSource, error) {
-	u, err := url.Parse(raw)
+	a, err := addr.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", raw, err)
+		return nil, err
 	}
-	if u.Scheme != "idm" {
-		return nil, fmt.Errorf("source %q: want idm://host:port", raw)
+	if a.Scheme != "idm" {
+		return nil, fmt.Errorf("source %q: not an idm server", raw)
 	}
-	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("source %q: want idm://host:port and nothing more", raw)
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil || host == "" {
-		return nil, fmt.Errorf("source %q: want idm://host:port", raw)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return nil, fmt.Errorf("source %q: port must be 1..65535", raw)
-	}
-	return &IDMSource{Addr: net.JoinHostPort(host, port)}, nil
+	return &IDMSource{Addr: a.Host}, nil
 }
 
 // Fetch asks for the bytes [off, off+n) and writes them to w as they

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idmproject/idm/internal/bytesize"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -214,7 +215,7 @@ func parseArgs(args []string) (*config, error) {
 		return nil, err
 	}
 	if v := once.vals["segment-size"]; once.given("segment-size") {
-		size, err := transport.ParseBytes(v)
+		size, err := bytesize.Parse(v)
 		if err != nil || size < transport.MinSegmentSize || size > transport.MaxSegmentSize {
 			return nil, fmt.Errorf("--segment-size %q: must be %d..%d bytes", v, transport.MinSegmentSize, transport.MaxSegmentSize)
 		}
@@ -260,7 +261,7 @@ func parseRates(s string, n int) ([]int64, error) {
 		return nil, fmt.Errorf("--rate has %d values: give one for all servers or one per server (%d)", len(parts), n)
 	}
 	for i := range out {
-		v, err := transport.ParseBytes(parts[min(i, len(parts)-1)])
+		v, err := bytesize.Parse(parts[min(i, len(parts)-1)])
 		if err != nil {
 			return nil, fmt.Errorf("--rate: %w", err)
 		}

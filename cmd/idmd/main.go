@@ -21,6 +21,7 @@ import (
 	"github.com/idmproject/idm/daemon/localapi"
 	"github.com/idmproject/idm/daemon/service"
 	"github.com/idmproject/idm/daemon/socket"
+	"github.com/idmproject/idm/internal/bytesize"
 	"github.com/idmproject/idm/transport"
 )
 
@@ -126,7 +127,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}
 	var rate int64
 	if *limit != "" && *limit != "0" && *limit != "none" {
-		if rate, err = transport.ParseBytes(*limit); err != nil {
+		if rate, err = bytesize.Parse(*limit); err != nil {
 			return fail("--limit: %v", err)
 		}
 	}

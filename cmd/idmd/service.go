@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/service"
-	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/internal/bytesize"
 )
 
 // Exit statuses of idmd status, as systemctl and LSB init scripts use them.
@@ -83,7 +83,7 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 			return fail("--max-active %d: must be at least 1", cfg.MaxActive)
 		}
 		if cfg.Limit != "" {
-			if _, err := transport.ParseBytes(cfg.Limit); err != nil {
+			if _, err := bytesize.Parse(cfg.Limit); err != nil {
 				return fail("--limit: %v", err)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/idmproject/idm/daemon/engine"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // DefaultMaxActive is how many jobs download at once by default.
@@ -621,7 +622,7 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	}
 	seen := map[string]bool{}
 	for i, s := range req.Sources {
-		src, err := transport.ParseSource(s)
+		src, err := addr.Parse(s)
 		if err != nil {
 			return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}

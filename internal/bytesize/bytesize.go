@@ -1,4 +1,7 @@
-package transport
+// Package bytesize reads and writes byte counts and rates as people type
+// and read them: "40M", "1.5Gi", "20.0 MiB". It is a leaf, so that
+// idmctl can use it without linking any protocol.
+package bytesize
 
 import (
 	"fmt"
@@ -7,10 +10,10 @@ import (
 	"strings"
 )
 
-// ParseBytes reads a byte count or rate such as "40M", "1.5Gi" or "512":
+// Parse reads a byte count or rate such as "40M", "1.5Gi" or "512":
 // K, M, G and T are powers of 1000, Ki, Mi, Gi and Ti powers of 1024; a
 // trailing "B" or "B/s" is allowed. The result is at least 1.
-func ParseBytes(s string) (int64, error) {
+func Parse(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	t = strings.TrimSuffix(t, "/s")
 	t = strings.TrimSuffix(t, "B")
@@ -34,9 +37,9 @@ func ParseBytes(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
-// FormatBytes writes n in the largest binary unit that keeps it at or
+// Format writes n in the largest binary unit that keeps it at or
 // above one, with one decimal: "1.5 MiB".
-func FormatBytes(n int64) string {
+func Format(n int64) string {
 	const units = "KMGTPE"
 	if n < 1024 {
 		return fmt.Sprintf("%d B", n)

@@ -1,8 +1,8 @@
-package transport
+package bytesize
 
 import "testing"
 
-func TestParseBytes(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		in   string
 		want int64
@@ -27,25 +27,25 @@ func TestParseBytes(t *testing.T) {
 		{"1.9", 1},
 	}
 	for _, tt := range tests {
-		got, err := ParseBytes(tt.in)
+		got, err := Parse(tt.in)
 		if err != nil || got != tt.want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			t.Errorf("Parse(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
 }
 
-func TestParseBytes_Rejects(t *testing.T) {
+func TestParse_Rejects(t *testing.T) {
 	for _, in := range []string{
 		"", " ", "0", "-1", "-1M", "0.5", "abc", "1X", "M", "Mi", "B", "B/s",
 		"1 M", "1MM", "1m", "1Mib", "Inf", "NaN", "nanB/s", "1e30", "5Ei",
 	} {
-		if got, err := ParseBytes(in); err == nil {
-			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+		if got, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %d, want an error", in, got)
 		}
 	}
 }
 
-func TestFormatBytes(t *testing.T) {
+func TestFormat(t *testing.T) {
 	tests := []struct {
 		n    int64
 		want string
@@ -63,8 +63,20 @@ func TestFormatBytes(t *testing.T) {
 		{1<<63 - 1, "8.0 EiB"},
 	}
 	for _, tt := range tests {
-		if got := FormatBytes(tt.n); got != tt.want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
+		if got := Format(tt.n); got != tt.want {
+			t.Errorf("Format(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"40M", "20Mi", "1.5K", "512", "10MB/s", "", "0", "-1", "abc", "1X", "NaN", "1e30"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := Parse(s)
+		if err == nil && (n < 1 || n > 1<<62) {
+			t.Fatalf("Parse(%q) = %d", s, n)
+		}
+	})
 }
