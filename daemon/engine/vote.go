@@ -268,13 +268,15 @@ func differs(s, ref *identity.Summary, agreeing int) error {
 }
 
 // maybeDecideLocked decides the job's file once every source has voted
-// or one description has the votes of more than half the sources;
-// otherwise it makes sure the decision comes identityWait after the first
-// vote.
+// or one description with piece hashes has the votes of more than half
+// the sources; otherwise it makes sure the decision comes identityWait
+// after the first vote. A majority of mirrors that know only the size
+// decides nothing early: a source that publishes piece hashes may still
+// answer, and its hashes are worth the wait.
 func (t *transfer) maybeDecideLocked() {
 	best, n := t.leaderLocked()
 	switch {
-	case len(t.votes) == len(t.sources), 2*n > len(t.sources):
+	case len(t.votes) == len(t.sources), 2*n > len(t.sources) && best.PieceLen != 0:
 		t.decideLocked(best)
 	case t.voteTimer == nil:
 		t.voteTimer = time.AfterFunc(identityWait, func() {

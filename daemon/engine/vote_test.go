@@ -3,12 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 )
@@ -145,4 +147,28 @@ func TestTransfer_ManifestMemoryPerSource(t *testing.T) {
 	if per > 4<<20 {
 		t.Errorf("each added source allocates %d KiB, want a few MiB at most", per>>10)
 	}
+}
+
+// Mirrors that know only the size do not decide a job's file by their
+// number: the file stays open until every source has answered or the
+// wait is over, so an idm server's piece hashes, answering a moment after
+// two HTTP mirrors, still become the job's.
+func TestTransfer_SizeOnlyMajorityWaits(t *testing.T) {
+	tr := &transfer{sources: make([]*source, 3), votes: map[int]identity.Summary{}, decided: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+	described := identity.Summary{Size: 1 << 20, PieceLen: 256 << 10, Algo: identity.BLAKE3, Count: 4, Root: identity.Hash{1}}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for i := range 2 {
+		tr.votes[i] = identity.Summary{Size: 1 << 20}
+		tr.maybeDecideLocked()
+	}
+	if tr.winner != nil {
+		t.Fatalf("two size-only votes of three decided the file: %+v", tr.winner)
+	}
+	tr.votes[2] = described
+	tr.maybeDecideLocked()
+	if tr.winner == nil || tr.winner.PieceLen == 0 {
+		t.Fatalf("with every vote in, the winner is %+v; want the description with piece hashes", tr.winner)
+	}
+	tr.voteTimer.Stop()
 }
