@@ -14,7 +14,8 @@ import (
 	"github.com/idmproject/idm/transport/addr"
 )
 
-// sourceArgs collects sources given as idm://host:port arguments or, as
+// sourceArgs collects sources given as addresses (idm://host:port, or an
+// http:// or https:// URL) or, as
 // the seed's client takes them, as one server address (-a) and ports
 // (-p) that may follow -p as separate arguments or as a comma list.
 type sourceArgs struct {
@@ -81,7 +82,7 @@ func (s *sourceArgs) list() ([]string, error) {
 		}
 		u := src.String()
 		if seen[u] {
-			return nil, fmt.Errorf("source %s given twice", u)
+			return nil, fmt.Errorf("source %s given twice", src.Redacted())
 		}
 		seen[u] = true
 		out = append(out, u)

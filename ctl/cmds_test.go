@@ -137,8 +137,8 @@ func TestAdd(t *testing.T) {
 		if r.code != ExitUsage || !strings.HasPrefix(r.stderr, "idmctl add: missing the sources\n") {
 			t.Errorf("no sources: exit %d, stderr %q", r.code, r.stderr)
 		}
-		r = run(t, d, "add", "http://127.0.0.1:9001")
-		if r.code != ExitUsage || !strings.HasPrefix(r.stderr, `idmctl add: source "http://127.0.0.1:9001": want idm://host:port`) {
+		r = run(t, d, "add", "ftp://127.0.0.1:9001")
+		if r.code != ExitUsage || !strings.HasPrefix(r.stderr, `idmctl add: source "ftp://127.0.0.1:9001": want idm://host:port or an http:// or https:// URL`) {
 			t.Errorf("bad source: exit %d, stderr %q", r.code, r.stderr)
 		}
 		r = run(t, d, "add", "-limit", "fast", "idm://127.0.0.1:9001")

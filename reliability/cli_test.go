@@ -89,7 +89,8 @@ func badLines(l lines) []badLine {
 		{bin: "idmctl", args: []string{"get", "-i", "1", "-o", l.regular, "-a", "127.0.0.1", "-p", p}, code: 1, first: "idmctl: invalid request: output directory " + l.regular + " is not a directory"},
 		// idmctl add
 		{bin: "idmctl", args: []string{"add"}, code: 2, first: "idmctl add: missing the sources"},
-		{bin: "idmctl", args: []string{"add", "http://127.0.0.1:" + p}, code: 2, first: `idmctl add: source "http://127.0.0.1:` + p + `": want idm://host:port`},
+		{bin: "idmctl", args: []string{"add", "ftp://127.0.0.1:" + p}, code: 2, first: `idmctl add: source "ftp://127.0.0.1:` + p + `": want idm://host:port or an http:// or https:// URL`},
+		{bin: "idmctl", args: []string{"add", "https://u:secret@127.0.0.1:0/f?sig=secret"}, code: 2, first: `idmctl add: source "https://u:xxxxx@127.0.0.1:0/f?sig=xxxxx": port must be 1..65535`},
 		{bin: "idmctl", args: []string{"add", "idm://127.0.0.1"}, code: 2, first: `idmctl add: source "idm://127.0.0.1": want idm://host:port`},
 		{bin: "idmctl", args: []string{"add", "idm://127.0.0.1:99999"}, code: 2, first: `idmctl add: source "idm://127.0.0.1:99999": port must be 1..65535`},
 		{bin: "idmctl", args: []string{"add", "--limit", "fast", src}, code: 2, first: `idmctl add: invalid value "fast" for flag --limit: ` + sizeErr("fast")},

@@ -115,7 +115,7 @@ func TestServer_BadInput(t *testing.T) {
 		{"unknown field", "POST", "/v1/jobs", `{"sources":["` + good + `"],"dir":"` + out + `","speed":1}`, 400, api.CodeBadRequest, "unknown field"},
 		{"two values", "POST", "/v1/jobs", `{"sources":["` + good + `"],"dir":"` + out + `"} {}`, 400, api.CodeBadRequest, "more than one"},
 		{"no sources", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Dir: out}), 400, api.CodeBadRequest, "no sources"},
-		{"not an idm address", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"ftp://x:1"}, Dir: out}), 400, api.CodeBadRequest, "idm://host:port"},
+		{"not a known scheme", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"ftp://x:1"}, Dir: out}), 400, api.CodeBadRequest, "idm://host:port or an http:// or https:// URL"},
 		{"no port", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1"}, Dir: out}), 400, api.CodeBadRequest, "idm://host:port"},
 		{"port out of range", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{"idm://127.0.0.1:70000"}, Dir: out}), 400, api.CodeBadRequest, "1..65535"},
 		{"duplicate sources", "POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{good, good}, Dir: out}), 400, api.CodeBadRequest, "twice"},

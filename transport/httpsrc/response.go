@@ -1,0 +1,298 @@
+package httpsrc
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idmproject/idm/identity"
+)
+
+// What went wrong with a mirror, matched with errors.Is on an *Error.
+var (
+	// ErrNoRanges reports a mirror that answers a range with the whole
+	// file. It is permanent: the engine fetches every source by ranges.
+	ErrNoRanges = errors.New("the mirror ignores ranges")
+	// ErrChanged reports a file whose size or version is not the one the
+	// mirror first described, or the one a resumed job recorded. It is
+	// permanent.
+	ErrChanged = errors.New("the file changed on the mirror")
+	// ErrProtocol reports an answer that is not the range asked for: the
+	// mirror is broken, and permanently so.
+	ErrProtocol = errors.New("protocol violation")
+	// ErrRedirect reports a redirect refused: more than ten, from https
+	// to http, or to an address that does not parse. It is permanent.
+	ErrRedirect = errors.New("redirect refused")
+	// ErrStalled reports a response that delivered no byte for the stall
+	// time-out. It is transient.
+	ErrStalled = errors.New("connection stalled")
+)
+
+// maxRetryAfter caps the wait a mirror may ask for.
+const maxRetryAfter = 24 * time.Hour
+
+// Error is a request to a mirror that failed. Its text names the mirror
+// by its redacted address.
+type Error struct {
+	src        string
+	err        error
+	permanent  bool
+	retryAfter time.Duration
+}
+
+// Error returns the failure as one line.
+func (e *Error) Error() string {
+	msg := e.src + ": " + e.err.Error()
+	if e.retryAfter > 0 {
+		msg += fmt.Sprintf(" (retry after %v)", e.retryAfter.Round(time.Second))
+	}
+	return msg
+}
+
+// Unwrap returns what went wrong, for errors.Is.
+func (e *Error) Unwrap() error { return e.err }
+
+// Permanent reports whether the mirror can never serve the job: asking
+// it again would give the same answer.
+func (e *Error) Permanent() bool { return e.permanent }
+
+// RetryAfter returns how long the mirror asked to be left alone, with a
+// Retry-After header on a 429 or 503 (capped at a day), or 0 when it did
+// not say. The error is transient; a caller that honours the wait should
+// back off at least this long before asking the mirror again.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
+// refused wraps the error of an answer that cannot be taken as a
+// permanent failure.
+func (s *Source) refused(err error) *Error { return &Error{src: s.shown, err: err, permanent: true} }
+
+// statusError is the failure of an answer whose status is not the one
+// wanted.
+func (s *Source) statusError(resp *http.Response) *Error {
+	code := resp.StatusCode
+	e := &Error{src: s.shown, err: errors.New(strings.TrimSpace(fmt.Sprintf("%d %s", code, http.StatusText(code))))}
+	switch {
+	case code == http.StatusOK:
+		e.permanent = true
+		if s.changed(resp.Header) {
+			e.err = fmt.Errorf("%w: resumed with %s, the mirror now has %s", ErrChanged, s.given, validatorOf(resp.Header))
+		} else {
+			e.err = fmt.Errorf("%w: 200 with the whole file", ErrNoRanges)
+		}
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			e.retryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	case code >= 400:
+		e.permanent = true
+	default:
+		e.err = fmt.Errorf("%w: status %d to a range", ErrProtocol, code)
+		e.permanent = true
+	}
+	return e
+}
+
+// changed reports whether an answer to an If-Range request is of
+// another version than the one asked for: a mirror that answers a
+// request for a version it has with all of it ignores ranges.
+func (s *Source) changed(h http.Header) bool {
+	got := validatorOf(h)
+	ir := s.given.ifRange()
+	return ir != "" && ir != got.ETag && ir != got.LastModified
+}
+
+// rangeOf checks that a 206 answers exactly bytes [off, off+n), in the
+// clear, and returns the size of the file it says they are of.
+func rangeOf(resp *http.Response, off, n int64) (int64, error) {
+	for _, v := range resp.Header.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return 0, fmt.Errorf("%w: Content-Encoding %s, asked for identity", ErrProtocol, shown(c))
+			}
+		}
+	}
+	h := resp.Header.Get("Content-Range")
+	cr, ok := parseContentRange(h)
+	if !ok || cr.first != off || cr.last != off+n-1 || cr.size < 0 {
+		return 0, fmt.Errorf("%w: Content-Range %s to bytes=%d-%d", ErrProtocol, shown(h), off, off+n-1)
+	}
+	if cr.size > identity.MaxSize {
+		return 0, fmt.Errorf("%w: a file of %d bytes, more than %d", ErrProtocol, cr.size, int64(identity.MaxSize))
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != n {
+		return 0, fmt.Errorf("%w: Content-Length %d to a range of %d bytes", ErrProtocol, resp.ContentLength, n)
+	}
+	return cr.size, nil
+}
+
+// contentRange is a Content-Range header: bytes first-last/size. first
+// and last are -1 for an unsatisfied range (bytes */size), size -1 when
+// unknown (bytes first-last/*).
+type contentRange struct{ first, last, size int64 }
+
+// parseContentRange reads a Content-Range header (RFC 9110, 14.4).
+func parseContentRange(s string) (contentRange, bool) {
+	r := contentRange{first: -1, last: -1, size: -1}
+	if len(s) < 6 || !strings.EqualFold(s[:6], "bytes ") {
+		return r, false
+	}
+	rng, total, ok := strings.Cut(s[6:], "/")
+	if !ok {
+		return r, false
+	}
+	if total != "*" {
+		if r.size, ok = decimal(total); !ok {
+			return r, false
+		}
+	}
+	if rng == "*" {
+		return r, r.size >= 0
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return r, false
+	}
+	first, ok1 := decimal(a)
+	last, ok2 := decimal(b)
+	if !ok1 || !ok2 || last < first || (r.size >= 0 && last >= r.size) {
+		return r, false
+	}
+	r.first, r.last = first, last
+	return r, true
+}
+
+// String writes the header back.
+func (r contentRange) String() string {
+	total := "*"
+	if r.size >= 0 {
+		total = strconv.FormatInt(r.size, 10)
+	}
+	if r.first < 0 {
+		return "bytes */" + total
+	}
+	return fmt.Sprintf("bytes %d-%d/%s", r.first, r.last, total)
+}
+
+// decimal reads a non-negative decimal integer of digits only: no sign,
+// no space, which strconv would let through.
+func decimal(s string) (int64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// retryAfter reads a Retry-After header, seconds or an HTTP date, as a
+// wait from now; 0 when it says none or cannot be read.
+func retryAfter(v string, now time.Time) time.Duration {
+	if secs, ok := decimal(v); ok {
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
+}
+
+// validatorOf returns the validator an answer carries.
+func validatorOf(h http.Header) Validator {
+	v := Validator{LastModified: h.Get("Last-Modified")}
+	if e := h.Get("ETag"); strongETag(e) {
+		v.ETag = e
+	}
+	return v
+}
+
+// strongETag reports whether e is a strong entity tag: a quoted string
+// with no W/ before it.
+func strongETag(e string) bool { return len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' }
+
+// fileName returns the name an answer gives the file: the Content-
+// Disposition's filename (filename* preferred), else the last segment of
+// the final URL's path.
+func fileName(resp *http.Response) string {
+	if _, p, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil && p["filename"] != "" {
+		return p["filename"]
+	}
+	ep := resp.Request.URL.EscapedPath()
+	seg := ep[strings.LastIndex(ep, "/")+1:]
+	if name, err := url.PathUnescape(seg); err == nil {
+		return name
+	}
+	return seg
+}
+
+// digestAlgos maps the names digest headers give algorithms to those
+// identity knows: sha-256 in both, and "sha", SHA-1, in RFC 3230's
+// Digest.
+var digestAlgos = map[string]identity.Algo{"sha-256": identity.SHA256, "sha": identity.SHA1}
+
+// digests returns the whole-file digests an answer claims, from
+// Repr-Digest (RFC 9530: sha-256=:BASE64:) and then Digest (RFC 3230:
+// SHA-256=BASE64), one per algorithm. Members that cannot be read, or are
+// of other algorithms, are skipped: a digest is a claim to check later,
+// and a malformed one is no reason to refuse the mirror.
+func digests(h http.Header) []identity.Digest {
+	var out []identity.Digest
+	add := func(members []string, sequence bool) {
+		for _, m := range members {
+			k, v, _ := strings.Cut(m, "=")
+			a, ok := digestAlgos[strings.ToLower(strings.TrimSpace(k))]
+			if !ok || has(out, a) {
+				continue
+			}
+			v, _, _ = strings.Cut(strings.TrimSpace(v), ";") // parameters
+			v = strings.TrimSpace(v)
+			if sequence {
+				if len(v) < 2 || v[0] != ':' || v[len(v)-1] != ':' {
+					continue
+				}
+				v = v[1 : len(v)-1]
+			}
+			sum, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				sum, err = base64.RawStdEncoding.DecodeString(v)
+			}
+			if err == nil && len(sum) == a.Size() {
+				out = append(out, identity.Digest{Algo: a, Sum: sum})
+			}
+		}
+	}
+	add(strings.Split(strings.Join(h.Values("Repr-Digest"), ","), ","), true)
+	add(strings.Split(strings.Join(h.Values("Digest"), ","), ","), false)
+	return out
+}
+
+func has(ds []identity.Digest, a identity.Algo) bool {
+	for _, d := range ds {
+		if d.Algo == a {
+			return true
+		}
+	}
+	return false
+}
+
+// shown quotes a value a mirror sent for a message, cut short: it is
+// the mirror's text, of any length and content. An entity tag that is
+// plain text is quoted already.
+func shown(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "..."
+	}
+	if strongETag(s) && strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,288 @@
+package httpsrc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idmproject/idm/transport/addr"
+)
+
+// DefaultStallTimeout is how long a response may deliver no byte, its
+// header included, before the request fails as stalled.
+const DefaultStallTimeout = 10 * time.Second
+
+const (
+	// maxRedirects is how many redirects one request follows.
+	maxRedirects = 10
+	// maxHeaderBytes bounds a response's header, so a mirror cannot make
+	// a client buffer without end before a single check is made.
+	maxHeaderBytes = 64 << 10
+)
+
+// Validator is what identifies one version of a file on a mirror.
+type Validator struct {
+	// ETag is the mirror's strong entity tag, quotes included; empty
+	// when it gave none or only a weak one, which If-Range cannot carry
+	// (RFC 9110, 13.1.5).
+	ETag string
+	// LastModified is the Last-Modified date as the mirror wrote it.
+	LastModified string
+}
+
+// String returns the validator as messages show it.
+func (v Validator) String() string {
+	switch {
+	case v.ETag != "" && v.LastModified != "":
+		return "ETag " + shown(v.ETag) + " modified " + shown(v.LastModified)
+	case v.ETag != "":
+		return "ETag " + shown(v.ETag)
+	case v.LastModified != "":
+		return "modified " + shown(v.LastModified)
+	}
+	return "no validator"
+}
+
+// ifRange returns the If-Range value that asks for v: its strong ETag,
+// else its date, else nothing.
+func (v Validator) ifRange() string {
+	if strongETag(v.ETag) {
+		return v.ETag
+	}
+	return v.LastModified
+}
+
+// Options set how a Source asks its mirror.
+type Options struct {
+	// Client sends the requests; a job's connections to one mirror share
+	// it, so their keep-alive connections are reused from range to
+	// range. Nil means NewClient(). Whatever its own policy, redirects
+	// beyond ten or from https to http are refused. A Timeout on it
+	// bounds a whole range, however fast it arrives: leave it zero and
+	// rely on StallTimeout.
+	Client *http.Client
+	// StallTimeout is how long a response may deliver no byte before the
+	// request fails, transiently. Zero means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// Header holds extra headers sent on every request (User-Agent,
+	// cookies, tokens). Like a redirect, a request to the address a
+	// redirect led to carries no credentials unless it is on the same
+	// host or a subdomain of it. It may be nil.
+	Header http.Header
+	// Validator is the version an earlier run recorded (see
+	// Source.Validator). When set, every request carries it as If-Range,
+	// and a mirror that answers with another version fails permanently.
+	// The zero value sends none.
+	Validator Validator
+}
+
+// NewClient returns the client a Source uses when given none: TLS
+// verified against the system's roots, HTTP/2 when a TLS server offers
+// it, proxies from the environment, up to 16 idle connections kept per
+// host for the next ranges, bounded dial, handshake and header waits and
+// header size, and at most ten redirects, none from https to http.
+func NewClient() *http.Client {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                  http.ProxyFromEnvironment,
+			DialContext:            d.DialContext,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           100,
+			MaxIdleConnsPerHost:    16,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ResponseHeaderTimeout:  30 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: maxHeaderBytes,
+		},
+		CheckRedirect: checkRedirect,
+	}
+}
+
+// checkRedirect allows ten redirects and refuses any from https to http,
+// which would send the request, and the file, in the clear.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("%w: more than %d", ErrRedirect, maxRedirects)
+	}
+	if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: from https to %s", ErrRedirect, req.URL.Scheme)
+	}
+	return nil
+}
+
+// Source is a file on an HTTP(S) mirror. It is safe for concurrent use;
+// its Conns share what it learns of the file and where the mirror
+// redirects.
+type Source struct {
+	url    *url.URL // the address in its normal form, with its secrets
+	shown  string   // the address redacted: the only one messages show
+	client *http.Client
+	stall  time.Duration
+	header http.Header
+	given  Validator
+
+	mu       sync.Mutex
+	final    string // where the last redirect led, "" for nowhere
+	known    bool   // size and recorded hold what the mirror said first
+	size     int64
+	recorded Validator
+	etag     string // the strong ETag every answer must match, if any
+}
+
+// New returns the source at raw, an http:// or https:// URL.
+func New(raw string, opt Options) (*Source, error) {
+	a, err := addr.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if a.Scheme != addr.HTTP && a.Scheme != addr.HTTPS {
+		return nil, fmt.Errorf("source %q: not an http:// or https:// URL", a.Redacted())
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: not a URL", a.Redacted())
+	}
+	base := opt.Client
+	if base == nil {
+		base = NewClient()
+	}
+	// A shallow copy shares the transport, and so its connections, while
+	// the redirect policy is enforced whoever built the client.
+	client := *base
+	theirs := base.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := checkRedirect(req, via); err != nil || theirs == nil {
+			return err
+		}
+		return theirs(req, via)
+	}
+	s := &Source{url: u, shown: a.Redacted(), client: &client, stall: opt.StallTimeout, header: opt.Header.Clone(), given: opt.Validator}
+	if s.stall <= 0 {
+		s.stall = DefaultStallTimeout
+	}
+	if strongETag(opt.Validator.ETag) {
+		s.etag = opt.Validator.ETag
+	}
+	return s, nil
+}
+
+// String returns the address with its secrets hidden: it is what logs
+// and statistics show.
+func (s *Source) String() string { return s.shown }
+
+// Open returns a connection to the mirror. It sends nothing: the first
+// request goes with the first Describe or Fetch.
+func (s *Source) Open(ctx context.Context) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &Conn{src: s}, nil
+}
+
+// Validator returns what identified the file the first time the mirror
+// described it, for a later run to pass in Options; before that, the one
+// given in Options.
+func (s *Source) Validator() Validator {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.known && s.recorded != (Validator{}) {
+		return s.recorded
+	}
+	return s.given
+}
+
+// target returns the address the next request goes to, and whether it is
+// one a redirect led to.
+func (s *Source) target() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.final != "" {
+		return s.final, true
+	}
+	return s.url.String(), false
+}
+
+// remember keeps the address a good answer came from.
+func (s *Source) remember(final *url.URL) {
+	f := final.String()
+	if f == s.url.String() {
+		f = ""
+	}
+	s.mu.Lock()
+	s.final = f
+	s.mu.Unlock()
+}
+
+// forget drops the remembered address u, unless another connection has
+// replaced it already.
+func (s *Source) forget(u string) {
+	s.mu.Lock()
+	if s.final == u {
+		s.final = ""
+	}
+	s.mu.Unlock()
+}
+
+// observe checks the size and validator of an answer against what the
+// mirror said first, or records them if it is the first to say.
+func (s *Source) observe(size int64, v Validator) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.etag != "" && v.ETag != "" && v.ETag != s.etag {
+		return fmt.Errorf("%w: ETag %s, was %s", ErrChanged, shown(v.ETag), shown(s.etag))
+	}
+	if s.known && size != s.size {
+		return fmt.Errorf("%w: %d bytes, was %d", ErrChanged, size, s.size)
+	}
+	if !s.known {
+		s.known, s.size, s.recorded = true, size, v
+		if s.etag == "" {
+			s.etag = v.ETag
+		}
+	}
+	return nil
+}
+
+// knownSize returns the file's size if the mirror has said it.
+func (s *Source) knownSize() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size, s.known
+}
+
+// sensitive are the headers a redirect to another site drops, as
+// net/http does.
+var sensitive = []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization", "Proxy-Authenticate"}
+
+// setHeader writes the headers of a request for bytes [off, off+n) to u.
+func (s *Source) setHeader(h http.Header, u *url.URL, off, n int64) {
+	for k, vv := range s.header {
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+	if !domainOrSubdomain(strings.ToLower(u.Hostname()), strings.ToLower(s.url.Hostname())) {
+		for _, k := range sensitive {
+			h.Del(k)
+		}
+	}
+	// Compressed, the body would not be the bytes of the range.
+	h.Set("Accept-Encoding", "identity")
+	h.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	h.Del("If-Range")
+	if v := s.given.ifRange(); v != "" {
+		h.Set("If-Range", v)
+	}
+}
+
+// domainOrSubdomain reports whether host is parent or a name under it.
+func domainOrSubdomain(host, parent string) bool {
+	return host == parent || (!strings.ContainsAny(host, ":%") && strings.HasSuffix(host, "."+parent))
+}
