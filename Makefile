@@ -4,7 +4,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BINARIES    := idm-server idmd idmctl
 GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')
 
-.PHONY: all build test fmt-check vet staticcheck unit cross deb test-boot test-reliability bench demo fuzz clean
+.PHONY: all build test fmt-check vet staticcheck unit test-deps cross deb test-boot test-reliability bench demo fuzz clean
 
 all: build
 
@@ -26,8 +26,18 @@ vet:
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 
-unit:
+unit: test-deps
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-deps: what the tests drive besides Go, from Debian's packages when
+## missing: nginx, the HTTP mirror the mirror tests download from.
+test-deps:
+	@PATH="$$PATH:/usr/sbin:/sbin"; command -v nginx >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "nginx is missing: install it first (Debian: sudo apt-get install nginx-light)"; exit 1; \
+	fi; \
+	apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 ## cross: build the three binaries for other systems, so that nothing
 ## Linux-only creeps into shared code; the binaries are thrown away.
@@ -71,7 +81,7 @@ test-reliability:
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
-FUZZPKGS ?= ./transport ./store ./daemon/localapi ./ctl ./cmd/idm-server
+FUZZPKGS ?= ./internal/bytesize ./transport/addr ./transport/httpsrc ./transport/metalink ./transport ./store ./daemon/localapi ./ctl ./cmd/idm-server
 fuzz:
 	@for p in $(FUZZPKGS); do \
 		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \

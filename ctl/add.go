@@ -9,11 +9,13 @@ import (
 
 var addCmd = &command{
 	name:  "add",
-	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] SOURCE ... | -a IP -p PORT [PORT ...]",
+	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] [--checksum ALGO=HEX] SOURCE ... | -a IP -p PORT [PORT ...]",
 	short: "add a download and print its job ID",
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
-the current directory) and prints the new job's ID. A SOURCE is
-idm://host:port (IPv6 in brackets). It does not wait: see wait and watch.`,
+the current directory) and prints the new job's ID. A SOURCE is an idm
+server, idm://host:port (IPv6 in brackets), or an http:// or https://
+URL of a mirror; one job may take both. It does not wait: see wait and
+watch.`,
 	run: (*cli).runAdd,
 }
 
@@ -25,6 +27,7 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	fs.Var(&limit, "limit", "the job's own cap of `RATE` bytes per second, such as 10M or 5Mi")
 	var content contentFlag
 	content.register(fs)
+	checksum := fs.String("checksum", "", "publish the file only if its whole-file digest is `ALGO=HEX` (sha-256, sha-512, sha-1 or blake3)")
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {
@@ -41,7 +44,7 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Resume: *resume})
+	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Resume: *resume})
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

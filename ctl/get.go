@@ -12,7 +12,7 @@ import (
 var getCmd = &command{
 	name:    "get",
 	follows: true,
-	args:    "[-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
+	args:    "[-r] [--content HASH] [--checksum ALGO=HEX] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
 	short:   "download a file from several servers and print reports until it is done",
 	long: `Get asks idmd to download the file served by the servers at IP on each
 PORT into DIR, then prints a report every SECONDS: each server's verified
@@ -32,6 +32,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	dir := fs.String("o", "", "download into `DIR`")
 	var content contentFlag
 	content.register(fs)
+	checksum := fs.String("checksum", "", "publish the file only if its whole-file digest is `ALGO=HEX` (sha-256, sha-512, sha-1 or blake3)")
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {
@@ -52,7 +53,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Resume: *resume})
+	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Resume: *resume})
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

@@ -65,6 +65,10 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 	if j.Content != "" {
 		row("Content", "blake3 "+j.Content)
 	}
+	row("Checksum", j.Checksum)
+	if j.OwnHashes {
+		row("Checked", "against no published hash: idmd hashed the pieces as they came")
+	}
 	if !j.Created.IsZero() {
 		row("Created", j.Created.Local().Format(time.DateTime))
 	}

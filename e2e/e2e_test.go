@@ -211,7 +211,8 @@ func TestBadInput(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"not an idm address", []string{"add", "-o", out, "http://127.0.0.1:1"}, "idm://"},
+		{"not a known scheme", []string{"add", "-o", out, "ftp://127.0.0.1:1"}, "idm://"},
+		{"bad checksum", []string{"add", "-o", out, "--checksum", "md5=00", "http://127.0.0.1:1/f"}, "unknown algorithm"},
 		{"no port", []string{"add", "-o", out, "idm://127.0.0.1"}, "idm://host:port"},
 		{"duplicate sources", []string{"add", "-o", out, "idm://127.0.0.1:9", "idm://127.0.0.1:9"}, "twice"},
 		{"missing directory", []string{"add", "-o", filepath.Join(out, "nope"), "idm://127.0.0.1:9"}, "does not exist"},

@@ -15,11 +15,13 @@ package identity
 import (
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"strings"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -29,11 +31,12 @@ import (
 type Algo uint8
 
 // The algorithms. BLAKE3 is idm's own; SHA-256 and SHA-1 are those
-// Metalink files give.
+// Metalink files give; SHA-512 is one a user may check a whole file by.
 const (
 	BLAKE3 Algo = iota + 1
 	SHA256
 	SHA1
+	SHA512
 )
 
 // String returns the algorithm's name as Metalink and Digest headers
@@ -46,13 +49,15 @@ func (a Algo) String() string {
 		return "sha-256"
 	case SHA1:
 		return "sha-1"
+	case SHA512:
+		return "sha-512"
 	}
 	return fmt.Sprintf("algo(%d)", uint8(a))
 }
 
 // ParseAlgo reads a name written by String.
 func ParseAlgo(s string) (Algo, error) {
-	for a := BLAKE3; a <= SHA1; a++ {
+	for a := BLAKE3; a <= SHA512; a++ {
 		if a.String() == s {
 			return a, nil
 		}
@@ -68,6 +73,8 @@ func (a Algo) Size() int {
 		return 32
 	case SHA1:
 		return 20
+	case SHA512:
+		return 64
 	}
 	return 0
 }
@@ -81,6 +88,8 @@ func (a Algo) New() hash.Hash {
 		return sha256.New()
 	case SHA1:
 		return sha1.New()
+	case SHA512:
+		return sha512.New()
 	}
 	panic("identity: unknown algorithm " + a.String())
 }
@@ -118,6 +127,28 @@ type Digest struct {
 
 // String returns the digest as "algo:hex".
 func (d Digest) String() string { return d.Algo.String() + ":" + hex.EncodeToString(d.Sum) }
+
+// ParseDigest reads a digest written "algo:hex", as String writes it, or
+// "algo=hex", as users type it (--checksum sha-256=...). The algorithm's
+// name is case-insensitive; the hex must have the algorithm's length.
+func ParseDigest(s string) (Digest, error) {
+	name, sum, ok := strings.Cut(s, ":")
+	if n, x, eq := strings.Cut(s, "="); eq && (!ok || len(n) < len(name)) {
+		name, sum, ok = n, x, true
+	}
+	if !ok {
+		return Digest{}, fmt.Errorf("checksum %q: want ALGO=HEX, such as sha-256=%s", s, strings.Repeat("0", 8)+"...")
+	}
+	a, err := ParseAlgo(strings.ToLower(strings.TrimSpace(name)))
+	if err != nil {
+		return Digest{}, fmt.Errorf("checksum %q: unknown algorithm %q (blake3, sha-256, sha-512, sha-1)", s, name)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(sum))
+	if err != nil || len(b) != a.Size() {
+		return Digest{}, fmt.Errorf("checksum %q: want %d hex digits for %s", s, 2*a.Size(), a)
+	}
+	return Digest{Algo: a, Sum: b}, nil
+}
 
 // A Hash is a BLAKE3-256 hash, the size of a root.
 type Hash [32]byte

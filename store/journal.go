@@ -46,6 +46,13 @@ func (r *Record) File(pieces []byte) (*identity.File, error) {
 	if r.Content != ([32]byte{}) {
 		f.Digests = []identity.Digest{{Algo: identity.BLAKE3, Sum: append([]byte(nil), r.Content[:]...)}}
 	}
+	for _, s := range r.Digests {
+		d, err := identity.ParseDigest(s)
+		if err != nil {
+			return nil, fmt.Errorf("job %d: %w", r.ID, err)
+		}
+		f.Digests = append(f.Digests, d)
+	}
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("job %d: %w", r.ID, err)
 	}
@@ -98,6 +105,12 @@ func (db *DB) setIdentity(id uint64, f *identity.File, name string, own bool) er
 		r.Algo = ""
 		if f.Algo != identity.BLAKE3 {
 			r.Algo = f.Algo.String()
+		}
+		r.Digests = nil
+		for _, d := range f.Digests {
+			if d.Algo != identity.BLAKE3 {
+				r.Digests = append(r.Digests, d.String())
+			}
 		}
 		if name != "" {
 			r.Name = name

@@ -100,6 +100,16 @@ type Record struct {
 	// JSON, 64 lower-case hex digits (omitted while zero).
 	Expect [32]byte `json:"expect"`
 
+	// Checksum is the whole-file digest the user gave when adding the job,
+	// "algo:hex" (identity.Digest.String): the file is published only if
+	// it matches. Empty for none.
+	Checksum string `json:"checksum,omitempty"`
+
+	// Digests are the whole-file digests other than BLAKE3 (Content) that
+	// the sources claimed for the job's file, "algo:hex", checked before
+	// it is published.
+	Digests []string `json:"digests,omitempty"`
+
 	// DirID identifies Dir as it was when the job was created, so that a
 	// directory replaced since (by a symlink, say) is refused rather than
 	// written to.
@@ -195,6 +205,13 @@ type SourceStat struct {
 
 	// LastError is the source's last error, if any.
 	LastError string `json:"last_error,omitempty"`
+
+	// ETag and LastModified name the version of the file an HTTP mirror
+	// held when it first described it. A later run sends them back
+	// (If-Range), so that a mirror whose file changed is refused rather
+	// than mixed into the old version's pieces.
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
 }
 
 // SegmentCount returns the number of segments in the job's file, which is

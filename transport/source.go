@@ -2,10 +2,7 @@ package transport
 
 import (
 	"context"
-	"fmt"
 	"io"
-
-	"github.com/idmproject/idm/transport/addr"
 )
 
 // IDMSource is a server speaking the idm protocol.
@@ -23,19 +20,6 @@ func (s *IDMSource) Dial(ctx context.Context) (*Conn, error) {
 
 // String returns the source as an idm:// URL.
 func (s *IDMSource) String() string { return "idm://" + s.Addr }
-
-// ParseSource reads the address of an idm server, idm://host:port (see
-// [addr.Parse]).
-func ParseSource(raw string) (*IDMSource, error) {
-	a, err := addr.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if a.Scheme != "idm" {
-		return nil, fmt.Errorf("source %q: not an idm server", raw)
-	}
-	return &IDMSource{Addr: a.Host}, nil
-}
 
 // Fetch asks for the bytes [off, off+n) and writes them to w as they
 // arrive. Call it with no other request outstanding.

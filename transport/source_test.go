@@ -9,10 +9,7 @@ import (
 func TestIDMSource_Open(t *testing.T) {
 	path, data := randomFile(t, 10_000, 50)
 	srv := startServer(t, path, nil)
-	src, err := ParseSource("idm://" + addrOf(t, srv))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := &IDMSource{Addr: addrOf(t, srv)}
 	st, err := src.Dial(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -155,7 +155,8 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}
 	// SIGTERM must end the process within 5 seconds: 2 for requests
 	// under way, 3 for the transfers to checkpoint.
-	q, err := jobs.Open(jobs.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall, CloseTimeout: 3 * time.Second})
+	q, err := jobs.Open(jobs.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall, CloseTimeout: 3 * time.Second,
+		UserAgent: "idmd/" + localapi.Version})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))

@@ -23,6 +23,14 @@ type Job struct {
 	// Content is the file's content hash in hex, its identity, once known:
 	// the root of its segment hashes (docs/protocol.md).
 	Content string `json:"content,omitempty"`
+	// Checksum is the whole-file digest the job was asked to match,
+	// "algo:hex", if any.
+	Checksum string `json:"checksum,omitempty"`
+	// OwnHashes says no source published hashes of the file's pieces
+	// (plain HTTP mirrors do not): idmd hashed each piece as it wrote it,
+	// which finds what a crash damaged but proves nothing of what the
+	// mirrors sent. Users are told so.
+	OwnHashes bool `json:"own_hashes,omitempty"`
 	// Expect is the BLAKE3 hash the job was pinned to when it was
 	// created, if any: only a file with that hash may become the job's.
 	Expect string `json:"expect,omitempty"`
@@ -78,7 +86,10 @@ func (j *Job) Done() bool {
 
 // CreateRequest is the body of POST /v1/jobs.
 type CreateRequest struct {
-	// Sources are idm://host:port addresses, at least one, no duplicates.
+	// Sources are idm://host:port addresses of idm servers and http:// or
+	// https:// URLs of mirrors, at least one, no two the same in their
+	// normal form (transport/addr). A job's view shows them with their
+	// secrets (passwords, query values) hidden.
 	Sources []string `json:"sources"`
 	// Dir is the absolute path of an existing directory in which both
 	// the caller and the daemon may create files.
@@ -89,6 +100,10 @@ type CreateRequest struct {
 	// idm-server and the Job's Content show it (the file's root, see
 	// docs/protocol.md). Sources holding any other file are rejected.
 	Content string `json:"content,omitempty"`
+	// Checksum, when set, is the whole file's digest, "ALGO=HEX" with
+	// ALGO one of sha-256, sha-512, sha-1 or blake3: the file is published
+	// only if it matches, and the job fails, naming both digests, if not.
+	Checksum string `json:"checksum,omitempty"`
 	// Resume asks for the existing unfinished job with the same sources
 	// and directory, resumed whatever its state, instead of a new one.
 	// Without it, such a job makes the request fail with CodeExists.

@@ -13,6 +13,7 @@ import (
 	"github.com/idmproject/idm/internal/servertest"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // The servers and files of these tests.
@@ -140,10 +141,11 @@ func loadJob(t testing.TB, db *store.DB, id uint64, stall time.Duration) Job {
 	job := Job{ID: id, Dir: rec.Dir, DirID: rec.DirID, Name: rec.Name, Part: rec.Part, PartStamp: rec.PartStamp,
 		OwnPieces: rec.OwnPieces, Expect: identity.Hash(rec.Expect), Verified: rec.Verified, Fetched: rec.Fetched, Stats: rec.SourceStats}
 	for _, raw := range rec.Sources {
-		src, err := transport.ParseSource(raw)
+		a, err := addr.Parse(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
+		src := &transport.IDMSource{Addr: a.Host}
 		src.Dialer.StallTimeout = stall
 		job.Sources = append(job.Sources, idmSource{src})
 	}

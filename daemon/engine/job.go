@@ -37,6 +37,9 @@ type Job struct {
 	// Expect pins the file: its root, or its whole-file BLAKE3. Zero for
 	// none.
 	Expect identity.Hash
+	// Checksum, when not nil, is a whole-file digest the user gave: the
+	// file is published only if it matches.
+	Checksum *identity.Digest
 	// Done has a bit per piece of File, set for the verified ones; nil
 	// for none.
 	Done *store.Bitmap
@@ -161,6 +164,9 @@ type Progress struct {
 	Root identity.Hash
 	// Size is the file's size, 0 until known.
 	Size int64
+	// OwnPieces says the piece hashes are the engine's own, taken as the
+	// pieces were written, because no source published any.
+	OwnPieces bool
 	// Verified counts the bytes of verified pieces; Fetched every byte
 	// received, duplicates and corrupt ones too.
 	Verified, Fetched int64

@@ -46,6 +46,13 @@ type Pipeliner interface {
 	ReceiveTo(w io.Writer, n int64) error
 }
 
+// A Versioned source names the version of the file it holds, as an HTTP
+// mirror's validators do. The engine records it with the source's
+// statistics, for the next run to ask for that version only.
+type Versioned interface {
+	Version() (etag, lastModified string)
+}
+
 // Permanent reports whether err says that the source can never serve the
 // job: it has a method Permanent that returns true.
 func Permanent(err error) bool {

@@ -267,7 +267,7 @@ func (tr *Transfer) crash() {
 func (tr *Transfer) Progress() Progress {
 	t := tr.t.Load()
 	if t == nil {
-		p := Progress{Phase: Starting, Name: tr.Job.Name, Verified: tr.Job.Verified, Fetched: tr.Job.Fetched, Time: time.Now()}
+		p := Progress{Phase: Starting, Name: tr.Job.Name, OwnPieces: tr.Job.OwnPieces, Verified: tr.Job.Verified, Fetched: tr.Job.Fetched, Time: time.Now()}
 		if tr.Job.File != nil {
 			p.Size = tr.Job.File.Size
 		}
@@ -295,7 +295,7 @@ func (t *transfer) progress(now time.Time) Progress {
 	t.mu.Lock()
 	p.Phase, p.Name = t.phase, t.name
 	if t.file != nil {
-		p.Size = t.file.Size
+		p.Size, p.OwnPieces = t.file.Size, t.own
 		if !t.own {
 			p.Root = t.summary.Root
 		}
@@ -379,12 +379,18 @@ func (t *transfer) prepare(ctx context.Context, f *identity.File, own, recheckAl
 }
 
 // wholeFileCheck returns the whole-file digest to check once every piece
-// is verified, or nil when the pieces prove the file. Only a file that
-// carries a whole-file digest needs the pass: an idm server of protocol
-// version 1 claims one, and the pieces do not prove the claim.
+// is verified, or nil when the pieces prove the file. Only a job with a
+// whole-file digest needs the pass, since the pieces do not prove it: the
+// user's checksum first, else one the sources claimed (an idm server of
+// protocol version 1, a mirror's Repr-Digest), the strongest.
 func (t *transfer) wholeFileCheck(f *identity.File) *identity.Digest {
-	if d, ok := f.Digest(identity.BLAKE3); ok {
-		return &identity.Digest{Algo: identity.BLAKE3, Sum: d}
+	if t.job.Checksum != nil {
+		return t.job.Checksum
+	}
+	for _, a := range []identity.Algo{identity.BLAKE3, identity.SHA512, identity.SHA256, identity.SHA1} {
+		if d, ok := f.Digest(a); ok {
+			return &identity.Digest{Algo: a, Sum: d}
+		}
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func (t *transfer) adopt(ctx context.Context, idx int, d *identity.Description, 
 			case ref.PieceLen == 0:
 				// No source publishes piece hashes: the engine cuts the
 				// file itself and hashes each piece as it is written.
-				f, own = &identity.File{Size: ref.Size, PieceLen: identity.OwnPieceLen(ref.Size), Algo: identity.BLAKE3}, true
+				f, own = &identity.File{Size: ref.Size, PieceLen: identity.OwnPieceLen(ref.Size), Algo: identity.BLAKE3, Digests: ref.Digests}, true
 			case t.candidate != nil && sameFile(t.candidate, ref):
 				f = t.candidate
 			case lists:

@@ -61,6 +61,9 @@ func (s *source) snapshot(now time.Time) SourceProgress {
 	defer s.mu.Unlock()
 	st := s.stat
 	st.Quarantined, st.Rejected, st.Failed = s.state == SourceQuarantined, s.state == SourceRejected, s.state == SourceFailed
+	if v, ok := s.src.(Versioned); ok {
+		st.ETag, st.LastModified = v.Version()
+	}
 	p := SourceProgress{SourceStat: st, State: s.state, Speed: s.meter.rate(now)}
 	if s.state == SourceDown {
 		p.NextRetry = s.nextRetry

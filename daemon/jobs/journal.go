@@ -1,7 +1,11 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
@@ -9,6 +13,8 @@ import (
 	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
+	"github.com/idmproject/idm/transport/addr"
+	"github.com/idmproject/idm/transport/httpsrc"
 )
 
 // journal is a running job's engine.Journal: it writes what the engine
@@ -38,18 +44,66 @@ type idmSource struct{ *transport.IDMSource }
 
 func (s idmSource) Open(ctx context.Context) (engine.Conn, error) { return s.Dial(ctx) }
 
+// httpSource is an HTTP(S) mirror as the engine sees a source.
+type httpSource struct{ *httpsrc.Source }
+
+func (s httpSource) Open(ctx context.Context) (engine.Conn, error) { return s.Source.Open(ctx) }
+
+func (s httpSource) Version() (etag, lastModified string) {
+	v := s.Validator()
+	return v.ETag, v.LastModified
+}
+
 // source turns a source's address, as the job records it, into what the
-// engine opens. Addresses are checked when a job is created.
-func (q *Queue) source(raw string) (engine.Source, error) {
+// engine opens; for an HTTP mirror, asking for the version of the file
+// that stats, its recorded statistics, say it held. Addresses are checked
+// when a job is created.
+func (q *Queue) source(raw string, stats []store.SourceStat) (engine.Source, error) {
 	if q.cfg.openSource != nil {
 		return q.cfg.openSource(raw)
 	}
-	src, err := transport.ParseSource(raw)
+	a, err := addr.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	src.Dialer.StallTimeout = q.cfg.StallTimeout
-	return idmSource{src}, nil
+	if a.Scheme == addr.IDM {
+		src := &transport.IDMSource{Addr: a.Host}
+		src.Dialer.StallTimeout = q.cfg.StallTimeout
+		return idmSource{src}, nil
+	}
+	opt := httpsrc.Options{Client: q.mirrors(), StallTimeout: q.cfg.StallTimeout,
+		Header: http.Header{"User-Agent": {cmp.Or(q.cfg.UserAgent, "idmd")}}}
+	// The engine keys statistics by the address as it shows it.
+	for _, st := range stats {
+		if st.Source == a.Redacted() {
+			opt.Validator = httpsrc.Validator{ETag: st.ETag, LastModified: st.LastModified}
+		}
+	}
+	src, err := httpsrc.New(raw, opt)
+	if err != nil {
+		return nil, err
+	}
+	return httpSource{src}, nil
+}
+
+// redactAll returns addrs with their secrets hidden (addr.Addr.Redacted),
+// as the API shows them and the log writes them; addrs itself when none
+// has any, as idm servers' never do.
+func redactAll(addrs []string) []string {
+	var out []string
+	for i, a := range addrs {
+		r := addr.Redact(a)
+		if r != a && out == nil {
+			out = slices.Clone(addrs[:i])
+		}
+		if out != nil {
+			out = append(out, r)
+		}
+	}
+	if out == nil {
+		return addrs
+	}
+	return out
 }
 
 // engineJob reads what the engine needs of job r from the store.
@@ -57,8 +111,15 @@ func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 	job := engine.Job{ID: r.ID, Dir: r.Dir, DirID: r.DirID, Name: r.Name, Part: r.Part, PartStamp: r.PartStamp,
 		OwnPieces: r.OwnPieces, Expect: identity.Hash(r.Expect), Verified: r.Verified, Fetched: r.Fetched,
 		Stats: r.SourceStats, Recheck: recheck}
+	if r.Checksum != "" {
+		d, err := identity.ParseDigest(r.Checksum)
+		if err != nil {
+			return job, fmt.Errorf("job %d: %w", r.ID, err)
+		}
+		job.Checksum = &d
+	}
 	for _, raw := range r.Sources {
-		src, err := q.source(raw)
+		src, err := q.source(raw, r.SourceStats)
 		if err != nil {
 			return job, err
 		}
@@ -80,8 +141,8 @@ func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 func (q *Queue) view(j *job) api.Job {
 	r := j.rec
 	out := api.Job{
-		ID: r.ID, Sources: r.Sources, Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
-		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit,
+		ID: r.ID, Sources: redactAll(r.Sources), Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
+		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit, OwnHashes: r.OwnPieces, Checksum: r.Checksum,
 		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
 	}
 	switch {
@@ -98,7 +159,7 @@ func (q *Queue) view(j *job) api.Job {
 		out.Progress = apiProgress(p)
 		out.State = out.Progress.State
 		if p.Size > 0 {
-			out.Size = p.Size
+			out.Size, out.OwnHashes = p.Size, p.OwnPieces
 		}
 		if p.Name != "" {
 			out.Name = p.Name

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,9 +18,11 @@ import (
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/engine"
+	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 	"github.com/idmproject/idm/transport/addr"
+	"github.com/idmproject/idm/transport/httpsrc"
 )
 
 // DefaultMaxActive is how many jobs download at once by default.
@@ -87,6 +90,8 @@ type Config struct {
 	Depth         int
 	StallTimeout  time.Duration
 	FlushInterval time.Duration
+	// UserAgent names idmd to HTTP mirrors (default "idmd").
+	UserAgent string
 
 	// openSource, when set, turns a source's address into what the
 	// engine opens, in place of the idm transport: tests give the queue
@@ -123,6 +128,10 @@ type Queue struct {
 
 	wg       sync.WaitGroup
 	stopTick context.CancelFunc
+
+	// mirrors is the HTTP client of every job's mirrors, made on first
+	// use: one pool of kept-alive connections for the daemon.
+	mirrors func() *http.Client
 }
 
 // job is one job in the queue's table.
@@ -169,14 +178,15 @@ func Open(cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{
-		cfg:    cfg,
-		db:     db,
-		log:    cfg.Logger,
-		global: newLimiter(cfg.Limit),
-		events: newHub(),
-		jobs:   map[uint64]*job{},
-		same:   map[string][]uint64{},
-		active: map[uint64]*job{},
+		cfg:     cfg,
+		db:      db,
+		log:     cfg.Logger,
+		global:  newLimiter(cfg.Limit),
+		events:  newHub(),
+		jobs:    map[uint64]*job{},
+		same:    map[string][]uint64{},
+		active:  map[uint64]*job{},
+		mirrors: sync.OnceValue(httpsrc.NewClient),
 	}
 	if err := q.load(); err != nil {
 		db.Close()
@@ -564,6 +574,10 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
 		rec.Expect = h
 	}
+	if req.Checksum != "" {
+		d, _ := identity.ParseDigest(req.Checksum) // checked by validateCreate
+		rec.Checksum = d.String()
+	}
 
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
@@ -607,7 +621,7 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 	q.index(j)
 	q.events.send(api.EventState, j.id, nil)
 	q.mu.Unlock()
-	q.log.Info("job created", "job", j.id, "sources", rec.Sources, "dir", rec.Dir)
+	q.log.Info("job created", "job", j.id, "sources", redactAll(rec.Sources), "dir", rec.Dir)
 	q.schedule()
 	view, err = q.Job(j.id)
 	return view, true, err
@@ -628,13 +642,18 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 		}
 		norm := src.String()
 		if seen[norm] {
-			return store.FileID{}, fmt.Errorf("%w: source %s given twice", ErrInvalid, s)
+			return store.FileID{}, fmt.Errorf("%w: source %s given twice", ErrInvalid, src.Redacted())
 		}
 		seen[norm] = true
 		req.Sources[i] = norm
 	}
 	if req.Limit < 0 {
 		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if req.Checksum != "" {
+		if _, err := identity.ParseDigest(req.Checksum); err != nil {
+			return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	if req.Content != "" {
 		if _, err := transport.ParseHash(req.Content); err != nil {

@@ -235,9 +235,9 @@ func fileName(resp *http.Response) string {
 }
 
 // digestAlgos maps the names digest headers give algorithms to those
-// identity knows: sha-256 in both, and "sha", SHA-1, in RFC 3230's
-// Digest.
-var digestAlgos = map[string]identity.Algo{"sha-256": identity.SHA256, "sha": identity.SHA1}
+// identity knows: sha-256 and sha-512 in both, and "sha", SHA-1, in RFC
+// 3230's Digest.
+var digestAlgos = map[string]identity.Algo{"sha-256": identity.SHA256, "sha-512": identity.SHA512, "sha": identity.SHA1}
 
 // digests returns the whole-file digests an answer claims, from
 // Repr-Digest (RFC 9530: sha-256=:BASE64:) and then Digest (RFC 3230:

@@ -374,6 +374,8 @@ func digests(hs []xmlHash) ([]identity.Digest, error) {
 func strength(a identity.Algo) int {
 	switch a {
 	case identity.BLAKE3:
+		return 4
+	case identity.SHA512:
 		return 3
 	case identity.SHA256:
 		return 2

@@ -1,0 +1,423 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/nginxtest"
+)
+
+// mirrorQueue opens a queue in a new state directory for the mirror
+// tests.
+func mirrorQueue(t *testing.T) *Queue {
+	t.Helper()
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), FlushInterval: 50 * time.Millisecond,
+		StallTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// finish waits for job id to end and returns it; it must have completed.
+func finish(t *testing.T, q *Queue, id uint64) api.Job {
+	t.Helper()
+	var j api.Job
+	waitFor(t, "the job to end", 2*time.Minute, func() bool {
+		j, _ = q.Job(id)
+		return j.Done()
+	})
+	if j.State != api.StateCompleted {
+		t.Fatalf("job %d ended %s: %s", id, j.State, j.LastError)
+	}
+	return j
+}
+
+// sameFile fails the test unless path holds want.
+func sameFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes that differ from the %d of the source's file", path, len(got), len(want))
+	}
+}
+
+// One file from two real nginx mirrors and an idm server, in one job: the
+// idm server's published piece hashes verify what the mirrors deliver,
+// and each mirror delivers its share.
+func TestQueue_Mirrors_WithIDMServer(t *testing.T) {
+	path, data := testFile(t, 8<<20, 61)
+	ng := nginxtest.Start(t, filepath.Dir(path), `location /b/ { alias `+filepath.Dir(path)+`/; }`)
+	srv := startServers(t, path, 256<<10, 2e6) // slow: the mirrors must do most
+	q := mirrorQueue(t)
+	name := filepath.Base(path)
+	sources := append([]string{ng.URL + "/" + name, ng.URL + "/b/" + name}, serverSources(srv...)...)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: sources, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if j.OwnHashes || j.Content == "" {
+		t.Errorf("own hashes %v, content %q: want the idm server's published identity", j.OwnHashes, j.Content)
+	}
+	for _, s := range j.Progress.Sources[:2] {
+		if s.Verified == 0 {
+			t.Errorf("mirror %s delivered no verified byte: %+v", s.Source, s)
+		}
+	}
+}
+
+// A job of HTTP mirrors alone: nobody publishes piece hashes, so idmd
+// hashes the pieces as they come and says so.
+func TestQueue_Mirrors_Alone(t *testing.T) {
+	path, data := testFile(t, 5<<20+123, 62)
+	ng := nginxtest.Start(t, filepath.Dir(path), `location /b/ { alias `+filepath.Dir(path)+`/; }`)
+	q := mirrorQueue(t)
+	name := filepath.Base(path)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{ng.URL + "/" + name, ng.URL + "/b/" + name}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if !j.OwnHashes {
+		t.Error("a job of plain HTTP mirrors does not say its hashes are idmd's own")
+	}
+	if j.Name != name {
+		t.Errorf("name %q, want the URL's %q", j.Name, name)
+	}
+}
+
+// A mirror that holds another file (another size) is rejected with its
+// reason, and the job goes on with the others.
+func TestQueue_Mirrors_OtherFileRejected(t *testing.T) {
+	path, data := testFile(t, 3<<20, 63)
+	other := filepath.Join(filepath.Dir(path), "other.bin")
+	if err := os.WriteFile(other, data[:len(data)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServers(t, path, 256<<10, 0)
+	ng := nginxtest.Start(t, filepath.Dir(path), "")
+	q := mirrorQueue(t)
+	sources := append(serverSources(srv...), ng.URL+"/other.bin")
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: sources, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	bad := j.Progress.Sources[1]
+	if bad.State != api.SourceRejected || !strings.Contains(bad.LastError, "different file") {
+		t.Errorf("the mirror of another file: state %q, error %q; want rejected as another file", bad.State, bad.LastError)
+	}
+}
+
+// corruptingMirror serves data over HTTP ranges, as a mirror with a bad
+// disk would: every range that covers one of the bad offsets comes back
+// with that byte flipped.
+func corruptingMirror(t *testing.T, data []byte, bad []int64) (*httptest.Server, *atomic.Int64) {
+	var served atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		off, end, ok := parseRange(r.Header.Get("Range"))
+		if !ok || end >= int64(len(data)) {
+			http.Error(w, "bad range", http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		body := bytes.Clone(data[off : end+1])
+		for _, b := range bad {
+			if b >= off && b <= end {
+				body[b-off] ^= 0xff
+			}
+		}
+		w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.Itoa(len(data)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusPartialContent)
+		n, _ := w.Write(body)
+		served.Add(int64(n))
+	})
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s, &served
+}
+
+// parseRange reads "bytes=A-B".
+func parseRange(h string) (off, end int64, ok bool) {
+	a, b, ok := strings.Cut(strings.TrimPrefix(h, "bytes="), "-")
+	off, err1 := strconv.ParseInt(a, 10, 64)
+	end, err2 := strconv.ParseInt(b, 10, 64)
+	return off, end, ok && err1 == nil && err2 == nil && off <= end
+}
+
+// lockedBuffer is a log the daemon writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// An HTTP mirror that corrupts some ranges, beside an idm server: the idm
+// server's piece hashes catch every bad piece, only those are fetched
+// again, the mirror is quarantined after three, and the file is right.
+func TestQueue_Mirrors_CorruptMirrorQuarantined(t *testing.T) {
+	const seg = 256 << 10
+	path, data := testFile(t, 8<<20, 64)
+	srv := startServers(t, path, seg, 3e6)
+	var bad []int64
+	for i := range int64(32) {
+		bad = append(bad, i*seg+seg/2) // a byte in every piece
+	}
+	mirror, _ := corruptingMirror(t, data, bad)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: append([]string{mirror.URL + "/video.bin"}, serverSources(srv...)...), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	m := j.Progress.Sources[0]
+	if m.State != api.SourceQuarantined || m.Corrupt < 3 || m.Verified != 0 {
+		t.Errorf("the corrupting mirror: state %q, %d corrupt, %d verified; want quarantined after 3 and nothing of it kept", m.State, m.Corrupt, m.Verified)
+	}
+}
+
+// Secrets in a mirror's address (a password, a signed link's query) are
+// used to fetch but never shown: not in the job's view, not in its
+// summary, not in the daemon's log.
+func TestQueue_Mirrors_SecretsRedacted(t *testing.T) {
+	path, data := testFile(t, 1<<20, 65)
+	var sawAuth, sawSig atomic.Bool
+	fs := http.FileServer(http.Dir(filepath.Dir(path)))
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "ann" || p != "hunter2" || r.URL.Query().Get("sig") != "s3cr3t" {
+			http.Error(w, "who are you", http.StatusForbidden)
+			return
+		}
+		sawAuth.Store(true)
+		sawSig.Store(true)
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mirror.Close)
+	var log lockedBuffer
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	src := strings.Replace(mirror.URL, "http://", "http://ann:hunter2@", 1) + "/video.bin?sig=s3cr3t&x=1"
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{src}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if !sawAuth.Load() || !sawSig.Load() {
+		t.Error("the mirror never saw the credentials")
+	}
+	all := q.Jobs()
+	sum := all[0].Summary()
+	for what, s := range map[string]string{
+		"job":     strings.Join(j.Sources, " ") + j.Progress.Sources[0].Source + j.LastError,
+		"summary": sum.Source,
+		"log":     log.String(),
+	} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "s3cr3t") {
+			t.Errorf("the %s shows a secret: %s", what, s)
+		}
+	}
+	if want := "ann:xxxxx@"; !strings.Contains(j.Sources[0], want) || !strings.Contains(j.Sources[0], "sig=xxxxx") {
+		t.Errorf("the job shows its source as %q, want it redacted in place", j.Sources[0])
+	}
+}
+
+// A mirror's file that changed while the job was stopped is refused when
+// the job goes on: the recorded ETag goes back as If-Range, the mirror
+// answers with the whole new file, and rather than mix two versions the
+// job stops with a clear error, keeping what it has.
+func TestQueue_Mirrors_ChangedFileRefusedOnResume(t *testing.T) {
+	path, _ := testFile(t, 4<<20, 66)
+	ng := nginxtest.Start(t, filepath.Dir(path), "limit_rate 1m;")
+	state := t.TempDir()
+	q, err := Open(Config{StateDir: state, Logger: quietLog(), FlushInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{ng.URL + "/video.bin"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var etag string
+	waitFor(t, "a checkpoint with the mirror's ETag", time.Minute, func() bool {
+		r, err := q.db.Get(j.ID)
+		if err != nil || r.Verified == 0 || len(r.SourceStats) == 0 {
+			return false
+		}
+		etag = r.SourceStats[0].ETag
+		return etag != ""
+	})
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Same size, other bytes, a later time: nginx's ETag changes.
+	other, _ := testFile(t, 4<<20, 67)
+	b, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	q, err = Open(Config{StateDir: state, Logger: quietLog(), FlushInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	waitFor(t, "the job to stop", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return j.Done() || (len(j.Progress.Sources) > 0 && j.Progress.Sources[0].State == api.SourceFailed)
+	})
+	j, _ = q.Job(j.ID)
+	t.Logf("state %s, last error %q, source %+v", j.State, j.LastError, j.Progress.Sources[0])
+	if j.State == api.StateCompleted {
+		t.Fatal("the job completed from a mirror whose file changed")
+	}
+	s := j.Progress.Sources[0]
+	if s.State != api.SourceFailed || !strings.Contains(s.LastError, "changed") {
+		t.Errorf("the mirror: state %q, error %q; want failed, saying its file changed", s.State, s.LastError)
+	}
+}
+
+// fileMirror serves dir over HTTP with ranges, as net/http's file server
+// does, adding header to every answer.
+func fileMirror(t *testing.T, dir string, header http.Header) *httptest.Server {
+	fs := http.FileServer(http.Dir(dir))
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// A checksum given with the job is checked before the file is published:
+// the right one lets it through and the job shows it; a wrong one fails
+// the job with both digests, and no file appears under its name.
+func TestQueue_Checksum(t *testing.T) {
+	path, data := testFile(t, 3<<20+7, 68)
+	mirror := fileMirror(t, filepath.Dir(path), nil)
+	sum := sha256.Sum256(data)
+	q := mirrorQueue(t)
+	for _, tt := range []struct {
+		name, checksum string
+		ok             bool
+	}{
+		{"right", "SHA-256=" + hex.EncodeToString(sum[:]), true},
+		{"wrong", "sha-256=" + strings.Repeat("ab", 32), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: out, Checksum: tt.checksum})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "sha-256:"; !strings.HasPrefix(j.Checksum, want) {
+				t.Errorf("the job shows checksum %q, want it as %s...", j.Checksum, want)
+			}
+			waitFor(t, "the job to end", time.Minute, func() bool {
+				j, _ = q.Job(j.ID)
+				return j.Done()
+			})
+			if tt.ok {
+				if j.State != api.StateCompleted {
+					t.Fatalf("job %s: %s", j.State, j.LastError)
+				}
+				sameFile(t, j.Path, data)
+				return
+			}
+			if j.State != api.StateFailed || !strings.Contains(j.LastError, hex.EncodeToString(sum[:])) || !strings.Contains(j.LastError, strings.Repeat("ab", 32)) {
+				t.Errorf("job %s, error %q; want failed naming both digests", j.State, j.LastError)
+			}
+			for _, n := range dirNames(t, out) {
+				if n == "video.bin" {
+					t.Error("the file was published under its name despite the wrong checksum")
+				}
+			}
+		})
+	}
+	if _, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/x"}, Dir: t.TempDir(), Checksum: "md5=00"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an unknown checksum algorithm: %v, want ErrInvalid", err)
+	}
+}
+
+// A mirror's own whole-file digest (Repr-Digest, RFC 9530) is checked
+// before the file is published: a mirror that claims the wrong one fails
+// the job rather than leave an unchecked file behind.
+func TestQueue_Mirrors_ReprDigestChecked(t *testing.T) {
+	path, data := testFile(t, 2<<20, 69)
+	sum := sha256.Sum256(data)
+	q := mirrorQueue(t)
+	for _, tt := range []struct {
+		name string
+		sum  []byte
+		ok   bool
+	}{
+		{"right", sum[:], true},
+		{"wrong", bytes.Repeat([]byte{7}, 32), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mirror := fileMirror(t, filepath.Dir(path), http.Header{"Repr-Digest": {"sha-256=:" + base64.StdEncoding.EncodeToString(tt.sum) + ":"}})
+			j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the job to end", time.Minute, func() bool {
+				j, _ = q.Job(j.ID)
+				return j.Done()
+			})
+			if tt.ok != (j.State == api.StateCompleted) {
+				t.Fatalf("job %s (%s), want completed %v", j.State, j.LastError, tt.ok)
+			}
+			if tt.ok {
+				sameFile(t, j.Path, data)
+			}
+		})
+	}
+}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/proctest"
+)
+
+// httpSources returns srv's servers as HTTP mirrors: idm-server answers
+// plain HTTP ranges on the same ports.
+func httpSources(srv *proctest.Servers) []string {
+	var out []string
+	for _, p := range srv.Ports {
+		out = append(out, "http://127.0.0.1:"+p+"/")
+	}
+	return out
+}
+
+// A job of HTTP mirrors only, added with idmctl: idmd is killed in the
+// middle, and after the restart the pieces it hashed itself let it keep
+// what it had and finish with the right bytes; status says that no
+// published hash checked them.
+func TestHTTPMirrorsKillAndResume(t *testing.T) {
+	file, want := proctest.Sample(t, 8<<20, 21)
+	srv := proctest.StartServers(t, file, 3, "1M")
+	d := proctest.NewDaemon(t)
+	d.Start()
+	out := t.TempDir()
+	r := d.Idmctl(append([]string{"add", "-o", out}, httpSources(srv)...)...)
+	if r.Code != 0 {
+		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	if err != nil {
+		t.Fatalf("idmctl add printed %q", r.Stdout)
+	}
+	d.WaitVerified(id, 0.4)
+	before := d.Job(id).Progress.Verified
+	d.Kill()
+	d.Start()
+	proctest.WaitFor(t, "progress restored", 10*time.Second, func() bool {
+		return d.Job(id).Progress.Verified >= before-int64(2<<20)
+	})
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
+		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
+	}
+	proctest.SameFile(t, out, want)
+	j := d.Job(id)
+	if j.State != api.StateCompleted || !j.OwnHashes {
+		t.Errorf("job %s, own hashes %v; want completed, saying its hashes are idmd's own", j.State, j.OwnHashes)
+	}
+	st := d.Idmctl("status", strconv.FormatUint(id, 10))
+	if !strings.Contains(st.Stdout, "against no published hash") {
+		t.Errorf("status does not say that no published hash checked the file:\n%s", st.Stdout)
+	}
+}
+
+// idm servers and HTTP mirrors in one job: the idm manifest's hashes
+// check what the mirrors send, and the job says the file is verified.
+func TestIDMAndHTTPSourcesTogether(t *testing.T) {
+	file, want := proctest.Sample(t, 6<<20, 22)
+	srv := proctest.StartServers(t, file, 4, "1M")
+	d := proctest.NewDaemon(t)
+	d.Start()
+	out := t.TempDir()
+	h := httpSources(srv)
+	args := []string{"add", "-o", out, srv.Sources()[0], srv.Sources()[1], h[2], h[3]}
+	r := d.Idmctl(args...)
+	if r.Code != 0 {
+		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
+	}
+	id, _ := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
+		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
+	}
+	proctest.SameFile(t, out, want)
+	j := d.Job(id)
+	if j.OwnHashes || j.Content == "" {
+		t.Errorf("own hashes %v, content %q; want the idm servers' identity", j.OwnHashes, j.Content)
+	}
+	for _, s := range j.Progress.Sources {
+		if s.Verified == 0 {
+			t.Errorf("source %s delivered nothing verified", s.Source)
+		}
+	}
+}
