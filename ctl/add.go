@@ -3,20 +3,74 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"github.com/idmproject/idm/daemon/api"
 )
 
 var addCmd = &command{
 	name:  "add",
-	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] [--checksum ALGO=HEX] SOURCE ... | -a IP -p PORT [PORT ...]",
+	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] [--checksum ALGO=HEX] SOURCE ... | [-o DIR] [--limit RATE] [--select NAMES] [--location CC,...] FILE.meta4 | -a IP -p PORT [PORT ...]",
 	short: "add a download and print its job ID",
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is an idm
 server, idm://host:port (IPv6 in brackets), or an http:// or https://
-URL of a mirror; one job may take both. It does not wait: see wait and
-watch.`,
+URL of a mirror; one job may take both. A Metalink file (FILE.meta4)
+makes one job per file it lists, from its mirrors, checked against its
+hashes; add prints each job's ID on a line. It does not wait: see wait
+and watch.`,
 	run: (*cli).runAdd,
+}
+
+// maxMetalink is the size of the largest Metalink idmd reads
+// (metalink.MaxSize, not imported: idmctl links no parser).
+const maxMetalink = 16 << 20
+
+// addMetalink sends the Metalink file at path to idmd and prints the ID
+// of each job it made, one per line.
+func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequest) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetalink+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMetalink {
+		return fmt.Errorf("%s: larger than %d MiB, too large for a Metalink", path, maxMetalink>>20)
+	}
+	if req.Dir, err = absDir(req.Dir); err != nil {
+		return err
+	}
+	req.Document = string(b)
+	js, err := c.client.CreateMetalink(ctx, req)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(js)
+	}
+	for _, j := range js {
+		if _, err := fmt.Fprintln(c.stdout, j.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commaList splits a comma-separated flag value, dropping empty items.
+func commaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *cli) runAdd(ctx context.Context, args []string) error {
@@ -28,10 +82,21 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	var content contentFlag
 	content.register(fs)
 	checksum := fs.String("checksum", "", "publish the file only if its whole-file digest is `ALGO=HEX` (sha-256, sha-512, sha-1 or blake3)")
+	sel := fs.String("select", "", "of a Metalink's files, download only those `NAMES` (comma-separated)")
+	loc := fs.String("location", "", "prefer the mirrors in these `COUNTRIES` (ISO 3166 codes, comma-separated, best first)")
 	var src sourceArgs
 	src.register(fs)
 	if err := parseInterleaved(fs, args, src.positional); err != nil {
 		return err
+	}
+	if len(src.metalinks) > 0 {
+		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || *resume || content != "" || *checksum != "" {
+			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, with -o, --limit, --select or --location")
+		}
+		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Select: commaList(*sel), Locations: commaList(*loc)})
+	}
+	if *sel != "" || *loc != "" {
+		return usagef(fs, "--select and --location are for a Metalink file")
 	}
 	sources, err := src.list()
 	switch {

@@ -23,6 +23,14 @@ type sourceArgs struct {
 	ports   []string
 	sawP    bool
 	sources []string // as given on the command line, in order
+	// metalinks are the Metalink files named (add takes one, alone).
+	metalinks []string
+}
+
+// isMetalink reports whether arg names a Metalink file by its extension.
+func isMetalink(arg string) bool {
+	ext := strings.ToLower(filepath.Ext(arg))
+	return ext == ".meta4" || ext == ".metalink"
 }
 
 func (s *sourceArgs) register(fs *flag.FlagSet) {
@@ -51,6 +59,10 @@ func (s *sourceArgs) addPorts(v string) error {
 func (s *sourceArgs) positional(arg string) error {
 	if strings.Contains(arg, "://") {
 		s.sources = append(s.sources, arg)
+		return nil
+	}
+	if isMetalink(arg) {
+		s.metalinks = append(s.metalinks, arg)
 		return nil
 	}
 	if s.sawP {

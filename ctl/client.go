@@ -116,6 +116,16 @@ func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, e
 	return c.doJob(ctx, http.MethodPost, "/v1/jobs", req)
 }
 
+// CreateMetalink adds one job per file of a Metalink document, or per
+// file req.Select names, and returns them.
+func (c *Client) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
+	var js []api.Job
+	if err := c.do(ctx, http.MethodPost, "/v1/metalinks", req, &js); err != nil {
+		return nil, err
+	}
+	return js, nil
+}
+
 // Pause pauses a job.
 func (c *Client) Pause(ctx context.Context, id uint64) (*api.Job, error) {
 	return c.doJob(ctx, http.MethodPost, jobPath(id, "/pause"), nil)

@@ -12,7 +12,7 @@ import (
 var getCmd = &command{
 	name:    "get",
 	follows: true,
-	args:    "[-r] [--content HASH] [--checksum ALGO=HEX] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
+	args:    "[-r] [--content HASH] -i SECONDS -o DIR -a IP -p PORT [PORT ...]",
 	short:   "download a file from several servers and print reports until it is done",
 	long: `Get asks idmd to download the file served by the servers at IP on each
 PORT into DIR, then prints a report every SECONDS: each server's verified

@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,5 +90,51 @@ func TestIDMAndHTTPSourcesTogether(t *testing.T) {
 		if s.Verified == 0 {
 			t.Errorf("source %s delivered nothing verified", s.Source)
 		}
+	}
+}
+
+// idmctl add FILE.meta4: the Metalink's file comes from its mirrors (here
+// idm-server's HTTP side), checked against its SHA-256 pieces, under the
+// Metalink's name; a Metalink with a hostile name is refused in one line
+// and leaves nothing.
+func TestAddMetalink(t *testing.T) {
+	file, want := proctest.Sample(t, 3<<20, 23)
+	srv := proctest.StartServers(t, file, 2, "")
+	d := proctest.NewDaemon(t)
+	d.Start()
+	dir := t.TempDir()
+	write := func(name string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "<metalink xmlns=\"urn:ietf:params:xml:ns:metalink\"><file name=%q><size>%d</size><pieces length=\"1048576\" type=\"sha-256\">", name, len(want))
+		for off := 0; off < len(want); off += 1 << 20 {
+			fmt.Fprintf(&b, "<hash>%x</hash>", sha256.Sum256(want[off:min(off+1<<20, len(want))]))
+		}
+		b.WriteString("</pieces>")
+		for _, u := range httpSources(srv) {
+			fmt.Fprintf(&b, "<url>%s</url>", u)
+		}
+		b.WriteString("</file></metalink>")
+		p := filepath.Join(dir, "release.meta4")
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	out := t.TempDir()
+	r := d.Idmctl("add", "-o", out, write("../../etc/cron.d/evil"))
+	if r.Code == 0 || len(proctest.Lines(r.Stderr)) != 1 || !strings.Contains(r.Stderr, "evil") {
+		t.Errorf("a hostile name: exit %d, stderr %q; want one line refusing it", r.Code, r.Stderr)
+	}
+	r = d.Idmctl("add", "-o", out, write("release.iso"))
+	if r.Code != 0 {
+		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
+	}
+	id, _ := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
+		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
+	}
+	proctest.SameFile(t, out, want)
+	if j := d.Job(id); j.Name != "release.iso" || j.OwnHashes {
+		t.Errorf("job name %q, own hashes %v; want the Metalink's name and its hashes", j.Name, j.OwnHashes)
 	}
 }

@@ -81,6 +81,35 @@ func (db *DB) SetIdentity(id uint64, f *identity.File, name string, own bool) er
 	return nil
 }
 
+// SetFile writes into r the identity of its file (size, piece length and
+// algorithm, root, whole-file digests) and, when not empty, its name, as
+// SetIdentity records them; a new record given to Create with the piece
+// hashes starts with its file decided. f must be valid.
+func (r *Record) SetFile(f *identity.File, name string, own bool) {
+	r.Size, r.SegmentSize, r.OwnPieces = f.Size, f.PieceLen, own
+	r.Content = [32]byte{}
+	if d, ok := f.Digest(identity.BLAKE3); ok {
+		copy(r.Content[:], d)
+	}
+	r.Root = [32]byte{}
+	if !own {
+		r.Root = f.Root()
+	}
+	r.Algo = ""
+	if f.Algo != identity.BLAKE3 {
+		r.Algo = f.Algo.String()
+	}
+	r.Digests = nil
+	for _, d := range f.Digests {
+		if d.Algo != identity.BLAKE3 {
+			r.Digests = append(r.Digests, d.String())
+		}
+	}
+	if name != "" {
+		r.Name = name
+	}
+}
+
 func (db *DB) setIdentity(id uint64, f *identity.File, name string, own bool) error {
 	if err := f.Validate(); err != nil {
 		return err
@@ -97,24 +126,7 @@ func (db *DB) setIdentity(id uint64, f *identity.File, name string, own bool) er
 		if r.SegmentSize != 0 && (r.Size != f.Size || r.SegmentSize != f.PieceLen || r.Content != content) {
 			return fmt.Errorf("the job's file is already decided: %w", ErrIdentity)
 		}
-		r.Size, r.SegmentSize, r.Content, r.OwnPieces = f.Size, f.PieceLen, content, own
-		r.Root = [32]byte{}
-		if !own {
-			r.Root = f.Root()
-		}
-		r.Algo = ""
-		if f.Algo != identity.BLAKE3 {
-			r.Algo = f.Algo.String()
-		}
-		r.Digests = nil
-		for _, d := range f.Digests {
-			if d.Algo != identity.BLAKE3 {
-				r.Digests = append(r.Digests, d.String())
-			}
-		}
-		if name != "" {
-			r.Name = name
-		}
+		r.SetFile(f, name, own)
 		k := key(id)
 		bv, err := NewBitmap(r.SegmentCount()).MarshalBinary()
 		if err != nil {

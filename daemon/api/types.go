@@ -84,6 +84,21 @@ func (j *Job) Done() bool {
 	return j.State == StateCompleted || j.State == StateFailed || j.State == StateCancelled
 }
 
+// MetalinkRequest is the body of POST /v1/metalinks: a Metalink 4
+// document (RFC 5854) whose files become jobs, one per file.
+type MetalinkRequest struct {
+	// Document is the Metalink's XML text, at most 16 MiB.
+	Document string `json:"document"`
+	// Dir and Limit are as in CreateRequest, for every job.
+	Dir   string `json:"dir"`
+	Limit int64  `json:"limit,omitempty"`
+	// Select names the files to download; empty means every one.
+	Select []string `json:"select,omitempty"`
+	// Locations are the ISO 3166 codes of the countries whose mirrors
+	// come first among those of equal priority, best first.
+	Locations []string `json:"locations,omitempty"`
+}
+
 // CreateRequest is the body of POST /v1/jobs.
 type CreateRequest struct {
 	// Sources are idm://host:port addresses of idm servers and http:// or

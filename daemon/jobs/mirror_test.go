@@ -3,10 +3,12 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -419,5 +421,93 @@ func TestQueue_Mirrors_ReprDigestChecked(t *testing.T) {
 				sameFile(t, j.Path, data)
 			}
 		})
+	}
+}
+
+// meta4 writes a Metalink 4 document for data, named name, served by
+// urls, with its SHA-256 and SHA-1 pieces of pieceLen bytes.
+func meta4(name string, data []byte, pieceLen int, urls ...string) string {
+	var b strings.Builder
+	sum := sha256.Sum256(data)
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
+<metalink xmlns="urn:ietf:params:xml:ns:metalink">
+  <file name=%q>
+    <size>%d</size>
+    <hash type="sha-256">%x</hash>
+    <pieces length="%d" type="sha-1">
+`, name, len(data), sum, pieceLen)
+	for off := 0; off < len(data); off += pieceLen {
+		fmt.Fprintf(&b, "      <hash>%x</hash>\n", sha1.Sum(data[off:min(off+pieceLen, len(data))]))
+	}
+	b.WriteString("    </pieces>\n")
+	for i, u := range urls {
+		fmt.Fprintf(&b, "    <url priority=\"%d\">%s</url>\n", i+1, u)
+	}
+	b.WriteString("  </file>\n</metalink>\n")
+	return b.String()
+}
+
+// A Metalink's file is decided before any mirror answers: its SHA-1
+// pieces check every byte, so a mirror whose pieces are bad is caught
+// and they come from the other; its SHA-256 is checked at the end.
+func TestQueue_Metalink(t *testing.T) {
+	const pieceLen = 256 << 10
+	path, data := testFile(t, 3<<20+5, 70)
+	var flips []int64
+	for off := int64(10); off < int64(len(data)); off += pieceLen {
+		flips = append(flips, off)
+	}
+	bad, _ := corruptingMirror(t, data, flips)
+	good := fileMirror(t, filepath.Dir(path), nil)
+	q := mirrorQueue(t)
+	doc := meta4("release.iso", data, pieceLen, bad.URL+"/video.bin", good.URL+"/video.bin")
+	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: doc, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 1 || js[0].Name != "release.iso" || js[0].Size != int64(len(data)) || js[0].OwnHashes {
+		t.Fatalf("jobs %+v; want one, named and sized by the Metalink, checked against its pieces", js)
+	}
+	j := finish(t, q, js[0].ID)
+	sameFile(t, j.Path, data)
+	if filepath.Base(j.Path) != "release.iso" {
+		t.Errorf("published as %s, want the Metalink's name", j.Path)
+	}
+	if s := j.Progress.Sources[0]; s.Corrupt == 0 || s.Verified != 0 {
+		t.Errorf("the mirror of bad pieces: %+v; want them caught by the Metalink's piece hashes", s)
+	}
+}
+
+// What a Metalink says is checked before any job is made: a hostile file
+// name, a file not in it, a broken document each give one error and
+// change nothing.
+func TestQueue_Metalink_Refused(t *testing.T) {
+	q := mirrorQueue(t)
+	data := []byte("hello, world")
+	out := t.TempDir()
+	for _, tt := range []struct {
+		name, doc string
+		sel       []string
+		says      string
+	}{
+		{"parent", meta4("../evil.sh", data, 4096, "http://127.0.0.1:1/f"), nil, "evil.sh"},
+		{"absolute", meta4("/etc/passwd", data, 4096, "http://127.0.0.1:1/f"), nil, "passwd"},
+		{"separator", meta4("a/b.iso", data, 4096, "http://127.0.0.1:1/f"), nil, "a/b.iso"},
+		{"not selected", meta4("a.iso", data, 4096, "http://127.0.0.1:1/f"), []string{"b.iso"}, "no file \"b.iso\""},
+		{"not a Metalink", "<html>404</html>", nil, "metalink"},
+		{"no usable mirror", meta4("a.iso", data, 4096, "ftp://127.0.0.1:1/f"), nil, "a.iso"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: tt.doc, Dir: out, Select: tt.sel})
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("CreateMetalink = %v, %v; want one line of ErrInvalid saying %q", js, err, tt.says)
+			}
+		})
+	}
+	if n := len(q.Jobs()); n != 0 {
+		t.Errorf("refused Metalinks left %d jobs", n)
+	}
+	if names := dirNames(t, out); len(names) != 0 {
+		t.Errorf("refused Metalinks left files: %v", names)
 	}
 }

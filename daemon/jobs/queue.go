@@ -23,6 +23,7 @@ import (
 	"github.com/idmproject/idm/transport"
 	"github.com/idmproject/idm/transport/addr"
 	"github.com/idmproject/idm/transport/httpsrc"
+	"github.com/idmproject/idm/transport/metalink"
 )
 
 // DefaultMaxActive is how many jobs download at once by default.
@@ -557,17 +558,26 @@ func cloneRecord(r *store.Record) *store.Record {
 // counts as the same: another user's is neither named nor resumed, and
 // the caller gets a job of its own.
 func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job, created bool, err error) {
+	rec, err := q.validate(ctx, &req)
+	if err != nil {
+		return api.Job{}, false, err
+	}
+	return q.add(ctx, rec, nil, req.Resume)
+}
+
+// validate checks a create request from the peer of ctx and returns the
+// new job's record.
+func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Record, error) {
 	var owner *store.Owner
-	caller, known := auth.PeerFrom(ctx)
-	if known {
+	if caller, known := auth.PeerFrom(ctx); known {
 		owner = caller.Owner()
 	}
-	dirID, err := validateCreate(&req, owner)
+	dirID, err := validateCreate(req, owner)
 	if errors.Is(err, auth.ErrDenied) {
 		q.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
 	}
 	if err != nil {
-		return api.Job{}, false, err
+		return nil, err
 	}
 	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: Queued.stored(), DirID: dirID, Owner: owner}
 	if req.Content != "" {
@@ -578,7 +588,88 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 		d, _ := identity.ParseDigest(req.Checksum) // checked by validateCreate
 		rec.Checksum = d.String()
 	}
+	return rec, nil
+}
 
+// CreateMetalink queues one job per file of a Metalink 4 document (those
+// req.Select names, or every one): each downloads from the file's
+// mirrors, best first, and starts with its file decided when the
+// Metalink gives piece hashes, so every piece is checked against them;
+// its whole-file digests are checked before it is published. The whole
+// request is checked before any job is created. A file whose job exists
+// already (same mirrors and directory) stops the request there, with
+// the jobs created so far kept; their views come back with the error.
+func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
+	files, err := metalink.Parse(strings.NewReader(req.Document))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if files, err = selectFiles(files, req.Select); err != nil {
+		return nil, err
+	}
+	type planned struct {
+		rec    *store.Record
+		hashes []byte
+	}
+	var plan []planned
+	for _, f := range files {
+		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit}
+		for _, m := range f.Ordered(req.Locations) {
+			cr.Sources = append(cr.Sources, m.URL)
+		}
+		if f.Pieces == nil && len(f.Digests) > 0 {
+			cr.Checksum = f.Digests[0].String()
+		}
+		rec, err := q.validate(ctx, &cr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		var hashes []byte
+		if f.Pieces != nil {
+			file := *f.Pieces
+			file.Digests = f.Digests
+			rec.SetFile(&file, engine.SanitizeName(f.Name), false)
+			hashes = file.Pieces
+		} else {
+			rec.Name = engine.SanitizeName(f.Name)
+		}
+		plan = append(plan, planned{rec, hashes})
+	}
+	var out []api.Job
+	for _, p := range plan {
+		j, _, err := q.add(ctx, p.rec, p.hashes, false)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// selectFiles returns the files named in names, in the document's order,
+// or every file when names is empty.
+func selectFiles(files []metalink.File, names []string) ([]metalink.File, error) {
+	if len(names) == 0 {
+		return files, nil
+	}
+	var out []metalink.File
+	for _, n := range names {
+		i := slices.IndexFunc(files, func(f metalink.File) bool { return f.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: the Metalink has no file %q", ErrInvalid, n)
+		}
+		if !slices.ContainsFunc(out, func(f metalink.File) bool { return f.Name == n }) {
+			out = append(out, files[i])
+		}
+	}
+	return out, nil
+}
+
+// add stores rec, a new job's record with its piece hashes when its file
+// is known, and queues the job; or, with resume, resumes the unfinished
+// job with the same sources and directory, as Create says.
+func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resume bool) (view api.Job, created bool, err error) {
+	caller, known := auth.PeerFrom(ctx)
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
 	q.mu.Lock()
@@ -600,7 +691,7 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 	}
 	q.mu.Unlock()
 	if same != nil {
-		if !req.Resume {
+		if !resume {
 			return api.Job{}, false, &existsError{same.id}
 		}
 		if err := q.move(same, Resume, nil, ""); err != nil {
@@ -611,7 +702,7 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 		return view, false, err
 	}
 
-	if err := q.db.Create(rec, nil); err != nil {
+	if err := q.db.Create(rec, hashes); err != nil {
 		return api.Job{}, false, err
 	}
 	j := &job{id: rec.ID, rec: rec, state: Queued}

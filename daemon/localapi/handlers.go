@@ -12,10 +12,16 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/jobs"
+	"github.com/idmproject/idm/transport/metalink"
 )
 
-// maxBody bounds a request body; every body the API takes is small.
+// maxBody bounds a request body; every body the API takes is small but
+// a Metalink's, which has a bound of its own.
 const maxBody = 1 << 20
+
+// maxMetalinkBody bounds the body of POST /v1/metalinks: the largest
+// Metalink document, escaped in a JSON string, and the request around it.
+const maxMetalinkBody = 2*metalink.MaxSize + maxBody
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
@@ -25,8 +31,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // readJSON decodes a small body strictly: unknown fields and trailing
 // data are errors.
-func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+func readJSON(r *http.Request, v any) error { return readJSONMax(r, v, maxBody) }
+
+// readJSONMax is readJSON for a body of at most max bytes.
+func readJSONMax(r *http.Request, v any, max int64) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("malformed JSON body: %v", err)
@@ -81,6 +90,21 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, status, j)
 	}
 	return methodNotAllowed(http.MethodGet, http.MethodPost)
+}
+
+func (s *Server) serveMetalinks(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(http.MethodPost)
+	}
+	var req api.MetalinkRequest
+	if err := readJSONMax(r, &req, maxMetalinkBody); err != nil {
+		return err
+	}
+	js, err := s.Queue.CreateMetalink(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, js)
 }
 
 func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {

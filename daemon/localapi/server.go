@@ -52,6 +52,7 @@ func (s *Server) routes() *http.ServeMux {
 		"/v1/version":          s.serveVersion,
 		"/v1/jobs":             s.serveJobs,
 		"/v1/jobs/{id}":        s.serveJob,
+		"/v1/metalinks":        s.serveMetalinks,
 		"/v1/jobs/{id}/pause":  s.serveAction((*jobs.Queue).Pause),
 		"/v1/jobs/{id}/resume": s.serveAction((*jobs.Queue).Resume),
 		"/v1/jobs/{id}/cancel": s.serveAction((*jobs.Queue).Cancel),
