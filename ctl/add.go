@@ -81,6 +81,9 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	fs.Var(&limit, "limit", "the job's own cap of `RATE` bytes per second, such as 10M or 5Mi")
 	var content contentFlag
 	content.register(fs)
+	var hf httpFlags
+	hf.register(fs)
+	conns := fs.Int("connections", 0, "open `N` connections to each source, 1 to 16 (default 4 to a lone HTTP mirror, else 1)")
 	checksum := fs.String("checksum", "", "publish the file only if its whole-file digest is `ALGO=HEX` (sha-256, sha-512, sha-1 or blake3)")
 	sel := fs.String("select", "", "of a Metalink's files, download only those `NAMES` (comma-separated)")
 	loc := fs.String("location", "", "prefer the mirrors in these `COUNTRIES` (ISO 3166 codes, comma-separated, best first)")
@@ -91,9 +94,10 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	}
 	if len(src.metalinks) > 0 {
 		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || *resume || content != "" || *checksum != "" {
-			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, with -o, --limit, --select or --location")
+			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, with -o, --limit, --connections, --select or --location")
 		}
-		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Select: commaList(*sel), Locations: commaList(*loc)})
+		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns,
+			Select: commaList(*sel), Locations: commaList(*loc)})
 	}
 	if *sel != "" || *loc != "" {
 		return usagef(fs, "--select and --location are for a Metalink file")
@@ -109,7 +113,11 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Resume: *resume})
+	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume}
+	if err := hf.apply(&req); err != nil {
+		return err
+	}
+	job, err := c.client.Create(ctx, req)
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

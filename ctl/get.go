@@ -32,6 +32,9 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	dir := fs.String("o", "", "download into `DIR`")
 	var content contentFlag
 	content.register(fs)
+	var hf httpFlags
+	hf.register(fs)
+	conns := fs.Int("connections", 0, "open `N` connections to each source, 1 to 16 (default 4 to a lone HTTP mirror, else 1)")
 	checksum := fs.String("checksum", "", "publish the file only if its whole-file digest is `ALGO=HEX` (sha-256, sha-512, sha-1 or blake3)")
 	var src sourceArgs
 	src.register(fs)
@@ -53,7 +56,11 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Resume: *resume})
+	req := api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume}
+	if err := hf.apply(&req); err != nil {
+		return err
+	}
+	job, err := c.client.Create(ctx, req)
 	if id, ok := ExistingJob(err); ok {
 		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
 	}

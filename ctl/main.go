@@ -340,13 +340,16 @@ func (o *onceValue) Set(v string) error {
 }
 
 // onlyOnce makes every flag of fs that takes a value refuse a second
-// one, but -p, whose ports add up.
+// one, but -p, whose ports add up, and the repeatable ones (--header).
 func onlyOnce(fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
 			return
 		}
 		if _, ok := f.Value.(*onceValue); ok || f.Name == "p" {
+			return
+		}
+		if _, ok := f.Value.(interface{ repeatable() }); ok {
 			return
 		}
 		f.Value = &onceValue{Value: f.Value}

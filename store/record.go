@@ -100,6 +100,17 @@ type Record struct {
 	// JSON, 64 lower-case hex digits (omitted while zero).
 	Expect [32]byte `json:"expect"`
 
+	// Headers, UserAgent, CA and Proxy are the job's HTTP options, as
+	// api.CreateRequest has them. Headers may hold secrets.
+	Headers   []string `json:"headers,omitempty"`
+	UserAgent string   `json:"user_agent,omitempty"`
+	CA        string   `json:"ca,omitempty"`
+	Proxy     string   `json:"proxy,omitempty"`
+
+	// Conns is the number of connections to each source the user asked
+	// for; 0 for the default.
+	Conns int `json:"conns,omitempty"`
+
 	// Checksum is the whole-file digest the user gave when adding the job,
 	// "algo:hex" (identity.Digest.String): the file is published only if
 	// it matches. Empty for none.

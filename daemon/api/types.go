@@ -23,6 +23,11 @@ type Job struct {
 	// Content is the file's content hash in hex, its identity, once known:
 	// the root of its segment hashes (docs/protocol.md).
 	Content string `json:"content,omitempty"`
+	// Headers, UserAgent and Proxy are the job's HTTP options, secrets
+	// hidden: a header's value and a proxy's password show as xxxxx.
+	Headers   []string `json:"headers,omitempty"`
+	UserAgent string   `json:"user_agent,omitempty"`
+	Proxy     string   `json:"proxy,omitempty"`
 	// Checksum is the whole-file digest the job was asked to match,
 	// "algo:hex", if any.
 	Checksum string `json:"checksum,omitempty"`
@@ -92,6 +97,8 @@ type MetalinkRequest struct {
 	// Dir and Limit are as in CreateRequest, for every job.
 	Dir   string `json:"dir"`
 	Limit int64  `json:"limit,omitempty"`
+	// Connections is as in CreateRequest, for every job.
+	Connections int `json:"connections,omitempty"`
 	// Select names the files to download; empty means every one.
 	Select []string `json:"select,omitempty"`
 	// Locations are the ISO 3166 codes of the countries whose mirrors
@@ -115,6 +122,23 @@ type CreateRequest struct {
 	// idm-server and the Job's Content show it (the file's root, see
 	// docs/protocol.md). Sources holding any other file are rejected.
 	Content string `json:"content,omitempty"`
+	// Headers are extra "Name: value" request headers for the job's HTTP
+	// mirrors (cookies, tokens), at most 32. Host, Range and the other
+	// headers idmd sets itself are refused. The job's view shows each
+	// value as xxxxx.
+	Headers []string `json:"headers,omitempty"`
+	// UserAgent names the client to the job's HTTP mirrors in place of
+	// idmd's own.
+	UserAgent string `json:"user_agent,omitempty"`
+	// CA holds PEM certificates to trust, beside the system's roots, for
+	// the job's https mirrors. Verification cannot be turned off.
+	CA string `json:"ca,omitempty"`
+	// Proxy is the proxy of the job's HTTP mirrors (http://, https:// or
+	// socks5://) in place of those of the daemon's environment.
+	Proxy string `json:"proxy,omitempty"`
+	// Connections is the number of connections to each source, 1 to 16;
+	// 0 means 4 for a lone HTTP mirror, 1 otherwise.
+	Connections int `json:"connections,omitempty"`
 	// Checksum, when set, is the whole file's digest, "ALGO=HEX" with
 	// ALGO one of sha-256, sha-512, sha-1 or blake3: the file is published
 	// only if it matches, and the job fails, naming both digests, if not.

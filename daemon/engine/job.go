@@ -37,6 +37,9 @@ type Job struct {
 	// Expect pins the file: its root, or its whole-file BLAKE3. Zero for
 	// none.
 	Expect identity.Hash
+	// Conns is the number of connections to each source; 0 means the
+	// Transfer's.
+	Conns int
 	// Checksum, when not nil, is a whole-file digest the user gave: the
 	// file is published only if it matches.
 	Checksum *identity.Digest

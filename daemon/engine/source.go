@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/idmproject/idm/identity"
 )
@@ -51,6 +52,21 @@ type Pipeliner interface {
 // statistics, for the next run to ask for that version only.
 type Versioned interface {
 	Version() (etag, lastModified string)
+}
+
+// maxRetryAfter bounds the wait a source may ask for: a source that asks
+// for more is still tried again within the hour.
+const maxRetryAfter = time.Hour
+
+// retryAfter returns the wait err asks for before the source is tried
+// again (an HTTP mirror's Retry-After), at most maxRetryAfter, or 0: err
+// has a method RetryAfter that returns it.
+func retryAfter(err error) time.Duration {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return min(r.RetryAfter(), maxRetryAfter)
+	}
+	return 0
 }
 
 // Permanent reports whether err says that the source can never serve the

@@ -137,7 +137,7 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		journal:    tr.Journal,
 		log:        cmp.Or(tr.Logger, slog.Default()).With("job", job.ID),
 		depth:      cmp.Or(tr.Depth, DefaultDepth),
-		conns:      cmp.Or(tr.Conns, DefaultConns),
+		conns:      cmp.Or(job.Conns, tr.Conns, DefaultConns),
 		flushEvery: cmp.Or(tr.FlushInterval, DefaultFlushInterval),
 		limiters:   tr.Limiters,
 		onChange:   tr.OnChange,

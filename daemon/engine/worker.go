@@ -163,8 +163,9 @@ func (w *worker) run(ctx context.Context) {
 		if delivered {
 			delay = backoffMin
 		}
-		// Jitter keeps the sources' retries from marching in step.
-		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+		// Jitter keeps the sources' retries from marching in step; a
+		// source that said how long to wait (429, 503) gets that long.
+		wait := max(time.Duration(float64(delay)*(0.8+0.4*rand.Float64())), retryAfter(err))
 		w.src.mu.Lock()
 		w.src.stat.Errors++
 		w.src.stat.LastError = errText(err.Error())

@@ -1,11 +1,7 @@
 package jobs
 
 import (
-	"cmp"
-	"context"
 	"fmt"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
@@ -14,7 +10,6 @@ import (
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport"
 	"github.com/idmproject/idm/transport/addr"
-	"github.com/idmproject/idm/transport/httpsrc"
 )
 
 // journal is a running job's engine.Journal: it writes what the engine
@@ -39,78 +34,14 @@ func (j journal) Published(path string, c *store.Checkpoint) error {
 	return j.db.Publish(j.id, path, time.Now(), c)
 }
 
-// idmSource is an idm server as the engine sees a source.
-type idmSource struct{ *transport.IDMSource }
-
-func (s idmSource) Open(ctx context.Context) (engine.Conn, error) { return s.Dial(ctx) }
-
-// httpSource is an HTTP(S) mirror as the engine sees a source.
-type httpSource struct{ *httpsrc.Source }
-
-func (s httpSource) Open(ctx context.Context) (engine.Conn, error) { return s.Source.Open(ctx) }
-
-func (s httpSource) Version() (etag, lastModified string) {
-	v := s.Validator()
-	return v.ETag, v.LastModified
-}
-
-// source turns a source's address, as the job records it, into what the
-// engine opens; for an HTTP mirror, asking for the version of the file
-// that stats, its recorded statistics, say it held. Addresses are checked
-// when a job is created.
-func (q *Queue) source(raw string, stats []store.SourceStat) (engine.Source, error) {
-	if q.cfg.openSource != nil {
-		return q.cfg.openSource(raw)
-	}
-	a, err := addr.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if a.Scheme == addr.IDM {
-		src := &transport.IDMSource{Addr: a.Host}
-		src.Dialer.StallTimeout = q.cfg.StallTimeout
-		return idmSource{src}, nil
-	}
-	opt := httpsrc.Options{Client: q.mirrors(), StallTimeout: q.cfg.StallTimeout,
-		Header: http.Header{"User-Agent": {cmp.Or(q.cfg.UserAgent, "idmd")}}}
-	// The engine keys statistics by the address as it shows it.
-	for _, st := range stats {
-		if st.Source == a.Redacted() {
-			opt.Validator = httpsrc.Validator{ETag: st.ETag, LastModified: st.LastModified}
-		}
-	}
-	src, err := httpsrc.New(raw, opt)
-	if err != nil {
-		return nil, err
-	}
-	return httpSource{src}, nil
-}
-
-// redactAll returns addrs with their secrets hidden (addr.Addr.Redacted),
-// as the API shows them and the log writes them; addrs itself when none
-// has any, as idm servers' never do.
-func redactAll(addrs []string) []string {
-	var out []string
-	for i, a := range addrs {
-		r := addr.Redact(a)
-		if r != a && out == nil {
-			out = slices.Clone(addrs[:i])
-		}
-		if out != nil {
-			out = append(out, r)
-		}
-	}
-	if out == nil {
-		return addrs
-	}
-	return out
-}
-
 // engineJob reads what the engine needs of job r from the store.
 func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 	job := engine.Job{ID: r.ID, Dir: r.Dir, DirID: r.DirID, Name: r.Name, Part: r.Part, PartStamp: r.PartStamp,
 		OwnPieces: r.OwnPieces, Expect: identity.Hash(r.Expect), Verified: r.Verified, Fetched: r.Fetched,
-		Stats: r.SourceStats, Recheck: recheck}
+		Stats: r.SourceStats, Recheck: recheck, Conns: r.Conns}
+	if a, err := addr.Parse(r.Sources[0]); job.Conns == 0 && len(r.Sources) == 1 && err == nil && a.Scheme != addr.IDM {
+		job.Conns = loneMirrorConns
+	}
 	if r.Checksum != "" {
 		d, err := identity.ParseDigest(r.Checksum)
 		if err != nil {
@@ -118,8 +49,12 @@ func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 		}
 		job.Checksum = &d
 	}
+	opt, err := q.mirrorOptions(r)
+	if err != nil {
+		return job, err
+	}
 	for _, raw := range r.Sources {
-		src, err := q.source(raw, r.SourceStats)
+		src, err := q.source(raw, r.SourceStats, opt)
 		if err != nil {
 			return job, err
 		}
@@ -143,6 +78,7 @@ func (q *Queue) view(j *job) api.Job {
 	out := api.Job{
 		ID: r.ID, Sources: redactAll(r.Sources), Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
 		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit, OwnHashes: r.OwnPieces, Checksum: r.Checksum,
+		Headers: redactHeaders(r.Headers), UserAgent: r.UserAgent, Proxy: addr.Redact(r.Proxy),
 		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
 	}
 	switch {

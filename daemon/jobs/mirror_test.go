@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -509,5 +512,200 @@ func TestQueue_Metalink_Refused(t *testing.T) {
 	}
 	if names := dirNames(t, out); len(names) != 0 {
 		t.Errorf("refused Metalinks left files: %v", names)
+	}
+}
+
+// A mirror that answers 503 with Retry-After is left alone that long,
+// not probed on the engine's own back-off.
+func TestQueue_Mirrors_RetryAfterHonoured(t *testing.T) {
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{busy.URL + "/f.iso"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mirror to be down", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return len(j.Progress.Sources) == 1 && j.Progress.Sources[0].State == api.SourceDown
+	})
+	if wait := time.Until(j.Progress.Sources[0].NextRetry); wait < 100*time.Second {
+		t.Errorf("the busy mirror is tried again in %v, want the 120 s it asked for", wait.Round(time.Second))
+	}
+}
+
+// concurrentMirror serves data over ranges and records how many requests
+// were in flight at once; each waits until want are, or a while.
+func concurrentMirror(t *testing.T, data []byte, want int) (*httptest.Server, func() int) {
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	enough := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		if inflight == want {
+			select {
+			case <-enough:
+			default:
+				close(enough)
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-enough:
+		case <-time.After(5 * time.Second):
+		}
+		http.ServeContent(w, r, "f.bin", time.Time{}, bytes.NewReader(data))
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}))
+	t.Cleanup(s.Close)
+	return s, func() int { mu.Lock(); defer mu.Unlock(); return most }
+}
+
+// A lone HTTP mirror gets four connections by default; --connections
+// sets another number.
+func TestQueue_Mirrors_Connections(t *testing.T) {
+	_, data := testFile(t, 4<<20, 71)
+	for _, tt := range []struct{ asked, want int }{{0, 4}, {2, 2}} {
+		mirror, most := concurrentMirror(t, data, tt.want)
+		q := mirrorQueue(t)
+		j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/f.bin"}, Dir: t.TempDir(), Connections: tt.asked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j = finish(t, q, j.ID)
+		sameFile(t, j.Path, data)
+		if got := most(); got != tt.want {
+			t.Errorf("asked for %d connections: at most %d requests at once, want %d", tt.asked, got, tt.want)
+		}
+	}
+	q := mirrorQueue(t)
+	if _, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/f"}, Dir: t.TempDir(), Connections: 17}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("17 connections: %v, want ErrInvalid", err)
+	}
+}
+
+// A job's headers and user agent go with every request to its mirrors,
+// and its view shows the headers' names only; what would break how
+// ranges are asked for, or is not one header line, is refused.
+func TestQueue_Mirrors_HeadersAndUserAgent(t *testing.T) {
+	path, data := testFile(t, 1<<20, 72)
+	fs := http.FileServer(http.Dir(filepath.Dir(path)))
+	var agents sync.Map
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		agents.Store(r.UserAgent(), true)
+		if r.Header.Get("Authorization") != "Bearer t0k3n" || r.Header.Get("Cookie") != "s=c00kie" {
+			http.Error(w, "log in first", http.StatusUnauthorized)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mirror.Close)
+	var log lockedBuffer
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(),
+		Headers: []string{"Authorization: Bearer t0k3n", "cookie: s=c00kie"}, UserAgent: "my-agent/1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	agents.Range(func(k, _ any) bool {
+		if k != "my-agent/1.0" {
+			t.Errorf("a request with user agent %q, want the job's", k)
+		}
+		return true
+	})
+	if got := strings.Join(j.Headers, "|"); got != "Authorization: xxxxx|cookie: xxxxx" {
+		t.Errorf("the job shows its headers as %q", got)
+	}
+	if strings.Contains(log.String(), "t0k3n") || strings.Contains(log.String(), "c00kie") {
+		t.Error("the log shows a header's secret value")
+	}
+	for _, bad := range []api.CreateRequest{
+		{Headers: []string{"Range: bytes=0-"}},
+		{Headers: []string{"Host: example.org"}},
+		{Headers: []string{"Bad Name: x"}},
+		{Headers: []string{"X-Token: a\r\nX-Other: b"}},
+		{Headers: []string{"no colon secret"}},
+		{UserAgent: "a\nb"},
+		{CA: "not a certificate"},
+		{Proxy: "ftp://127.0.0.1:1"},
+		{Headers: []string{"X-Token: a"}, Sources: []string{"idm://127.0.0.1:9"}},
+	} {
+		if bad.Sources == nil {
+			bad.Sources = []string{mirror.URL + "/other"}
+		}
+		bad.Dir = t.TempDir()
+		if _, _, err := q.Create(context.Background(), bad); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%+v: %v, want ErrInvalid that shows no value", bad, err)
+		}
+	}
+}
+
+// An https mirror whose certificate nothing trusts fails the job at once
+// with the reason, rather than being retried for ever; given its CA, the
+// same mirror serves the job.
+func TestQueue_Mirrors_SelfSignedNeedsItsCA(t *testing.T) {
+	path, data := testFile(t, 1<<20, 73)
+	mirror := httptest.NewUnstartedServer(http.FileServer(http.Dir(filepath.Dir(path))))
+	mirror.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes
+	mirror.StartTLS()
+	t.Cleanup(mirror.Close)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job to end", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return j.Done()
+	})
+	if j.State != api.StateFailed || !strings.Contains(j.LastError, "certificate") {
+		t.Errorf("untrusted mirror: job %s, %q; want failed for its certificate", j.State, j.LastError)
+	}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mirror.Certificate().Raw})
+	j, _, err = q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), CA: string(ca)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+}
+
+// A job's proxy carries every request to its mirrors: here the mirror's
+// address has nothing listening, and only the proxy can answer.
+func TestQueue_Mirrors_Proxy(t *testing.T) {
+	path, data := testFile(t, 1<<20, 74)
+	fs := http.FileServer(http.Dir(filepath.Dir(path)))
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() || r.URL.Host != "127.0.0.1:1" {
+			http.Error(w, "not a proxy request", http.StatusBadRequest)
+			return
+		}
+		proxied.Add(1)
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/video.bin"}, Dir: t.TempDir(), Proxy: proxy.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if proxied.Load() == 0 || j.Proxy != proxy.URL {
+		t.Errorf("%d requests through the proxy, job shows proxy %q", proxied.Load(), j.Proxy)
 	}
 }

@@ -579,7 +579,8 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 	if err != nil {
 		return nil, err
 	}
-	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, State: Queued.stored(), DirID: dirID, Owner: owner}
+	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, Conns: req.Connections, State: Queued.stored(), DirID: dirID, Owner: owner,
+		Headers: req.Headers, UserAgent: req.UserAgent, CA: req.CA, Proxy: req.Proxy}
 	if req.Content != "" {
 		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
 		rec.Expect = h
@@ -613,7 +614,7 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]
 	}
 	var plan []planned
 	for _, f := range files {
-		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit}
+		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections}
 		for _, m := range f.Ordered(req.Locations) {
 			cr.Sources = append(cr.Sources, m.URL)
 		}
@@ -718,6 +719,14 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 	return view, true, err
 }
 
+// maxConns bounds the connections a job opens to each source.
+const maxConns = 16
+
+// loneMirrorConns is how many connections a job whose only source is an
+// HTTP mirror opens to it by default: one range at a time each, a single
+// connection would leave a fast link idle between ranges.
+const loneMirrorConns = 4
+
 // validateCreate checks a create request from owner (nil when unknown),
 // normalises its sources and resolves its directory, whose identity it
 // returns.
@@ -740,6 +749,12 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	}
 	if req.Limit < 0 {
 		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if err := validateHTTPOptions(req); err != nil {
+		return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if req.Connections < 0 || req.Connections > maxConns {
+		return store.FileID{}, fmt.Errorf("%w: %d connections per source: want 1 to %d", ErrInvalid, req.Connections, maxConns)
 	}
 	if req.Checksum != "" {
 		if _, err := identity.ParseDigest(req.Checksum); err != nil {

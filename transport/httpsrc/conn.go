@@ -2,6 +2,8 @@ package httpsrc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -224,7 +226,7 @@ func (x *exchange) fail(err error) error {
 	case errors.As(err, &e):
 	default:
 		e = &Error{src: s.shown, err: networkError(err)}
-		e.permanent = errors.Is(e.err, ErrRedirect)
+		e.permanent = errors.Is(e.err, ErrRedirect) || untrusted(e.err)
 	}
 	if x.remembered {
 		// A signed link expires; the original address hands out a fresh
@@ -233,6 +235,20 @@ func (x *exchange) fail(err error) error {
 		e = &Error{src: s.shown, err: fmt.Errorf("%w (at the address it redirected to; the next request starts from the original)", e.err), retryAfter: e.retryAfter}
 	}
 	return e
+}
+
+// untrusted reports whether err is the mirror's certificate failing
+// verification. Retrying cannot help, and waiting forever on a mirror
+// that will never be trusted hides the reason: the job is told at once,
+// and the user can give the mirror's CA (Options of NewClientWith).
+func untrusted(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) || errors.As(err, &verify)
 }
 
 // networkError returns err without the request's URL, which its text

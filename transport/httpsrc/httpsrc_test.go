@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -662,9 +663,27 @@ func TestNewClient_TLS_HTTP2(t *testing.T) {
 		}
 		return true
 	})
-	// The system's roots do not know the test's certificate.
+	// The system's roots do not know the test's certificate: the mirror
+	// can never be trusted, so it is refused for good...
 	_, err := open(t, newSource(t, srv.URL+"/f", Options{})).Describe(t.Context())
-	checkErr(t, err, false, nil)
+	checkErr(t, err, true, nil)
+	// ...unless its CA is given, which adds a root and turns nothing off.
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	client, err := NewClientWith(ClientOptions{CA: string(ca)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, newSource(t, srv.URL+"/f", Options{Client: client})).Describe(t.Context()); err != nil {
+		t.Errorf("with the mirror's CA given: %v", err)
+	}
+	if _, err := NewClientWith(ClientOptions{CA: "not a certificate"}); err == nil {
+		t.Error("a CA without a certificate was taken")
+	}
+	for _, p := range []string{"ftp://127.0.0.1:1", "127.0.0.1:3128", "http://u:secret@"} {
+		if _, err := NewClientWith(ClientOptions{Proxy: p}); err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("proxy %q: %v, want an error that shows no secret", p, err)
+		}
+	}
 }
 
 func TestSource_Validator_Recorded(t *testing.T) {

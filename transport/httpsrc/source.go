@@ -2,6 +2,9 @@ package httpsrc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -87,10 +90,47 @@ type Options struct {
 // host for the next ranges, bounded dial, handshake and header waits and
 // header size, and at most ten redirects, none from https to http.
 func NewClient() *http.Client {
+	c, _ := NewClientWith(ClientOptions{})
+	return c
+}
+
+// ClientOptions are what a job may change of NewClient's client.
+type ClientOptions struct {
+	// CA holds PEM certificates trusted beside the system's roots, for a
+	// mirror whose certificate an authority of its own signed.
+	CA string
+	// Proxy, when set, is the proxy every request goes through (http://,
+	// https:// or socks5://), in place of those of the environment.
+	Proxy string
+}
+
+// NewClientWith returns NewClient's client with opt's changes. Nothing in
+// opt can turn verification off: a CA only adds a root.
+func NewClientWith(opt ClientOptions) (*http.Client, error) {
+	proxy := http.ProxyFromEnvironment
+	if opt.Proxy != "" {
+		u, err := url.Parse(opt.Proxy)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h") {
+			return nil, fmt.Errorf("proxy %q: want an http://, https:// or socks5:// URL", addr.Redact(opt.Proxy))
+		}
+		proxy = http.ProxyURL(u)
+	}
+	var tlsConf *tls.Config
+	if opt.CA != "" {
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM([]byte(opt.CA)) {
+			return nil, errors.New("the CA holds no PEM certificate")
+		}
+		tlsConf = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy:                  http.ProxyFromEnvironment,
+			TLSClientConfig:        tlsConf,
+			Proxy:                  proxy,
 			DialContext:            d.DialContext,
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           100,
@@ -102,7 +142,7 @@ func NewClient() *http.Client {
 			MaxResponseHeaderBytes: maxHeaderBytes,
 		},
 		CheckRedirect: checkRedirect,
-	}
+	}, nil
 }
 
 // checkRedirect allows ten redirects and refuses any from https to http,
