@@ -116,6 +116,11 @@ func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, e
 	return c.doJob(ctx, http.MethodPost, "/v1/jobs", req)
 }
 
+// SetSources adds sources to a job and removes others.
+func (c *Client) SetSources(ctx context.Context, id uint64, req api.SourcesRequest) (*api.Job, error) {
+	return c.doJob(ctx, http.MethodPost, jobPath(id, "/sources"), req)
+}
+
 // CreateMetalink adds one job per file of a Metalink document, or per
 // file req.Select names, and returns them.
 func (c *Client) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {

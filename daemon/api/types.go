@@ -89,6 +89,15 @@ func (j *Job) Done() bool {
 	return j.State == StateCompleted || j.State == StateFailed || j.State == StateCancelled
 }
 
+// SourcesRequest is the body of POST /v1/jobs/{id}/sources: sources to
+// add to a job and to remove from it.
+type SourcesRequest struct {
+	// Add are new sources, as CreateRequest's.
+	Add []string `json:"add,omitempty"`
+	// Remove are sources to take away, as given or as the job shows them.
+	Remove []string `json:"remove,omitempty"`
+}
+
 // MetalinkRequest is the body of POST /v1/metalinks: a Metalink 4
 // document (RFC 5854) whose files become jobs, one per file.
 type MetalinkRequest struct {

@@ -709,3 +709,110 @@ func TestQueue_Mirrors_Proxy(t *testing.T) {
 		t.Errorf("%d requests through the proxy, job shows proxy %q", proxied.Load(), j.Proxy)
 	}
 }
+
+// A running job's sources change without losing a verified byte: a slow
+// mirror is swapped for a fast one, named as the job shows it.
+func TestQueue_SetSources_Running(t *testing.T) {
+	path, data := testFile(t, 4<<20, 75)
+	slow := nginxtest.Start(t, filepath.Dir(path), "limit_rate 512k;")
+	fast := fileMirror(t, filepath.Dir(path), nil)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{slow.URL + "/video.bin?sig=s3cr3t"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "some verified bytes", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return j.Progress.Verified >= 512<<10
+	})
+	shown := j.Sources[0] // as the job shows it: the signature hidden
+	if _, err = q.SetSources(context.Background(), j.ID, []string{fast.URL + "/video.bin"}, []string{shown}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := q.db.Get(j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ = q.Job(j.ID)
+	before := r.Verified // the stopped transfer's last checkpoint
+	if len(j.Sources) != 1 || !strings.HasPrefix(j.Sources[0], fast.URL) || before < 512<<10 {
+		t.Fatalf("after the change: sources %v, %d verified", j.Sources, before)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if got := j.Progress.Sources[0].Verified; len(j.Progress.Sources) != 1 || got > int64(len(data))-before {
+		t.Errorf("the new mirror delivered %d verified bytes of %d, %d being kept from before: sources %+v", got, len(data), before, j.Progress.Sources)
+	}
+	for _, bad := range []struct{ add, rm []string }{
+		{rm: []string{fast.URL + "/video.bin"}},
+		{add: []string{"ftp://127.0.0.1:1/f"}},
+		{rm: []string{"http://127.0.0.1:1/none"}},
+	} {
+		if _, err := q.SetSources(context.Background(), j.ID, bad.add, bad.rm); err == nil {
+			t.Errorf("add %v, remove %v on a completed job: no error", bad.add, bad.rm)
+		}
+	}
+}
+
+// A signed link that expires mid-download fails its mirror; a fresh link
+// put in its place lets the job finish from where it stopped.
+func TestQueue_SetSources_ExpiredSignedLink(t *testing.T) {
+	path, data := testFile(t, 3<<20, 76)
+	fs := http.FileServer(http.Dir(filepath.Dir(path)))
+	var served, fresh atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch sig := r.URL.Query().Get("sig"); {
+		case sig == "fresh":
+			fs.ServeHTTP(countingWriter{w, &fresh}, r)
+		case sig == "old" && served.Add(1) <= 3:
+			fs.ServeHTTP(w, r)
+		default:
+			http.Error(w, "link expired", http.StatusForbidden)
+		}
+	}))
+	t.Cleanup(mirror.Close)
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), FlushInterval: 20 * time.Millisecond, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	old := mirror.URL + "/video.bin?sig=old"
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{old}, Dir: t.TempDir(), Connections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job to fail", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return j.State == api.StateFailed
+	})
+	kept := j.Progress.Verified
+	if kept == 0 || !strings.Contains(j.LastError, "403") {
+		t.Fatalf("expired link: %d verified, error %q", kept, j.LastError)
+	}
+	if _, err := q.SetSources(context.Background(), j.ID, []string{mirror.URL + "/video.bin?sig=fresh"}, []string{old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Resume(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	// The fresh link shows as the old one did, its signature hidden, so
+	// its statistics go on from the old one's: count at the mirror, where
+	// describing the file costs one byte.
+	if got := fresh.Load(); got > int64(len(data))-kept+1 {
+		t.Errorf("the fresh link sent %d bytes; %d of %d were kept before it", got, kept, len(data))
+	}
+}
+
+// countingWriter counts the body bytes a handler writes.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}

@@ -199,3 +199,92 @@ func redactHeaders(headers []string) []string {
 
 // errNoMirrorOptions is returned when HTTP options come without a mirror.
 var errNoMirrorOptions = errors.New("HTTP options (headers, user agent, CA, proxy) but no http:// or https:// source")
+
+// SetSources adds sources to job id and removes others, keeping every
+// verified byte: a running job stops, with a last checkpoint, and starts
+// again at once with its new sources; a paused or failed one keeps them
+// for when it goes on. A source to remove is named as it was given, in
+// its normal form, or as the job's view shows it, secrets hidden. A job
+// keeps at least one source; a completed or cancelled one cannot change.
+// Only those who may change the job may (see authorize).
+func (q *Queue) SetSources(ctx context.Context, id uint64, add, remove []string) (api.Job, error) {
+	q.wmu.Lock()
+	q.mu.Lock()
+	j, err := q.authorize(ctx, id)
+	if err == nil && j.bad != nil {
+		err = j.bad
+	}
+	if err == nil && !j.state.Unfinished() {
+		err = fmt.Errorf("%w: job %d is %s", ErrConflict, id, apiState(j.state))
+	}
+	var next []string
+	if err == nil {
+		next, err = editSources(j.rec.Sources, add, remove)
+	}
+	q.mu.Unlock()
+	if err != nil {
+		q.wmu.Unlock()
+		return api.Job{}, err
+	}
+	rec, err := q.db.Change(id, func(r *store.Record) error {
+		r.Sources = next
+		r.SourceStats = slices.DeleteFunc(r.SourceStats, func(s store.SourceStat) bool {
+			return !slices.ContainsFunc(next, func(n string) bool { return addr.Redact(n) == s.Source })
+		})
+		return nil
+	})
+	if err != nil {
+		q.wmu.Unlock()
+		return api.Job{}, err
+	}
+	q.mu.Lock()
+	q.unindex(j)
+	j.rec = rec
+	q.index(j)
+	run := j.run
+	if run != nil {
+		// It starts again, with the record's new sources, once stopped.
+		run.stop(stopCause{Stop})
+	}
+	q.events.send(api.EventState, id, nil)
+	q.mu.Unlock()
+	q.wmu.Unlock()
+	q.log.Info("job sources changed", "job", id, "sources", redactAll(next))
+	if run != nil {
+		<-run.done // its end is written under wmu
+	}
+	return q.Job(id)
+}
+
+// editSources returns cur without the sources remove names and with
+// those of add, each checked and in its normal form.
+func editSources(cur, add, remove []string) ([]string, error) {
+	next := slices.Clone(cur)
+	for _, r := range remove {
+		i := slices.IndexFunc(next, func(s string) bool {
+			if s == r || addr.Redact(s) == r {
+				return true
+			}
+			a, err := addr.Parse(r)
+			return err == nil && a.String() == s
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s is not one of the job's sources", ErrInvalid, addr.Redact(r))
+		}
+		next = slices.Delete(next, i, i+1)
+	}
+	for _, s := range add {
+		a, err := addr.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if slices.Contains(next, a.String()) {
+			return nil, fmt.Errorf("%w: %s is a source of the job already", ErrInvalid, a.Redacted())
+		}
+		next = append(next, a.String())
+	}
+	if len(next) == 0 {
+		return nil, fmt.Errorf("%w: a job keeps at least one source", ErrInvalid)
+	}
+	return next, nil
+}

@@ -450,7 +450,16 @@ func (q *Queue) finished(j *job, run *running, err, cause error) {
 			q.log.Error("record job end", "job", j.id, "err", merr)
 		}
 	}
+	var rec *store.Record
+	if e == Stop {
+		// Its last checkpoint is in the store, ahead of the table's copy:
+		// a job stopped to start again (SetSources) starts from there.
+		rec, _ = q.db.Get(j.id)
+	}
 	q.mu.Lock()
+	if rec != nil {
+		j.rec = rec
+	}
 	if j.state == Running {
 		// Stopped with the daemon, or its end could not be recorded: it
 		// goes on at the next start.

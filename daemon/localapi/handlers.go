@@ -92,6 +92,25 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 	return methodNotAllowed(http.MethodGet, http.MethodPost)
 }
 
+func (s *Server) serveSources(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(http.MethodPost)
+	}
+	var req api.SourcesRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	j, err := s.Queue.SetSources(r.Context(), id, req.Add, req.Remove)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
 func (s *Server) serveMetalinks(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(http.MethodPost)

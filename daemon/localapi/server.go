@@ -49,18 +49,19 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	for path, h := range map[string]handler{
-		"/v1/version":          s.serveVersion,
-		"/v1/jobs":             s.serveJobs,
-		"/v1/jobs/{id}":        s.serveJob,
-		"/v1/metalinks":        s.serveMetalinks,
-		"/v1/jobs/{id}/pause":  s.serveAction((*jobs.Queue).Pause),
-		"/v1/jobs/{id}/resume": s.serveAction((*jobs.Queue).Resume),
-		"/v1/jobs/{id}/cancel": s.serveAction((*jobs.Queue).Cancel),
-		"/v1/jobs/{id}/limit":  s.serveJobLimit,
-		"/v1/jobs/{id}/events": s.serveJobEvents,
-		"/v1/events":           s.serveEvents,
-		"/v1/limit":            s.serveLimit,
-		"/":                    s.serveNotFound,
+		"/v1/version":           s.serveVersion,
+		"/v1/jobs":              s.serveJobs,
+		"/v1/jobs/{id}":         s.serveJob,
+		"/v1/metalinks":         s.serveMetalinks,
+		"/v1/jobs/{id}/pause":   s.serveAction((*jobs.Queue).Pause),
+		"/v1/jobs/{id}/resume":  s.serveAction((*jobs.Queue).Resume),
+		"/v1/jobs/{id}/cancel":  s.serveAction((*jobs.Queue).Cancel),
+		"/v1/jobs/{id}/limit":   s.serveJobLimit,
+		"/v1/jobs/{id}/sources": s.serveSources,
+		"/v1/jobs/{id}/events":  s.serveJobEvents,
+		"/v1/events":            s.serveEvents,
+		"/v1/limit":             s.serveLimit,
+		"/":                     s.serveNotFound,
 	} {
 		mux.Handle(path, s.wrap(h))
 	}
