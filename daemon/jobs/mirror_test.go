@@ -816,3 +816,51 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
+
+// dyingMirror serves data over ranges but cuts every answer off after
+// cut bytes, as a mirror whose link drops mid-range does.
+func dyingMirror(t *testing.T, data []byte, cut int) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		off, end, ok := parseRange(r.Header.Get("Range"))
+		if !ok || end >= int64(len(data)) {
+			http.Error(w, "bad range", http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		n := end - off + 1
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, end, len(data)))
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.WriteHeader(http.StatusPartialContent)
+		if n <= int64(cut) {
+			w.Write(data[off : end+1])
+			return
+		}
+		w.Write(data[off : off+int64(cut)])
+		// Drop the connection with the range half sent.
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Mirrors of different speeds and one that drops every range halfway: the
+// fast one does most, the slow one its share, the dying one's half ranges
+// are never taken, and the file is right.
+func TestQueue_Mirrors_SpeedsAndOneDying(t *testing.T) {
+	path, data := testFile(t, 6<<20, 77)
+	fast := nginxtest.Start(t, filepath.Dir(path), "")
+	slow := nginxtest.Start(t, filepath.Dir(path), "limit_rate 1m;")
+	dying := dyingMirror(t, data, 10<<10) // less than a piece
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{slow.URL + "/video.bin", dying.URL + "/video.bin", fast.URL + "/video.bin"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	s, d, f := j.Progress.Sources[0], j.Progress.Sources[1], j.Progress.Sources[2]
+	if f.Verified <= s.Verified || d.Verified != 0 || d.Errors == 0 {
+		t.Errorf("slow %d, dying %d (%d errors), fast %d verified bytes; want the fast one ahead and nothing of the dying one's", s.Verified, d.Verified, d.Errors, f.Verified)
+	}
+}
