@@ -24,6 +24,7 @@ type httpFlags struct {
 	caFile    string
 	proxy     string
 	netrc     bool
+	noDisc    bool
 }
 
 func (h *httpFlags) register(fs *flag.FlagSet) {
@@ -32,12 +33,13 @@ func (h *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.caFile, "ca-file", "", "trust the certificates in `FILE` (PEM) too, for the https mirrors")
 	fs.StringVar(&h.proxy, "proxy", "", "reach the HTTP mirrors through `URL` (http://, https:// or socks5://)")
 	fs.BoolVar(&h.netrc, "netrc", false, "log in to the HTTP mirrors with the credentials ~/.netrc has for them")
+	fs.BoolVar(&h.noDisc, "no-discover", false, "do not add the mirrors a mirror announces (Link: rel=duplicate)")
 }
 
 // apply puts the options into req, reading the CA file and ~/.netrc here:
 // idmd never opens a file a caller names.
 func (h *httpFlags) apply(req *api.CreateRequest) error {
-	req.Headers, req.UserAgent, req.Proxy = h.headers, h.userAgent, h.proxy
+	req.Headers, req.UserAgent, req.Proxy, req.NoDiscover = h.headers, h.userAgent, h.proxy, h.noDisc
 	if h.caFile != "" {
 		b, err := readBounded(h.caFile, maxCAFile)
 		if err != nil {

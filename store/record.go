@@ -107,6 +107,9 @@ type Record struct {
 	CA        string   `json:"ca,omitempty"`
 	Proxy     string   `json:"proxy,omitempty"`
 
+	// NoDiscover keeps the mirrors a mirror announces out of the job.
+	NoDiscover bool `json:"no_discover,omitempty"`
+
 	// Conns is the number of connections to each source the user asked
 	// for; 0 for the default.
 	Conns int `json:"conns,omitempty"`

@@ -145,6 +145,9 @@ type CreateRequest struct {
 	// Proxy is the proxy of the job's HTTP mirrors (http://, https:// or
 	// socks5://) in place of those of the daemon's environment.
 	Proxy string `json:"proxy,omitempty"`
+	// NoDiscover keeps the mirrors a mirror announces (Link:
+	// rel=duplicate, RFC 6249) out of the job; by default they join it.
+	NoDiscover bool `json:"no_discover,omitempty"`
 	// Connections is the number of connections to each source, 1 to 16;
 	// 0 means 4 for a lone HTTP mirror, 1 otherwise.
 	Connections int `json:"connections,omitempty"`

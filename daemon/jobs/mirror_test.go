@@ -864,3 +864,47 @@ func TestQueue_Mirrors_SpeedsAndOneDying(t *testing.T) {
 		t.Errorf("slow %d, dying %d (%d errors), fast %d verified bytes; want the fast one ahead and nothing of the dying one's", s.Verified, d.Verified, d.Errors, f.Verified)
 	}
 }
+
+// The mirrors a mirror announces (Link: rel=duplicate, RFC 6249) join the
+// job and do their share, unless the job says no.
+func TestQueue_Mirrors_Discovered(t *testing.T) {
+	path, data := testFile(t, 4<<20, 78)
+	var asked atomic.Int64
+	other := fileMirror(t, filepath.Dir(path), nil)
+	counted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		other.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(counted.Close)
+	announcing := nginxtest.Start(t, filepath.Dir(path), `limit_rate 1m; add_header Link "<`+counted.URL+`/video.bin>; rel=duplicate; pri=1";`)
+	q := mirrorQueue(t)
+
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{announcing.URL + "/video.bin"}, Dir: t.TempDir(), NoDiscover: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first bytes", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return j.Progress.Verified > 0
+	})
+	if _, err := q.Cancel(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ = q.Job(j.ID); len(j.Sources) != 1 || asked.Load() != 0 {
+		t.Errorf("with no_discover: sources %v, the announced mirror asked %d times", j.Sources, asked.Load())
+	}
+
+	j, _, err = q.Create(context.Background(), api.CreateRequest{Sources: []string{announcing.URL + "/video.bin"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announced mirror to join", time.Minute, func() bool {
+		j, _ = q.Job(j.ID)
+		return len(j.Sources) == 2
+	})
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if j.Sources[1] != counted.URL+"/video.bin" || j.Progress.Sources[1].Verified == 0 {
+		t.Errorf("sources %v, progress %+v: want the announced mirror in, with a share", j.Sources, j.Progress.Sources)
+	}
+}

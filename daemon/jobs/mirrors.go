@@ -112,6 +112,10 @@ func (q *Queue) mirrorOptions(r *store.Record) (httpsrc.Options, error) {
 		}
 		opt.Header.Add(name, value)
 	}
+	if !r.NoDiscover {
+		id := r.ID
+		opt.OnDuplicates = func(urls []string) { go q.discover(id, urls) }
+	}
 	if r.CA != "" || r.Proxy != "" {
 		c, err := httpsrc.NewClientWith(httpsrc.ClientOptions{CA: r.CA, Proxy: r.Proxy})
 		if err != nil {
@@ -199,6 +203,32 @@ func redactHeaders(headers []string) []string {
 
 // errNoMirrorOptions is returned when HTTP options come without a mirror.
 var errNoMirrorOptions = errors.New("HTTP options (headers, user agent, CA, proxy) but no http:// or https:// source")
+
+// maxDiscovered bounds the sources discovery may bring a job to.
+const maxDiscovered = 16
+
+// discover adds to job id the mirrors one of its mirrors announced, those
+// it has not got, up to maxDiscovered sources in all. They are checked as
+// any source is: one that holds another file is rejected.
+func (q *Queue) discover(id uint64, urls []string) {
+	q.mu.Lock()
+	var fresh []string
+	if j := q.jobs[id]; j != nil && j.run != nil {
+		for _, u := range urls {
+			if len(j.rec.Sources)+len(fresh) < maxDiscovered && !slices.Contains(j.rec.Sources, u) {
+				fresh = append(fresh, u)
+			}
+		}
+	}
+	q.mu.Unlock()
+	if len(fresh) == 0 {
+		return
+	}
+	q.log.Info("mirrors discovered", "job", id, "mirrors", redactAll(fresh))
+	if _, err := q.SetSources(context.Background(), id, fresh, nil); err != nil {
+		q.log.Debug("discovered mirrors not added", "job", id, "err", err)
+	}
+}
 
 // SetSources adds sources to job id and removes others, keeping every
 // verified byte: a running job stops, with a last checkpoint, and starts

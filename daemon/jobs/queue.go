@@ -589,7 +589,7 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 		return nil, err
 	}
 	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, Conns: req.Connections, State: Queued.stored(), DirID: dirID, Owner: owner,
-		Headers: req.Headers, UserAgent: req.UserAgent, CA: req.CA, Proxy: req.Proxy}
+		Headers: req.Headers, UserAgent: req.UserAgent, CA: req.CA, Proxy: req.Proxy, NoDiscover: req.NoDiscover}
 	if req.Content != "" {
 		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
 		rec.Expect = h

@@ -63,6 +63,9 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 		return nil, x.fail(c.src.refused(err))
 	}
 	c.src.remember(resp.Request.URL)
+	if dups := duplicates(resp.Header, resp.Request.URL); len(dups) > 0 && c.src.onDuplicates != nil {
+		c.src.onDuplicates(dups)
+	}
 	d := &identity.Description{Name: fileName(resp), Summary: identity.Summary{Size: size, Digests: digests(resp.Header)}}
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		d.ModTime = t

@@ -82,6 +82,10 @@ type Options struct {
 	// and a mirror that answers with another version fails permanently.
 	// The zero value sends none.
 	Validator Validator
+	// OnDuplicates, when set, is called with the other mirrors of the
+	// file a mirror's answer announces (Link: rel=duplicate, RFC 6249),
+	// best first, each time one describes the file. It must not block.
+	OnDuplicates func(urls []string)
 }
 
 // NewClient returns the client a Source uses when given none: TLS
@@ -168,6 +172,8 @@ type Source struct {
 	header http.Header
 	given  Validator
 
+	onDuplicates func([]string)
+
 	mu       sync.Mutex
 	final    string // where the last redirect led, "" for nowhere
 	known    bool   // size and recorded hold what the mirror said first
@@ -203,7 +209,8 @@ func New(raw string, opt Options) (*Source, error) {
 		}
 		return theirs(req, via)
 	}
-	s := &Source{url: u, shown: a.Redacted(), client: &client, stall: opt.StallTimeout, header: opt.Header.Clone(), given: opt.Validator}
+	s := &Source{url: u, shown: a.Redacted(), client: &client, stall: opt.StallTimeout, header: opt.Header.Clone(), given: opt.Validator,
+		onDuplicates: opt.OnDuplicates}
 	if s.stall <= 0 {
 		s.stall = DefaultStallTimeout
 	}
