@@ -184,7 +184,10 @@ func TestTransfer_Run_CorruptSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two bad segments: refetched elsewhere, the source stays in use.
-	bad := startServer(t, corruptCopy(t, want, path, 10, 64<<10+7), m, 0)
+	// They are in the middle of the file, which the fast source reaches
+	// while the slow one still works on its first segments: at the
+	// start, either may be handed segments 0 and 1.
+	bad := startServer(t, corruptCopy(t, want, path, 20*64<<10+10, 40*64<<10+7), m, 0)
 	good := startServer(t, path, m, 1e6)
 	db := openDB(t, "")
 	rec := newJob(t, db, serverSources(bad, good))
