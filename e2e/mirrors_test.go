@@ -34,14 +34,7 @@ func TestHTTPMirrorsKillAndResume(t *testing.T) {
 	d := proctest.NewDaemon(t)
 	d.Start()
 	out := t.TempDir()
-	r := d.Idmctl(append([]string{"add", "-o", out}, httpSources(srv)...)...)
-	if r.Code != 0 {
-		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
-	}
-	id, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
-	if err != nil {
-		t.Fatalf("idmctl add printed %q", r.Stdout)
-	}
+	id := d.AddArgs(append([]string{"-o", out}, httpSources(srv)...)...)
 	d.WaitVerified(id, 0.4)
 	before := d.Job(id).Progress.Verified
 	d.Kill()
@@ -72,12 +65,7 @@ func TestIDMAndHTTPSourcesTogether(t *testing.T) {
 	d.Start()
 	out := t.TempDir()
 	h := httpSources(srv)
-	args := []string{"add", "-o", out, srv.Sources()[0], srv.Sources()[1], h[2], h[3]}
-	r := d.Idmctl(args...)
-	if r.Code != 0 {
-		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
-	}
-	id, _ := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	id := d.AddArgs("-o", out, srv.Sources()[0], srv.Sources()[1], h[2], h[3])
 	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
 		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
 	}
@@ -125,11 +113,7 @@ func TestAddMetalink(t *testing.T) {
 	if r.Code == 0 || len(proctest.Lines(r.Stderr)) != 1 || !strings.Contains(r.Stderr, "evil") {
 		t.Errorf("a hostile name: exit %d, stderr %q; want one line refusing it", r.Code, r.Stderr)
 	}
-	r = d.Idmctl("add", "-o", out, write("release.iso"))
-	if r.Code != 0 {
-		t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
-	}
-	id, _ := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	id := d.AddArgs("-o", out, write("release.iso"))
 	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
 		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
 	}

@@ -5,13 +5,15 @@
 #   B       the download engine's Go benchmarks in daemon/engine/bench_test.go.
 #   C       the CPU time idmd spends on a download, against curl's.
 #   daemon  idmctl's and idmd's figures with many jobs (scripts/bench-daemon.sh).
+#   M       downloads from HTTP mirrors, idmd against aria2c and curl
+#           (scripts/bench-mirrors.sh).
 #
 # Every figure is the median of several runs, and each comparison is made
 # side by side in the same run. The last thing printed is one markdown
 # table and the machine it ran on.
 #
 # Environment:
-#   BENCH_ONLY       the scenarios to run, e.g. "C" or "A C daemon" (default all)
+#   BENCH_ONLY       the scenarios to run, e.g. "C" or "A C daemon M" (default all)
 #   BENCH_COUNT      runs of each engine scenario but B1 (default 7)
 #   BENCH_B1_RUNS    runs of B1, the engine against curl (default 11)
 #   BENCH_HTTP_RUNS  runs of A, idm-server against nginx (default 21; they are quick)
@@ -26,12 +28,12 @@ count=${BENCH_COUNT:-7}
 http_runs=${BENCH_HTTP_RUNS:-21}
 b1_runs=${BENCH_B1_RUNS:-11}
 cpu_runs=${BENCH_CPU_RUNS:-9}
-only=" $(echo "${BENCH_ONLY:-A B C daemon}" | tr ',' ' ') "
+only=" $(echo "${BENCH_ONLY:-A B C daemon M}" | tr ',' ' ') "
 for sc in $only; do
 	case $sc in
-	A | B | C | daemon) ;;
+	A | B | C | daemon | M) ;;
 	*)
-		echo "bench.sh: BENCH_ONLY: unknown scenario $sc (want A, B, C or daemon)" >&2
+		echo "bench.sh: BENCH_ONLY: unknown scenario $sc (want A, B, C, daemon or M)" >&2
 		exit 2
 		;;
 	esac
@@ -488,6 +490,14 @@ if command -v nginx >/dev/null 2>&1; then tools="$tools, $(nginx -v 2>&1 | sed '
 	if want daemon; then
 		echo
 		BENCH_FILE="$cache/bench-1073741824.bin" bash scripts/bench-daemon.sh
+	fi
+	if want M; then
+		echo
+		if need aria2c aria2 && need nginx nginx-light; then
+			BENCH_FILE="$cache/bench-1073741824.bin" bash scripts/bench-mirrors.sh
+		else
+			echo "M skipped: aria2c or nginx missing (apt-get install aria2 nginx-light)"
+		fi
 	fi
 	echo
 	echo "Took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s."

@@ -26,6 +26,7 @@ import (
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/internal/nginxtest"
+	"github.com/idmproject/idm/internal/proctest"
 )
 
 // mirrorQueue opens a queue in a new state directory for the mirror
@@ -174,24 +175,6 @@ func parseRange(h string) (off, end int64, ok bool) {
 	return off, end, ok && err1 == nil && err2 == nil && off <= end
 }
 
-// lockedBuffer is a log the daemon writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An HTTP mirror that corrupts some ranges, beside an idm server: the idm
 // server's piece hashes catch every bad piece, only those are fetched
 // again, the mirror is quarantined after three, and the file is right.
@@ -234,7 +217,7 @@ func TestQueue_Mirrors_SecretsRedacted(t *testing.T) {
 		fs.ServeHTTP(w, r)
 	}))
 	t.Cleanup(mirror.Close)
-	var log lockedBuffer
+	var log proctest.LockedBuffer
 	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FlushInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -607,7 +590,7 @@ func TestQueue_Mirrors_HeadersAndUserAgent(t *testing.T) {
 		fs.ServeHTTP(w, r)
 	}))
 	t.Cleanup(mirror.Close)
-	var log lockedBuffer
+	var log proctest.LockedBuffer
 	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

@@ -282,11 +282,16 @@ func Run(cmd *exec.Cmd) Result {
 }
 
 // Add queues a job of srv's servers into dir with idmctl add and returns
-// its ID.
+// its ID; extra flags go before the sources.
 func (d *Daemon) Add(dir string, srv *Servers, extra ...string) uint64 {
 	d.t.Helper()
-	args := append(append([]string{"add", "-o", dir}, extra...), srv.Sources()...)
-	r := d.Idmctl(args...)
+	return d.AddArgs(append(append([]string{"-o", dir}, extra...), srv.Sources()...)...)
+}
+
+// AddArgs runs idmctl add with args and returns the new job's ID.
+func (d *Daemon) AddArgs(args ...string) uint64 {
+	d.t.Helper()
+	r := d.Idmctl(append([]string{"add"}, args...)...)
 	if r.Code != 0 {
 		d.t.Fatalf("idmctl add: exit %d: %s", r.Code, r.Stderr)
 	}
