@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -76,6 +79,12 @@ type Manifest struct {
 	// when known: a server computes it, a version 2 manifest does not
 	// carry it. The file's identity is its Root.
 	Content Hash
+	// SHA256 describes the file by SHA-256, for the clients of its HTTP
+	// side: the hash of each segment as a piece of SegmentSize, and the
+	// whole file's as its one Digest. The server gives them as a Metalink
+	// and in Repr-Digest. A server computes them; the idm protocol does
+	// not carry them, so a manifest read from the network has none (nil).
+	SHA256 *identity.File
 }
 
 // File returns the manifest as the file's identity: BLAKE3 pieces of the
@@ -127,6 +136,17 @@ func (m *Manifest) Validate() error {
 	if len(m.Segments) != f.Count() {
 		return fmt.Errorf("%d segment hashes for %d segments", len(m.Segments), f.Count())
 	}
+	if s := m.SHA256; s != nil {
+		if s.Size != m.Size || s.PieceLen != m.SegmentSize || s.Algo != identity.SHA256 || s.Pieces == nil {
+			return errors.New("SHA-256 pieces do not match the segments")
+		}
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("SHA-256 pieces: %w", err)
+		}
+		if _, ok := s.Digest(identity.SHA256); !ok {
+			return errors.New("SHA-256 pieces without the whole file's SHA-256")
+		}
+	}
 	return nil
 }
 
@@ -151,7 +171,8 @@ func validateName(name string) error {
 }
 
 // BuildManifest reads the file at path once and hashes every segment and
-// the whole file. A segSize of 0 selects [DefaultSegmentSize].
+// the whole file, with BLAKE3 and with SHA-256 (see [Manifest.SHA256]). A
+// segSize of 0 selects [DefaultSegmentSize].
 func BuildManifest(path string, segSize int64) (*Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -162,6 +183,13 @@ func BuildManifest(path string, segSize int64) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return buildManifest(f, fi, path, segSize)
+}
+
+// buildManifest hashes f, open at path, whose status before reading is
+// fi: the status a cache keys the manifest by is then that of the file
+// that was read.
+func buildManifest(f *os.File, fi os.FileInfo, path string, segSize int64) (*Manifest, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
@@ -178,36 +206,97 @@ func BuildManifest(path string, segSize int64) (*Manifest, error) {
 		return nil, fmt.Errorf("segment size %d: must be %d..%d and give at most %d segments",
 			segSize, MinSegmentSize, MaxSegmentSize, MaxSegments)
 	}
-	m.Segments = make([]Hash, 0, SegmentCount(m.Size, segSize))
-	whole := blake3.New()
-	// The segment hashes and the whole-file hash are independent, so each
-	// chunk is hashed both ways at once on two cores; reading the next
-	// chunk waits for both, which keeps memory at two segments.
-	bufs := [2][]byte{make([]byte, segSize), make([]byte, segSize)}
-	var sum Hash
-	done := make(chan struct{}, 1)
-	for i := 0; ; i++ {
-		buf := bufs[i%2]
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			chunk := buf[:n]
-			go func() { sum = blake3.Sum256(chunk); done <- struct{}{} }()
-			whole.Write(chunk)
-			<-done
-			m.Segments = append(m.Segments, sum)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
+	// One byte past the size is read, so that a file that grew is caught
+	// by the segment count rather than hashed without end.
+	if err := m.hash(io.LimitReader(f, m.Size+1)); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if int64(len(m.Segments)) != SegmentCount(m.Size, segSize) {
+	after, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(m.Segments)) != SegmentCount(m.Size, segSize) || after.Size() != m.Size || !after.ModTime().Equal(m.ModTime) {
 		return nil, fmt.Errorf("%s changed while it was being hashed", path)
 	}
-	copy(m.Content[:], whole.Sum(nil))
 	return m, nil
+}
+
+// hashMemory is about how much memory hash reads ahead into.
+const hashMemory = 16 << 20
+
+// hash reads r to its end in segments and fills in the hashes of m: the
+// BLAKE3 of each segment and of the whole, and the same with SHA-256.
+//
+// The four are independent, so each has its own goroutine, fed the same
+// buffers in order, and the reader fills the next buffers meanwhile: the
+// file is read once, and the start takes about as long as the slowest
+// hash (SHA-256, half BLAKE3's speed) when there are cores enough, or
+// the sum of all over the cores there are.
+func (m *Manifest) hash(r io.Reader) error {
+	segSize := int(m.SegmentSize)
+	count := int(SegmentCount(m.Size, m.SegmentSize))
+	segs := make([]Hash, 0, count)
+	pieces := make([]byte, 0, count*sha256.Size)
+	whole, wholeSHA := blake3.New(), sha256.New()
+	hashers := [...]func([]byte){
+		func(b []byte) { segs = append(segs, blake3.Sum256(b)) },
+		func(b []byte) { whole.Write(b) },
+		func(b []byte) { sum := sha256.Sum256(b); pieces = append(pieces, sum[:]...) },
+		func(b []byte) { wholeSHA.Write(b) },
+	}
+	// A buffer goes back to free when the last hasher is done with it.
+	type chunk struct {
+		b    []byte
+		left atomic.Int32
+	}
+	nbuf := min(max(hashMemory/segSize, 3), 16)
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, segSize)
+	}
+	var queues [len(hashers)]chan *chunk
+	var wg sync.WaitGroup
+	for i, h := range hashers {
+		queues[i] = make(chan *chunk, nbuf)
+		wg.Go(func() {
+			for c := range queues[i] {
+				h(c.b)
+				if c.left.Add(-1) == 0 {
+					free <- c.b[:segSize]
+				}
+			}
+		})
+	}
+	var err error
+	for {
+		buf := <-free
+		var n int
+		n, err = io.ReadFull(r, buf)
+		if n > 0 {
+			c := &chunk{b: buf[:n]}
+			c.left.Store(int32(len(hashers)))
+			for _, q := range queues {
+				q <- c
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if err != io.EOF && err != io.ErrUnexpectedEOF {
+		return err
+	}
+	m.Segments = segs
+	copy(m.Content[:], whole.Sum(nil))
+	m.SHA256 = &identity.File{
+		Size: m.Size, PieceLen: m.SegmentSize, Algo: identity.SHA256, Pieces: pieces,
+		Digests: []identity.Digest{{Algo: identity.SHA256, Sum: wholeSHA.Sum(nil)}},
+	}
+	return nil
 }
 
 // Manifest wire layout (all integers big-endian):

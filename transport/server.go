@@ -82,6 +82,8 @@ type serving struct {
 	http     *http.Server
 	manifest [Version + 1][]byte // encoded once per version
 	etag     string              // the file's root, quoted
+	digest   string              // Repr-Digest of the file; "" without SHA-256
+	link     string              // Link to the file's Metalink; "" without one
 	limiter  *rate.Limiter
 	chunk    int
 	ctx      context.Context // cancelled by Stop, to wake rate waits
@@ -121,10 +123,14 @@ func (s *Server) Start() error {
 		httpLn:   newConnQueue(ln.Addr()),
 		manifest: enc,
 		etag:     `"` + s.Manifest.Root().String() + `"`,
+		digest:   s.Manifest.ReprDigest(),
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    make(map[net.Conn]struct{}),
 		chunk:    sendChunk,
+	}
+	if r.digest != "" && s.Manifest.canDescribe() {
+		r.link = describedBy(s.Manifest.Name)
 	}
 	if s.Rate > 0 {
 		// Small chunks pace the stream evenly; the burst is one chunk so a
@@ -476,7 +482,10 @@ func (s *Server) open() (*os.File, error) {
 }
 
 // serveHTTP answers GET and HEAD for / and /<name>, with single and
-// multiple byte ranges, through http.ServeContent.
+// multiple byte ranges, through http.ServeContent; and, when the manifest
+// has SHA-256 hashes, for /<name>.meta4, the file's Metalink. The file's
+// answers then say its SHA-256 in Repr-Digest (the whole file's, for a
+// range too: RFC 9530) and link to the Metalink.
 func (s *Server) serveHTTP(r *serving, w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -484,6 +493,12 @@ func (s *Server) serveHTTP(r *serving, w http.ResponseWriter, req *http.Request)
 		return
 	}
 	if req.URL.Path != "/" && req.URL.Path != "/"+s.Manifest.Name {
+		// The file's own name comes first: a file called x.meta4 is
+		// served at /x.meta4, and its Metalink at /x.meta4.meta4.
+		if r.link != "" && req.URL.Path == "/"+s.Manifest.Name+Meta4Suffix {
+			s.serveMeta4(r, w, req)
+			return
+		}
 		http.NotFound(w, req)
 		return
 	}
@@ -496,6 +511,12 @@ func (s *Server) serveHTTP(r *serving, w http.ResponseWriter, req *http.Request)
 	defer f.Close()
 	h := w.Header()
 	h.Set("ETag", r.etag)
+	if r.digest != "" {
+		h.Set("Repr-Digest", r.digest)
+	}
+	if r.link != "" {
+		h.Set("Link", r.link)
+	}
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": s.Manifest.Name}))
 	var content io.ReadSeeker = f // sendfile when unthrottled

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,12 +25,25 @@ type config struct {
 	rates    []int64 // one per server, 0 for none
 	segSize  int64
 	maxConns int
+	cache    cacheConfig
+}
+
+// cacheConfig says where the manifests of the files are cached.
+type cacheConfig struct {
+	dir      string // "" for no cache
+	explicit bool   // dir was given with --cache-dir, not the default
+	noDir    error  // why there is no default directory, if so
 }
 
 const usageText = `usage: idm-server -i <status_interval> -n <num_servers> -f <file_location> -p <port> [<port> ...]
+       idm-server meta4 -f FILE --url URL [--url URL ...]
 
 Runs n independent virtual servers, each serving its own copy of a file over
 the idm protocol and plain HTTP (GET/HEAD with byte ranges) on its own port.
+Over HTTP, /<name>.meta4 is a Metalink of the file (its size, SHA-256 and
+SHA-256 pieces), and the file's answers give its SHA-256 in Repr-Digest.
+idm-server meta4 prints a Metalink of a file held by several servers (see
+idm-server meta4 --help).
 
 Flags:
   -i SECONDS          print a status line per server every SECONDS (required, > 0)
@@ -45,6 +59,11 @@ Flags:
   --segment-size SIZE segment size of the manifest (default: from the file
                       size alone, 64 KiB..4 MiB, so servers agree without talking)
   --max-conns N       connections each server accepts at once (default 64)
+  --cache-dir DIR     keep each file's hashes in DIR, so that a restart on an
+                      unchanged file does not read it again (default:
+                      $XDG_CACHE_HOME/idm-server or ~/.cache/idm-server); it
+                      must be private to the user; --cache-dir '' keeps none
+  --no-cache          hash the files at every start, keeping nothing
   -h, --help          show this help
 
 Console commands (type them on standard input, then Enter):
@@ -112,11 +131,12 @@ func parseArgs(args []string) (*config, error) {
 	fs := flag.NewFlagSet("idm-server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	once := &onceFlags{vals: map[string]string{}}
-	for _, name := range []string{"i", "n", "bind", "rate", "segment-size", "max-conns"} {
+	for _, name := range []string{"i", "n", "bind", "rate", "segment-size", "max-conns", "cache-dir"} {
 		once.define(fs, name)
 	}
 	var files, ports listFlag
-	var help bool
+	var help, noCache bool
+	fs.BoolVar(&noCache, "no-cache", false, "")
 	fs.Var(&files, "f", "")
 	fs.Var(&ports, "p", "")
 	fs.BoolVar(&help, "h", false, "")
@@ -134,6 +154,9 @@ func parseArgs(args []string) (*config, error) {
 				return nil, fmt.Errorf("%s needs a value", flagName(name))
 			}
 			if strings.HasPrefix(err.Error(), "invalid boolean value") {
+				if strings.Contains(err.Error(), " for -no-cache:") {
+					return nil, errors.New("--no-cache takes no value")
+				}
 				return nil, errors.New("-h and --help take no value")
 			}
 			return nil, err
@@ -229,7 +252,27 @@ func parseArgs(args []string) (*config, error) {
 	if once.given("bind") && net.ParseIP(c.bind) == nil {
 		return nil, fmt.Errorf("--bind %q: not an IP address", c.bind)
 	}
+	if c.cache, err = parseCache(once.vals["cache-dir"], once.given("cache-dir"), noCache); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseCache reads --cache-dir and --no-cache.
+func parseCache(dir string, given, off bool) (cacheConfig, error) {
+	switch {
+	case given && off && dir != "":
+		return cacheConfig{}, errors.New("--cache-dir and --no-cache: give one or the other")
+	case off || given && dir == "":
+		return cacheConfig{}, nil
+	case given:
+		return cacheConfig{dir: dir, explicit: true}, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return cacheConfig{noDir: err}, nil
+	}
+	return cacheConfig{dir: filepath.Join(base, "idm-server")}, nil
 }
 
 // checkReadable reports whether path is a regular file this process can

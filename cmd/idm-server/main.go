@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,10 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/transport"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "meta4" {
+		os.Exit(meta4Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	cfg, err := parseArgs(os.Args[1:])
 	if errors.Is(err, errHelp) {
 		fmt.Print(usageText)
@@ -50,6 +55,10 @@ func run(cfg *config) error {
 		ln.Close()
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cache, err := openCache(cfg.cache, log)
+	if err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
 	// Each distinct file is hashed once; the servers sharing it still
 	// each open their own copy.
 	manifests := map[string]*transport.Manifest{}
@@ -58,14 +67,19 @@ func run(cfg *config) error {
 		m := manifests[path]
 		if m == nil {
 			start := time.Now()
-			var err error
-			if m, err = transport.BuildManifest(path, cfg.segSize); err != nil {
+			var cached bool
+			if m, cached, err = cache.Manifest(path, cfg.segSize); err != nil {
 				return err
 			}
 			manifests[path] = m
-			log.Info("hashed file", "path", path, "size", m.Size, "segments", len(m.Segments),
+			msg := "hashed file"
+			if cached {
+				msg = "manifest from cache"
+			}
+			sha, _ := m.SHA256.Digest(identity.SHA256)
+			log.Info(msg, "path", path, "size", m.Size, "segments", len(m.Segments),
 				"segment_size", m.SegmentSize, "content", m.Root().String(), "blake3", m.Content.String(),
-				"took", time.Since(start).Round(time.Millisecond))
+				"sha256", hex.EncodeToString(sha), "took", time.Since(start).Round(time.Millisecond))
 		}
 		f.servers = append(f.servers, &transport.Server{
 			Addr:     net.JoinHostPort(cfg.bind, strconv.Itoa(cfg.ports[i])),

@@ -113,6 +113,8 @@ func StartServers(t testing.TB, file string, n int, rate string, extra ...string
 	}
 	args = append(args, extra...)
 	cmd := exec.Command(Bin("idm-server"), args...)
+	// Its manifest cache goes with the test, not into the user's.
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
 	stdin, _ := cmd.StdinPipe()
 	cmd.Stdout = io.Discard
 	s := &Servers{Cmd: cmd, Ports: ports, Logs: &LockedBuffer{}, stdin: stdin}

@@ -1,7 +1,7 @@
-// Package metalink reads Metalink 4 documents (RFC 5854, ".meta4"), which
-// mirror networks publish beside a file: its size, its whole-file hashes,
-// often the hashes of its pieces, and the mirrors that hold it, each with
-// a priority and a country.
+// Package metalink reads and writes Metalink 4 documents (RFC 5854,
+// ".meta4"), which mirror networks publish beside a file: its size, its
+// whole-file hashes, often the hashes of its pieces, and the mirrors that
+// hold it, each with a priority and a country.
 //
 // A Metalink describes, it does not fetch: [Parse] turns a document into
 // [File] values that the rest of idm already understands, an
@@ -36,4 +36,10 @@
 // one line that names the file and what is wrong with it. Pieces that
 // are well formed but outside identity's limits (too short, too many) are
 // dropped instead: the file can still be downloaded and checked whole.
+//
+// # Writing
+//
+// [Write] is Parse's inverse, for idm-server to describe the file it
+// serves: what it writes, Parse reads back as the same files, and what
+// Parse would refuse, it refuses to write.
 package metalink
