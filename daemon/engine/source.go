@@ -37,6 +37,18 @@ type PieceLister interface {
 	File(ctx context.Context) (*identity.Description, *identity.File, error)
 }
 
+// lister returns c as a PieceLister if it is one and can give a list now.
+// A Conn may know only once it has described the file whether it can (an
+// HTTP mirror that points to a Metalink): it has a method ListsPieces
+// that says so.
+func lister(c Conn) (PieceLister, bool) {
+	pl, ok := c.(PieceLister)
+	if m, can := c.(interface{ ListsPieces() bool }); ok && can && !m.ListsPieces() {
+		return nil, false
+	}
+	return pl, ok
+}
+
 // A Pipeliner is a Conn that takes several requests at once and answers
 // them in order, so a fast link never idles between pieces.
 type Pipeliner interface {

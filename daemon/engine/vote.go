@@ -32,7 +32,7 @@ func (e *mismatchError) Error() string { return e.reason }
 // new job gives its whole piece list too, kept as the candidate: when it
 // wins the vote, as it mostly does, no source is asked twice.
 func (t *transfer) describe(ctx context.Context, c Conn) (*identity.Description, error) {
-	pl, lists := c.(PieceLister)
+	pl, lists := lister(c)
 	t.mu.Lock()
 	keep := lists && t.file == nil && t.candidate == nil && !t.fetching
 	t.fetching = t.fetching || keep
@@ -116,14 +116,16 @@ func (t *transfer) adopt(ctx context.Context, idx int, d *identity.Description, 
 				f   *identity.File
 				own bool
 			)
-			switch pl, lists := c.(PieceLister); {
+			switch pl, lists := lister(c); {
 			case ref.PieceLen == 0:
 				// No source publishes piece hashes: the engine cuts the
 				// file itself and hashes each piece as it is written.
 				f, own = &identity.File{Size: ref.Size, PieceLen: identity.OwnPieceLen(ref.Size), Algo: identity.BLAKE3, Digests: ref.Digests}, true
 			case t.candidate != nil && sameFile(t.candidate, ref):
 				f = t.candidate
-			case lists:
+			case lists && d.SameFile(ref):
+				// Only a source that described the job's file gives its
+				// list; one that cut it another way waits for them.
 				t.fetching = true
 				t.candidate = nil
 				t.mu.Unlock()
@@ -256,7 +258,18 @@ func differs(s, ref *identity.Summary, agreeing int) error {
 	case a != nil && b != nil && string(a) != string(b):
 		return &mismatchError{fmt.Sprintf("holds a different file: whole-file BLAKE3 %x, the job's is %x", a, b)}
 	case s.PieceLen != ref.PieceLen || s.Algo != ref.Algo:
-		return &mismatchError{fmt.Sprintf("cuts the file into %d-byte pieces (%s), the job uses %d (%s)", s.PieceLen, s.Algo, ref.PieceLen, ref.Algo)}
+		// Cut another way or hashed with another algorithm (an idm
+		// server's BLAKE3 segments beside a Metalink's SHA-256 pieces),
+		// the lists cannot be compared: the source is taken for its size,
+		// as one that describes nothing more, and every piece it sends is
+		// checked against the job's list. Only a whole-file digest both
+		// give can tell the files apart.
+		for _, d := range s.Digests {
+			if e, ok := digestOf(ref, d.Algo); ok && string(e) != string(d.Sum) {
+				return &mismatchError{fmt.Sprintf("holds a different file: whole-file %s %x, the job's is %x", d.Algo, d.Sum, e)}
+			}
+		}
+		return nil
 	case !s.SameFile(ref):
 		who := "the job's file"
 		if agreeing > 0 {

@@ -891,3 +891,31 @@ func TestQueue_Mirrors_Discovered(t *testing.T) {
 		t.Errorf("sources %v, progress %+v: want the announced mirror in, with a share", j.Sources, j.Progress.Sources)
 	}
 }
+
+// A mirror that points to its file's Metalink (Link: rel=describedby, as
+// idm-server's HTTP side and MirrorBrain's mirrors do) gives the job its
+// piece hashes: a job of plain HTTP mirrors is then checked piece by
+// piece, and a mirror of bad bytes beside it is caught.
+func TestQueue_Mirrors_DescribedByMetalink(t *testing.T) {
+	const seg = 256 << 10
+	path, data := testFile(t, 3<<20, 79)
+	srv := startServers(t, path, seg, 0)[0]
+	var flips []int64
+	for off := int64(5); off < int64(len(data)); off += seg {
+		flips = append(flips, off)
+	}
+	bad, _ := corruptingMirror(t, data, flips)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{bad.URL + "/video.bin", "http://" + srv.Addr + "/video.bin"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if j.OwnHashes {
+		t.Error("the job hashed its pieces itself, though a mirror pointed to a Metalink with them")
+	}
+	if b := j.Progress.Sources[0]; b.Corrupt == 0 || b.Verified != 0 {
+		t.Errorf("the mirror of bad bytes: %+v; want its pieces caught by the Metalink's hashes", b)
+	}
+}

@@ -70,6 +70,16 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		d.ModTime = t
 	}
+	if meta := describedBy(resp.Header, resp.Request.URL); meta != nil {
+		if err := c.src.loadPieces(ctx, meta, size); err != nil {
+			return nil, err
+		}
+	}
+	c.src.mu.Lock()
+	if f := c.src.file; f != nil {
+		d.Summary = f.Summary()
+	}
+	c.src.mu.Unlock()
 	return d, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/idmproject/idm/identity"
 	"github.com/idmproject/idm/transport/addr"
 )
 
@@ -179,7 +180,11 @@ type Source struct {
 	known    bool   // size and recorded hold what the mirror said first
 	size     int64
 	recorded Validator
-	etag     string // the strong ETag every answer must match, if any
+	etag     string         // the strong ETag every answer must match, if any
+	file     *identity.File // the pieces its Metalink gives, once fetched
+	metaDone bool           // its Metalink was asked for
+
+	metaMu sync.Mutex // held across the fetch of the Metalink
 }
 
 // New returns the source at raw, an http:// or https:// URL.
