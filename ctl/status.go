@@ -67,7 +67,7 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 	}
 	row("Checksum", j.Checksum)
 	if j.OwnHashes {
-		row("Checked", "against no published hash: idmd hashed the pieces as they came")
+		row("Pieces", "no source published their hashes: idmd hashed them as they came")
 	}
 	if !j.Created.IsZero() {
 		row("Created", j.Created.Local().Format(time.DateTime))
