@@ -12,10 +12,13 @@
 #       each against the ideal time of what remained.
 #   M4  1 GiB from one mirror: idmd (4 connections by default) against
 #       aria2c -x4 -s4 and curl.
+#   M5  idm-server's start on an unchanged 4 GiB file: the first, which
+#       hashes it, and a restart, which finds its manifest in the cache.
 #
 # Environment:
 #   RUNS        runs of each side of each scenario (default 5)
 #   BENCH_FILE  the 1 GiB file (default .cache/bench/bench-1073741824.bin)
+#   BENCH_HUGE  the 4 GiB file of M5 (default .cache/bench/bench-4294967296.bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -243,6 +246,40 @@ for ((i = 1; i <= RUNS; i++)); do
 	done
 done
 
+# --- M5: idm-server's start, hashing and from its cache -------------------
+huge=${BENCH_HUGE:-$(dirname "$big")/bench-4294967296.bin}
+if [ ! -f "$huge" ] || [ "$(stat -c %s "$huge")" != $((4 << 30)) ]; then
+	say "making a 4 GiB random file"
+	head -c $((4 << 30)) /dev/urandom >"$huge.tmp" && mv "$huge.tmp" "$huge"
+fi
+# server_start prints the seconds from idm-server's exec to its port
+# answering, the file's manifest built or read from the cache in $1.
+server_start() {
+	local p s
+	p=$(free_port)
+	s=$EPOCHREALTIME
+	"$BIN/idm-server" -i 3600 -n 1 -f "$huge" -p "$p" --bind 127.0.0.1 --cache-dir "$1" \
+		</dev/null >"$work/m5.log" 2>&1 &
+	local pid=$!
+	until (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do
+		kill -0 "$pid" 2>/dev/null || { cat "$work/m5.log" >&2; return 1; }
+	done
+	awk -v s="$s" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", e - s }'
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+cat "$huge" >/dev/null # in the page cache, as for a restart
+say "M5: idm-server's start on a 4 GiB file, first and from the cache, 3 runs each"
+for ((i = 1; i <= 3; i++)); do
+	rm -rf "$work/m5-cache"
+	install -d -m 0700 "$work/m5-cache"
+	first=$(server_start "$work/m5-cache")
+	again=$(server_start "$work/m5-cache")
+	echo "$first" >>"$work/m5-first"
+	echo "$again" >>"$work/m5-again"
+	printf '   run %d: first start %s s, restart %s s\n' "$i" "$first" "$again" >&2
+done
+
 ms() { awk -v s="$1" 'BEGIN { printf "%.2f s", s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 m1i=$(median <"$work/m1-idm") m1a=$(median <"$work/m1-aria") m1r=$(median <"$work/m1-ratio")
@@ -256,5 +293,8 @@ echo "| M1. 1 GiB from 4 mirrors (idmd to a verified, durable file; aria2c -s4 -
 echo "| M2. 300 MB from 4 mirrors at 40/20/10/5 MB/s, against the ideal $ideal2 s | $(ms "$m2i") | $(ms "$m2a") | idmd $(ratio "$m2i" "$ideal2"), aria2c $(ratio "$m2a" "$ideal2") | idmd <= 1.08 and ahead | $(awk -v a="$m2i" -v b="$m2a" -v g="$ideal2" 'BEGIN { printf ((a / g <= 1.08 && a < b) ? "yes" : "**no**") }') |"
 echo "| M3. M2 with the 20 MB/s mirror stopped at 30 %, against the ideal $ideal3 s | $(ms "$m3i") | $(ms "$m3a") | idmd $(ratio "$m3i" "$ideal3"), aria2c $(ratio "$m3a" "$ideal3") | idmd <= 1.1 | $(ok "$(ratio "$m3i" "$ideal3")" 1.1) |"
 echo "| M4. 1 GiB from one mirror (idmd 4 connections, aria2c -x4 -s4; curl $(ms "$m4c")) | $(ms "$m4i") | $(ms "$m4a") | $(printf '%.2f' "$m4r") | | |"
+m5f=$(median <"$work/m5-first") m5a=$(median <"$work/m5-again")
+echo "| M5. idm-server's start on an unchanged 4 GiB file (median of 3): first, hashing it | $(ms "$m5f") | | | | |"
+echo "| M5. the same, restarted: its manifest from the cache | $(awk -v s="$m5a" 'BEGIN { printf "%.3f s", s }') | | | < 0.1 s | $(ok "$m5a" 0.1) |"
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r); $(aria2c --version | head -1), $(nginx -v 2>&1 | sed 's/.*: //')."
