@@ -17,8 +17,8 @@ var addCmd = &command{
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is an idm
 server, idm://host:port (IPv6 in brackets), or an http:// or https://
-URL of a mirror; one job may take both. A Metalink file (FILE.meta4)
-makes one job per file it lists, from its mirrors, checked against its
+URL of a mirror; one job may take both. A Metalink (FILE.meta4, or an
+http(s) URL of one, which idmd fetches) makes one job per file it lists, from its mirrors, checked against its
 hashes; add prints each job's ID on a line. It does not wait: see wait
 and watch.`,
 	run: (*cli).runAdd,
@@ -28,9 +28,16 @@ and watch.`,
 // (metalink.MaxSize, not imported: idmctl links no parser).
 const maxMetalink = 16 << 20
 
-// addMetalink sends the Metalink file at path to idmd and prints the ID
-// of each job it made, one per line.
-func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequest) error {
+// addMetalink sends the Metalink file at path, or its URL, to idmd and
+// prints the ID of each job it made, one per line.
+func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequest) (err error) {
+	if req.Dir, err = absDir(req.Dir); err != nil {
+		return err
+	}
+	if strings.Contains(path, "://") {
+		req.URL = path // idmd fetches it
+		return c.createMetalink(ctx, req)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -43,10 +50,13 @@ func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequ
 	if len(b) > maxMetalink {
 		return fmt.Errorf("%s: larger than %d MiB, too large for a Metalink", path, maxMetalink>>20)
 	}
-	if req.Dir, err = absDir(req.Dir); err != nil {
-		return err
-	}
 	req.Document = string(b)
+	return c.createMetalink(ctx, req)
+}
+
+// createMetalink asks idmd for the jobs of a Metalink and prints their IDs,
+// one per line.
+func (c *cli) createMetalink(ctx context.Context, req api.MetalinkRequest) error {
 	js, err := c.client.CreateMetalink(ctx, req)
 	if err != nil {
 		return err

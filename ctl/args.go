@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,9 +29,18 @@ type sourceArgs struct {
 	metalinks []string
 }
 
-// isMetalink reports whether arg names a Metalink file by its extension.
+// isMetalink reports whether arg names a Metalink, a file or an http(s)
+// URL, by its extension.
 func isMetalink(arg string) bool {
-	ext := strings.ToLower(filepath.Ext(arg))
+	p := arg
+	if strings.Contains(arg, "://") {
+		u, err := url.Parse(arg)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return false
+		}
+		p = u.Path
+	}
+	ext := strings.ToLower(path.Ext(p))
 	return ext == ".meta4" || ext == ".metalink"
 }
 
@@ -57,12 +68,12 @@ func (s *sourceArgs) addPorts(v string) error {
 
 // positional takes a non-flag argument: a source, or more ports after -p.
 func (s *sourceArgs) positional(arg string) error {
-	if strings.Contains(arg, "://") {
-		s.sources = append(s.sources, arg)
-		return nil
-	}
 	if isMetalink(arg) {
 		s.metalinks = append(s.metalinks, arg)
+		return nil
+	}
+	if strings.Contains(arg, "://") {
+		s.sources = append(s.sources, arg)
 		return nil
 	}
 	if s.sawP {

@@ -34,3 +34,16 @@ default login anonymous password ann@example.org
 		t.Error("a macdef's body was read as entries")
 	}
 }
+
+// A Metalink is named by its extension, a file's or an http(s) URL's path.
+func TestIsMetalink(t *testing.T) {
+	for arg, want := range map[string]bool{
+		"release.meta4": true, "dir/X.METALINK": true, "https://m.example.org/pub/f.iso.meta4?sig=1": true,
+		"http://m.example.org/f.meta4#top": true, "http://m.example.org/f.iso": false, "http://m.example.org/?x=.meta4": false,
+		"ftp://m.example.org/f.meta4": false, "idm://127.0.0.1:9001": false, "release.iso": false,
+	} {
+		if got := isMetalink(arg); got != want {
+			t.Errorf("isMetalink(%q) = %v, want %v", arg, got, want)
+		}
+	}
+}

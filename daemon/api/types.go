@@ -102,7 +102,10 @@ type SourcesRequest struct {
 // document (RFC 5854) whose files become jobs, one per file.
 type MetalinkRequest struct {
 	// Document is the Metalink's XML text, at most 16 MiB.
-	Document string `json:"document"`
+	Document string `json:"document,omitempty"`
+	// URL, in place of Document, is where idmd fetches the Metalink: an
+	// http:// or https:// URL.
+	URL string `json:"url,omitempty"`
 	// Dir and Limit are as in CreateRequest, for every job.
 	Dir   string `json:"dir"`
 	Limit int64  `json:"limit,omitempty"`

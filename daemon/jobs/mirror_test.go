@@ -919,3 +919,40 @@ func TestQueue_Mirrors_DescribedByMetalink(t *testing.T) {
 		t.Errorf("the mirror of bad bytes: %+v; want its pieces caught by the Metalink's hashes", b)
 	}
 }
+
+// A Metalink named by its URL is fetched by idmd; one that cannot be had
+// is one error and makes no job.
+func TestQueue_MetalinkByURL(t *testing.T) {
+	path, data := testFile(t, 2<<20+3, 80)
+	mirror := fileMirror(t, filepath.Dir(path), nil)
+	doc := meta4("release.iso", data, 256<<10, mirror.URL+"/video.bin")
+	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/release.meta4" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/metalink4+xml")
+		io.WriteString(w, doc)
+	}))
+	t.Cleanup(meta.Close)
+	q := mirrorQueue(t)
+	for _, bad := range []api.MetalinkRequest{
+		{URL: meta.URL + "/missing.meta4?token=s3cr3t"},
+		{URL: "ftp://127.0.0.1:1/x.meta4"},
+		{URL: meta.URL + "/release.meta4", Document: doc},
+	} {
+		bad.Dir = t.TempDir()
+		if js, err := q.CreateMetalink(context.Background(), bad); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: %v, %v; want ErrInvalid that shows no secret", bad.URL, js, err)
+		}
+	}
+	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{URL: meta.URL + "/release.meta4", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := finish(t, q, js[0].ID)
+	sameFile(t, j.Path, data)
+	if j.Name != "release.iso" || j.OwnHashes {
+		t.Errorf("job %q, own hashes %v; want the Metalink's name and pieces", j.Name, j.OwnHashes)
+	}
+}

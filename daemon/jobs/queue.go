@@ -610,7 +610,18 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 // already (same mirrors and directory) stops the request there, with
 // the jobs created so far kept; their views come back with the error.
 func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
-	files, err := metalink.Parse(strings.NewReader(req.Document))
+	doc := strings.NewReader(req.Document)
+	if req.URL != "" {
+		if req.Document != "" {
+			return nil, fmt.Errorf("%w: a Metalink's document or its URL, not both", ErrInvalid)
+		}
+		body, err := q.fetchMetalink(ctx, req.URL)
+		if err != nil {
+			return nil, err
+		}
+		doc = strings.NewReader(body)
+	}
+	files, err := metalink.Parse(doc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
