@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/internal/usertest"
+	"github.com/idmproject/idm/store"
 )
 
 // The daemon checks the owner again each time a job starts: a job whose
@@ -83,5 +85,36 @@ func TestQueue_Start_RechecksOwner(t *testing.T) {
 	failed(running)
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("refused jobs left files in %s: %v", dir, ents)
+	}
+}
+
+// Only who may change a job may change its sources: another user is
+// refused, and the job keeps its sources.
+func TestQueue_SetSources_OtherUserRefused(t *testing.T) {
+	usertest.NeedRoot(t)
+	base := usertest.ReachableTempDir(t)
+	dir := usertest.Mkdir(t, filepath.Join(base, "shared"), 0, usertest.GIDShared, 0o775|fs.ModeSetgid)
+	d, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	as := func(o *store.Owner) context.Context {
+		return auth.WithPeer(context.Background(), auth.Peer{UID: o.UID, GID: o.GID, Groups: o.Groups})
+	}
+	j, _, err := d.Create(as(usertest.Ann), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/f.iso"}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.SetSources(as(usertest.Bob), j.ID, []string{"http://127.0.0.1:2/evil.iso"}, []string{"http://127.0.0.1:1/f.iso"})
+	var denied *auth.DeniedError
+	if !errors.As(err, &denied) {
+		t.Errorf("bob changing ann's sources: %v, want refused", err)
+	}
+	if got, _ := d.Job(j.ID); len(got.Sources) != 1 || got.Sources[0] != "http://127.0.0.1:1/f.iso" {
+		t.Errorf("after the refusal the job's sources are %v", got.Sources)
+	}
+	if _, err := d.SetSources(as(usertest.Ann), j.ID, []string{"http://127.0.0.1:2/f.iso"}, nil); err != nil {
+		t.Errorf("ann adding a source to her job: %v", err)
 	}
 }

@@ -385,6 +385,17 @@ func (q *Queue) schedule() {
 			continue
 		}
 		q.mu.Lock()
+		// The table may have changed while the job was prepared: above
+		// all, Close may have begun, and a transfer started now would be
+		// one it does not stop and waits for for ever.
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		if j.state != Queued || len(q.active) >= q.cfg.MaxActive {
+			q.mu.Unlock()
+			continue
+		}
 		q.startLocked(j, tj)
 		q.mu.Unlock()
 	}
