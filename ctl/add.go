@@ -103,11 +103,15 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(src.metalinks) > 0 {
-		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || *resume || content != "" || *checksum != "" {
-			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, with -o, --limit, --connections, --select or --location")
+		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || *resume || content != "" || *checksum != "" || hf.netrc {
+			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without -r, --content, --checksum or --netrc")
+		}
+		opts, err := hf.options()
+		if err != nil {
+			return err
 		}
 		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns,
-			Select: commaList(*sel), Locations: commaList(*loc)})
+			HTTPOptions: opts, Select: commaList(*sel), Locations: commaList(*loc)})
 	}
 	if *sel != "" || *loc != "" {
 		return usagef(fs, "--select and --location are for a Metalink file")

@@ -36,16 +36,26 @@ func (h *httpFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&h.noDisc, "no-discover", false, "do not add the mirrors a mirror announces (Link: rel=duplicate)")
 }
 
-// apply puts the options into req, reading the CA file and ~/.netrc here:
-// idmd never opens a file a caller names.
-func (h *httpFlags) apply(req *api.CreateRequest) error {
-	req.Headers, req.UserAgent, req.Proxy, req.NoDiscover = h.headers, h.userAgent, h.proxy, h.noDisc
+// options returns the options, reading the CA file here: idmd never
+// opens a file a caller names.
+func (h *httpFlags) options() (api.HTTPOptions, error) {
+	o := api.HTTPOptions{Headers: h.headers, UserAgent: h.userAgent, Proxy: h.proxy, NoDiscover: h.noDisc}
 	if h.caFile != "" {
 		b, err := readBounded(h.caFile, maxCAFile)
 		if err != nil {
-			return err
+			return o, err
 		}
-		req.CA = string(b)
+		o.CA = string(b)
+	}
+	return o, nil
+}
+
+// apply puts the options into req, and the credentials ~/.netrc has for
+// its mirrors into their addresses.
+func (h *httpFlags) apply(req *api.CreateRequest) error {
+	var err error
+	if req.HTTPOptions, err = h.options(); err != nil {
+		return err
 	}
 	if h.netrc {
 		home, err := os.UserHomeDir()

@@ -89,6 +89,26 @@ func (j *Job) Done() bool {
 	return j.State == StateCompleted || j.State == StateFailed || j.State == StateCancelled
 }
 
+// HTTPOptions are a job's options for its HTTP mirrors, as CreateRequest
+// and MetalinkRequest take them.
+type HTTPOptions struct {
+	// Headers are extra "Name: value" request headers (cookies, tokens),
+	// at most 32. Host, Range and the other headers idmd sets itself are
+	// refused. The job's view shows each value as xxxxx.
+	Headers []string `json:"headers,omitempty"`
+	// UserAgent names the client in place of idmd's own.
+	UserAgent string `json:"user_agent,omitempty"`
+	// CA holds PEM certificates to trust, beside the system's roots, for
+	// https mirrors. Verification cannot be turned off.
+	CA string `json:"ca,omitempty"`
+	// Proxy is the proxy (http://, https:// or socks5://) in place of
+	// those of the daemon's environment.
+	Proxy string `json:"proxy,omitempty"`
+	// NoDiscover keeps the mirrors a mirror announces (Link:
+	// rel=duplicate, RFC 6249) out of the job; by default they join it.
+	NoDiscover bool `json:"no_discover,omitempty"`
+}
+
 // SourcesRequest is the body of POST /v1/jobs/{id}/sources: sources to
 // add to a job and to remove from it.
 type SourcesRequest struct {
@@ -109,8 +129,9 @@ type MetalinkRequest struct {
 	// Dir and Limit are as in CreateRequest, for every job.
 	Dir   string `json:"dir"`
 	Limit int64  `json:"limit,omitempty"`
-	// Connections is as in CreateRequest, for every job.
+	// Connections and HTTPOptions are as in CreateRequest, for every job.
 	Connections int `json:"connections,omitempty"`
+	HTTPOptions
 	// Select names the files to download; empty means every one.
 	Select []string `json:"select,omitempty"`
 	// Locations are the ISO 3166 codes of the countries whose mirrors
@@ -134,23 +155,9 @@ type CreateRequest struct {
 	// idm-server and the Job's Content show it (the file's root, see
 	// docs/protocol.md). Sources holding any other file are rejected.
 	Content string `json:"content,omitempty"`
-	// Headers are extra "Name: value" request headers for the job's HTTP
-	// mirrors (cookies, tokens), at most 32. Host, Range and the other
-	// headers idmd sets itself are refused. The job's view shows each
-	// value as xxxxx.
-	Headers []string `json:"headers,omitempty"`
-	// UserAgent names the client to the job's HTTP mirrors in place of
-	// idmd's own.
-	UserAgent string `json:"user_agent,omitempty"`
-	// CA holds PEM certificates to trust, beside the system's roots, for
-	// the job's https mirrors. Verification cannot be turned off.
-	CA string `json:"ca,omitempty"`
-	// Proxy is the proxy of the job's HTTP mirrors (http://, https:// or
-	// socks5://) in place of those of the daemon's environment.
-	Proxy string `json:"proxy,omitempty"`
-	// NoDiscover keeps the mirrors a mirror announces (Link:
-	// rel=duplicate, RFC 6249) out of the job; by default they join it.
-	NoDiscover bool `json:"no_discover,omitempty"`
+	// HTTPOptions are for the job's HTTP mirrors; its fields are the
+	// request's own in JSON.
+	HTTPOptions
 	// Connections is the number of connections to each source, 1 to 16;
 	// 0 means 4 for a lone HTTP mirror, 1 otherwise.
 	Connections int `json:"connections,omitempty"`

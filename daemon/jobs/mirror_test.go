@@ -597,7 +597,7 @@ func TestQueue_Mirrors_HeadersAndUserAgent(t *testing.T) {
 	}
 	t.Cleanup(func() { q.Close() })
 	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(),
-		Headers: []string{"Authorization: Bearer t0k3n", "cookie: s=c00kie"}, UserAgent: "my-agent/1.0"})
+		HTTPOptions: api.HTTPOptions{Headers: []string{"Authorization: Bearer t0k3n", "cookie: s=c00kie"}, UserAgent: "my-agent/1.0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,15 +616,15 @@ func TestQueue_Mirrors_HeadersAndUserAgent(t *testing.T) {
 		t.Error("the log shows a header's secret value")
 	}
 	for _, bad := range []api.CreateRequest{
-		{Headers: []string{"Range: bytes=0-"}},
-		{Headers: []string{"Host: example.org"}},
-		{Headers: []string{"Bad Name: x"}},
-		{Headers: []string{"X-Token: a\r\nX-Other: b"}},
-		{Headers: []string{"no colon secret"}},
-		{UserAgent: "a\nb"},
-		{CA: "not a certificate"},
-		{Proxy: "ftp://127.0.0.1:1"},
-		{Headers: []string{"X-Token: a"}, Sources: []string{"idm://127.0.0.1:9"}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"Range: bytes=0-"}}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"Host: example.org"}}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"Bad Name: x"}}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"X-Token: a\r\nX-Other: b"}}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"no colon secret"}}},
+		{HTTPOptions: api.HTTPOptions{UserAgent: "a\nb"}},
+		{HTTPOptions: api.HTTPOptions{CA: "not a certificate"}},
+		{HTTPOptions: api.HTTPOptions{Proxy: "ftp://127.0.0.1:1"}},
+		{HTTPOptions: api.HTTPOptions{Headers: []string{"X-Token: a"}}, Sources: []string{"idm://127.0.0.1:9"}},
 	} {
 		if bad.Sources == nil {
 			bad.Sources = []string{mirror.URL + "/other"}
@@ -658,7 +658,7 @@ func TestQueue_Mirrors_SelfSignedNeedsItsCA(t *testing.T) {
 		t.Errorf("untrusted mirror: job %s, %q; want failed for its certificate", j.State, j.LastError)
 	}
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mirror.Certificate().Raw})
-	j, _, err = q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), CA: string(ca)})
+	j, _, err = q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), HTTPOptions: api.HTTPOptions{CA: string(ca)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +682,7 @@ func TestQueue_Mirrors_Proxy(t *testing.T) {
 	}))
 	t.Cleanup(proxy.Close)
 	q := mirrorQueue(t)
-	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/video.bin"}, Dir: t.TempDir(), Proxy: proxy.URL})
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/video.bin"}, Dir: t.TempDir(), HTTPOptions: api.HTTPOptions{Proxy: proxy.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -862,7 +862,7 @@ func TestQueue_Mirrors_Discovered(t *testing.T) {
 	announcing := nginxtest.Start(t, filepath.Dir(path), `limit_rate 1m; add_header Link "<`+counted.URL+`/video.bin>; rel=duplicate; pri=1";`)
 	q := mirrorQueue(t)
 
-	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{announcing.URL + "/video.bin"}, Dir: t.TempDir(), NoDiscover: true})
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{announcing.URL + "/video.bin"}, Dir: t.TempDir(), HTTPOptions: api.HTTPOptions{NoDiscover: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -954,5 +954,31 @@ func TestQueue_MetalinkByURL(t *testing.T) {
 	sameFile(t, j.Path, data)
 	if j.Name != "release.iso" || j.OwnHashes {
 		t.Errorf("job %q, own hashes %v; want the Metalink's name and pieces", j.Name, j.OwnHashes)
+	}
+}
+
+// A Metalink's jobs take HTTP options as any job does: here a cookie its
+// mirror asks for.
+func TestQueue_Metalink_HTTPOptions(t *testing.T) {
+	path, data := testFile(t, 1<<20, 81)
+	fs := http.FileServer(http.Dir(filepath.Dir(path)))
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("session"); err != nil || c.Value != "s3cr3t" {
+			http.Error(w, "log in first", http.StatusForbidden)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mirror.Close)
+	q := mirrorQueue(t)
+	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: meta4("f.bin", data, 256<<10, mirror.URL+"/video.bin"), Dir: t.TempDir(),
+		HTTPOptions: api.HTTPOptions{Headers: []string{"Cookie: session=s3cr3t"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := finish(t, q, js[0].ID)
+	sameFile(t, j.Path, data)
+	if len(j.Headers) != 1 || strings.Contains(j.Headers[0], "s3cr3t") {
+		t.Errorf("the job shows its headers as %q", j.Headers)
 	}
 }

@@ -645,7 +645,7 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]
 	}
 	var plan []planned
 	for _, f := range files {
-		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections}
+		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections, HTTPOptions: req.HTTPOptions}
 		for _, m := range f.Ordered(req.Locations) {
 			cr.Sources = append(cr.Sources, m.URL)
 		}
