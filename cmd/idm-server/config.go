@@ -115,6 +115,28 @@ func (o *onceFlags) given(name string) bool {
 	return ok
 }
 
+// parseError turns an error of fs.Parse into idm-server's words: the
+// flag package spells every flag with one dash, and says only "parse
+// error" of a boolean given a value.
+func parseError(err error, once *onceFlags) error {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return errHelp
+	case once.twice != "":
+		return fmt.Errorf("%s given twice", flagName(once.twice))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
+		return fmt.Errorf("%s needs a value", flagName(name))
+	}
+	if strings.HasPrefix(err.Error(), "invalid boolean value") {
+		if strings.Contains(err.Error(), " for -no-cache:") {
+			return errors.New("--no-cache takes no value")
+		}
+		return errors.New("-h and --help take no value")
+	}
+	return err
+}
+
 // flagName spells a flag as the usage does: -i, --rate.
 func flagName(name string) string {
 	if len(name) == 1 {
@@ -143,23 +165,7 @@ func parseArgs(args []string) (*config, error) {
 	fs.BoolVar(&help, "help", false, "")
 	for {
 		if err := fs.Parse(args); err != nil {
-			switch {
-			case errors.Is(err, flag.ErrHelp):
-				return nil, errHelp
-			case once.twice != "":
-				return nil, fmt.Errorf("%s given twice", flagName(once.twice))
-			}
-			// The flag package spells every flag with one dash.
-			if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
-				return nil, fmt.Errorf("%s needs a value", flagName(name))
-			}
-			if strings.HasPrefix(err.Error(), "invalid boolean value") {
-				if strings.Contains(err.Error(), " for -no-cache:") {
-					return nil, errors.New("--no-cache takes no value")
-				}
-				return nil, errors.New("-h and --help take no value")
-			}
-			return nil, err
+			return nil, parseError(err, once)
 		}
 		args = fs.Args()
 		if len(args) == 0 {

@@ -60,25 +60,10 @@ func parseMeta4Args(args []string) (*meta4Config, error) {
 	fs.BoolVar(&help, "help", false, "")
 	fs.BoolVar(&noCache, "no-cache", false, "")
 	if err := fs.Parse(args); err != nil {
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			return nil, errHelp
-		case once.twice != "":
-			return nil, fmt.Errorf("%s given twice", flagName(once.twice))
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
-			return nil, fmt.Errorf("%s needs a value", flagName(name))
-		}
 		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
 			return nil, fmt.Errorf("unknown flag %s", flagName(name))
 		}
-		if strings.HasPrefix(err.Error(), "invalid boolean value") {
-			if strings.Contains(err.Error(), " for -no-cache:") {
-				return nil, errors.New("--no-cache takes no value")
-			}
-			return nil, errors.New("-h and --help take no value")
-		}
-		return nil, err
+		return nil, parseError(err, once)
 	}
 	if help {
 		return nil, errHelp

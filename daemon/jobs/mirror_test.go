@@ -42,14 +42,21 @@ func mirrorQueue(t *testing.T) *Queue {
 	return q
 }
 
-// finish waits for job id to end and returns it; it must have completed.
-func finish(t *testing.T, q *Queue, id uint64) api.Job {
+// ended waits for job id to end, however it ends, and returns it.
+func ended(t *testing.T, q *Queue, id uint64) api.Job {
 	t.Helper()
 	var j api.Job
 	waitFor(t, "the job to end", 2*time.Minute, func() bool {
 		j, _ = q.Job(id)
 		return j.Done()
 	})
+	return j
+}
+
+// finish waits for job id to end and returns it; it must have completed.
+func finish(t *testing.T, q *Queue, id uint64) api.Job {
+	t.Helper()
+	j := ended(t, q, id)
 	if j.State != api.StateCompleted {
 		t.Fatalf("job %d ended %s: %s", id, j.State, j.LastError)
 	}
@@ -349,10 +356,7 @@ func TestQueue_Checksum(t *testing.T) {
 			if want := "sha-256:"; !strings.HasPrefix(j.Checksum, want) {
 				t.Errorf("the job shows checksum %q, want it as %s...", j.Checksum, want)
 			}
-			waitFor(t, "the job to end", time.Minute, func() bool {
-				j, _ = q.Job(j.ID)
-				return j.Done()
-			})
+			j = ended(t, q, j.ID)
 			if tt.ok {
 				if j.State != api.StateCompleted {
 					t.Fatalf("job %s: %s", j.State, j.LastError)
@@ -396,10 +400,7 @@ func TestQueue_Mirrors_ReprDigestChecked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the job to end", time.Minute, func() bool {
-				j, _ = q.Job(j.ID)
-				return j.Done()
-			})
+			j = ended(t, q, j.ID)
 			if tt.ok != (j.State == api.StateCompleted) {
 				t.Fatalf("job %s (%s), want completed %v", j.State, j.LastError, tt.ok)
 			}
@@ -650,10 +651,7 @@ func TestQueue_Mirrors_SelfSignedNeedsItsCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the job to end", time.Minute, func() bool {
-		j, _ = q.Job(j.ID)
-		return j.Done()
-	})
+	j = ended(t, q, j.ID)
 	if j.State != api.StateFailed || !strings.Contains(j.LastError, "certificate") {
 		t.Errorf("untrusted mirror: job %s, %q; want failed for its certificate", j.State, j.LastError)
 	}
