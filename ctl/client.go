@@ -9,10 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
-	"net/url"
 	"strconv"
-	"sync"
 	"syscall"
 
 	"github.com/idmproject/idm/daemon/api"
@@ -21,25 +18,18 @@ import (
 // Version is idmctl's version, set at build time with -ldflags.
 var Version = "dev"
 
-// baseURL is the scheme and host of every request; the host is a label
-// only, since every connection goes to the socket.
-const baseURL = "http://idmd"
-
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 64 << 10
 
 // Client talks to idmd's control API over its Unix socket. The zero value
 // is ready to use and finds the default socket. A Client is safe for
-// concurrent use and must not be copied after first use.
+// concurrent use.
 type Client struct {
 	// Socket is the control socket's path. Empty means
 	// api.DefaultSocket(): $IDMD_SOCKET, the system socket for root, or
 	// the per-user one; a user with no daemon of their own gets the
 	// system socket.
 	Socket string
-
-	once sync.Once
-	hc   *http.Client
 }
 
 // SocketPath returns the path of the socket the client connects to.
@@ -50,20 +40,9 @@ func (c *Client) SocketPath() string {
 	return defaultSocket()
 }
 
-func (c *Client) httpClient() *http.Client {
-	c.once.Do(func() {
-		// No timeout here: event streams last as long as their context.
-		c.hc = &http.Client{Transport: &http.Transport{
-			DialContext:  c.dial,
-			MaxIdleConns: 2,
-		}}
-	})
-	return c.hc
-}
-
-// dial connects to the socket whatever address the transport asks for,
-// and marks the failures that mean nobody is listening.
-func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+// dial connects to the socket, and marks the failures that mean nobody
+// is listening.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	sock := c.SocketPath()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
@@ -79,7 +58,7 @@ func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 // Version returns the daemon's version and API version.
 func (c *Client) Version(ctx context.Context) (*api.Version, error) {
 	var v api.Version
-	if err := c.do(ctx, http.MethodGet, "/v1/version", nil, &v); err != nil {
+	if err := c.do(ctx, "GET", "/v1/version", nil, &v); err != nil {
 		return nil, err
 	}
 	return &v, nil
@@ -88,7 +67,7 @@ func (c *Client) Version(ctx context.Context) (*api.Version, error) {
 // Jobs returns every job, in ID order.
 func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
 	var jobs []api.Job
-	if err := c.do(ctx, http.MethodGet, "/v1/jobs", nil, &jobs); err != nil {
+	if err := c.do(ctx, "GET", "/v1/jobs", nil, &jobs); err != nil {
 		return nil, err
 	}
 	return jobs, nil
@@ -98,7 +77,7 @@ func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
 // to write and for the client to read than Jobs.
 func (c *Client) Summaries(ctx context.Context) ([]api.JobSummary, error) {
 	var jobs []api.JobSummary
-	if err := c.do(ctx, http.MethodGet, "/v1/jobs?view=summary", nil, &jobs); err != nil {
+	if err := c.do(ctx, "GET", "/v1/jobs?view=summary", nil, &jobs); err != nil {
 		return nil, err
 	}
 	return jobs, nil
@@ -106,26 +85,26 @@ func (c *Client) Summaries(ctx context.Context) ([]api.JobSummary, error) {
 
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, id uint64) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodGet, jobPath(id, ""), nil)
+	return c.doJob(ctx, "GET", jobPath(id, ""), nil)
 }
 
 // Create adds a job. When an unfinished job for the same sources and
 // directory exists, it fails with an error for which IsExists is true,
 // unless req.Resume is set: then that job is resumed and returned.
 func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPost, "/v1/jobs", req)
+	return c.doJob(ctx, "POST", "/v1/jobs", req)
 }
 
 // SetSources adds sources to a job and removes others.
 func (c *Client) SetSources(ctx context.Context, id uint64, req api.SourcesRequest) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPost, jobPath(id, "/sources"), req)
+	return c.doJob(ctx, "POST", jobPath(id, "/sources"), req)
 }
 
 // CreateMetalink adds one job per file of a Metalink document, or per
 // file req.Select names, and returns them.
 func (c *Client) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
 	var js []api.Job
-	if err := c.do(ctx, http.MethodPost, "/v1/metalinks", req, &js); err != nil {
+	if err := c.do(ctx, "POST", "/v1/metalinks", req, &js); err != nil {
 		return nil, err
 	}
 	return js, nil
@@ -133,29 +112,29 @@ func (c *Client) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([
 
 // Pause pauses a job.
 func (c *Client) Pause(ctx context.Context, id uint64) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPost, jobPath(id, "/pause"), nil)
+	return c.doJob(ctx, "POST", jobPath(id, "/pause"), nil)
 }
 
 // Resume resumes a paused, waiting or failed job.
 func (c *Client) Resume(ctx context.Context, id uint64) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPost, jobPath(id, "/resume"), nil)
+	return c.doJob(ctx, "POST", jobPath(id, "/resume"), nil)
 }
 
 // Cancel stops a job for good and deletes its partial file.
 func (c *Client) Cancel(ctx context.Context, id uint64) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPost, jobPath(id, "/cancel"), nil)
+	return c.doJob(ctx, "POST", jobPath(id, "/cancel"), nil)
 }
 
 // Remove deletes a job, cancelling it first if it runs. A finished file
 // is kept; a partial one is deleted.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
-	return c.do(ctx, http.MethodDelete, jobPath(id, ""), nil, nil)
+	return c.do(ctx, "DELETE", jobPath(id, ""), nil, nil)
 }
 
 // Limit returns the global rate cap in bytes per second; 0 is none.
 func (c *Client) Limit(ctx context.Context) (int64, error) {
 	var res api.LimitResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/limit", nil, &res); err != nil {
+	if err := c.do(ctx, "GET", "/v1/limit", nil, &res); err != nil {
 		return 0, err
 	}
 	return res.Limit, nil
@@ -165,7 +144,7 @@ func (c *Client) Limit(ctx context.Context) (int64, error) {
 // and returns the cap now in force.
 func (c *Client) SetLimit(ctx context.Context, limit int64) (int64, error) {
 	var res api.LimitResponse
-	if err := c.do(ctx, http.MethodPut, "/v1/limit", api.LimitRequest{Limit: limit}, &res); err != nil {
+	if err := c.do(ctx, "PUT", "/v1/limit", api.LimitRequest{Limit: limit}, &res); err != nil {
 		return 0, err
 	}
 	return res.Limit, nil
@@ -173,7 +152,7 @@ func (c *Client) SetLimit(ctx context.Context, limit int64) (int64, error) {
 
 // SetJobLimit sets one job's rate cap in bytes per second; 0 removes it.
 func (c *Client) SetJobLimit(ctx context.Context, id uint64, limit int64) (*api.Job, error) {
-	return c.doJob(ctx, http.MethodPut, jobPath(id, "/limit"), api.LimitRequest{Limit: limit})
+	return c.doJob(ctx, "PUT", jobPath(id, "/limit"), api.LimitRequest{Limit: limit})
 }
 
 // WatchJob opens the event stream of one job. The stream starts with a
@@ -210,47 +189,46 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
+	defer res.body.Close()
 	if out == nil {
-		_, err = io.Copy(io.Discard, res.Body)
+		_, err = io.Copy(io.Discard, res.body)
 		return err
 	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(res.body).Decode(out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	// Read to the end, so that an answer cut short is an error even when
+	// the part that came decodes.
+	if _, err := io.Copy(io.Discard, res.body); err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	return nil
 }
 
-// send sends a request and returns a 2xx response with its body unread;
-// any other status becomes an *APIError.
-func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var body io.Reader
+// send sends a request and returns a 2xx answer with its body unread;
+// any other status becomes an *APIError. No time-out here: event streams
+// last as long as their context.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*response, error) {
+	header := [][2]string{{"User-Agent", "idmctl/" + Version}}
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
+		header = append(header, [2]string{"Content-Type", "application/json"})
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, body)
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("User-Agent", "idmctl/"+Version)
-	res, err := c.httpClient().Do(req)
-	if err != nil {
-		// Drop *url.Error's quoting of our made-up URL.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if res.StatusCode/100 != 2 {
-		defer res.Body.Close()
+	res, err := roundTrip(ctx, conn, method, path, header, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.status/100 != 2 {
+		defer res.body.Close()
 		return nil, readAPIError(res)
 	}
 	return res, nil
@@ -258,15 +236,15 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 
 // readAPIError turns an error answer into an *APIError, whether or not
 // its body is the API's error shape.
-func readAPIError(res *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-	e := &APIError{Status: res.StatusCode}
+func readAPIError(res *response) error {
+	b, _ := io.ReadAll(io.LimitReader(res.body, maxErrorBody))
+	e := &APIError{Status: res.status, text: res.text}
 	if err := json.Unmarshal(b, &e.Body); err != nil || e.Body.Error == "" {
 		// Not the API's shape: keep the text, guess the code below.
 		e.Body = api.ErrorBody{Error: string(bytes.TrimSpace(b))}
 	}
 	if e.Body.Code == "" {
-		e.Body.Code = codeFor(res.StatusCode)
+		e.Body.Code = codeFor(res.status)
 	}
 	return e
 }
@@ -274,17 +252,17 @@ func readAPIError(res *http.Response) error {
 // codeFor guesses the code of an error answer that carried none.
 func codeFor(status int) string {
 	switch status {
-	case http.StatusBadRequest:
+	case 400:
 		return api.CodeBadRequest
-	case http.StatusForbidden:
+	case 403:
 		return api.CodeForbidden
-	case http.StatusNotFound:
+	case 404:
 		return api.CodeNotFound
-	case http.StatusMethodNotAllowed:
+	case 405:
 		return api.CodeMethod
-	case http.StatusConflict:
+	case 409:
 		return api.CodeConflict
-	case http.StatusServiceUnavailable:
+	case 503:
 		return api.CodeUnavailable
 	}
 	return api.CodeInternal

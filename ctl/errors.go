@@ -3,7 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
-	"net/http"
+	"strings"
 
 	"github.com/idmproject/idm/daemon/api"
 )
@@ -37,6 +37,8 @@ type APIError struct {
 	// API's JSON shape, Error holds its text and Code is guessed from
 	// Status.
 	Body api.ErrorBody
+
+	text string // the status line's reason phrase
 }
 
 // Error returns the daemon's message, meant for a person.
@@ -44,7 +46,7 @@ func (e *APIError) Error() string {
 	if e.Body.Error != "" {
 		return e.Body.Error
 	}
-	return fmt.Sprintf("idmd answered %d %s", e.Status, http.StatusText(e.Status))
+	return strings.TrimSpace(fmt.Sprintf("idmd answered %d %s", e.Status, e.text))
 }
 
 func apiCode(err error) string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 
 	"github.com/idmproject/idm/daemon/api"
@@ -22,12 +21,12 @@ type Watcher struct {
 
 func (c *Client) watch(ctx context.Context, path string) (*Watcher, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	res, err := c.send(ctx, http.MethodGet, path, nil)
+	res, err := c.send(ctx, "GET", path, nil)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	return &Watcher{cancel: cancel, body: res.Body, dec: json.NewDecoder(res.Body)}, nil
+	return &Watcher{cancel: cancel, body: res.body, dec: json.NewDecoder(res.body)}, nil
 }
 
 // Next blocks until the next event. It returns io.EOF when the daemon
