@@ -575,7 +575,8 @@ func cloneRecord(r *store.Record) *store.Record {
 // be allowed to create files in req.Dir, or the request fails with
 // auth.ErrDenied and nothing is written. Only a job the caller may change
 // counts as the same: another user's is neither named nor resumed, and
-// the caller gets a job of its own.
+// the caller gets a job of its own. It asks no source anything: a
+// request that may name a Metalink is CreateFollowing's.
 func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job, created bool, err error) {
 	rec, err := q.validate(ctx, &req)
 	if err != nil {
@@ -623,18 +624,7 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 		q.mu.Unlock()
 		return api.Job{}, false, ErrShutdown
 	}
-	var same *job
-	for _, id := range q.same[sameKey(rec)] {
-		// Not even 409 for another user's job: the caller would learn of,
-		// or take over, a job that is not its own; and refusing would let
-		// one member keep another from a download by starting it first.
-		// The jobs do not collide: each has its own partial file, and
-		// each publishes under a name that replaces nothing.
-		if j := q.jobs[id]; !known || caller.MayChange(j.rec.Owner) {
-			same = j
-			break
-		}
-	}
+	same := q.sameLocked(caller, known, rec)
 	q.mu.Unlock()
 	if same != nil {
 		if !resume {
@@ -662,6 +652,36 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 	q.schedule()
 	view, err = q.Job(j.id)
 	return view, true, err
+}
+
+// sameLocked returns the unfinished job with the same sources and
+// directory as rec that the caller (when known) may change, or nil.
+// Called with mu held.
+func (q *Queue) sameLocked(caller auth.Peer, known bool, rec *store.Record) *job {
+	for _, id := range q.same[sameKey(rec)] {
+		// Not even 409 for another user's job: the caller would learn of,
+		// or take over, a job that is not its own; and refusing would let
+		// one member keep another from a download by starting it first.
+		// The jobs do not collide: each has its own partial file, and
+		// each publishes under a name that replaces nothing.
+		if j := q.jobs[id]; !known || caller.MayChange(j.rec.Owner) {
+			return j
+		}
+	}
+	return nil
+}
+
+// sameJob returns the ID of the unfinished job of the caller of ctx with
+// the same sources and directory as rec, the one Create with Resume
+// would resume, or 0.
+func (q *Queue) sameJob(ctx context.Context, rec *store.Record) uint64 {
+	caller, known := auth.PeerFrom(ctx)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if j := q.sameLocked(caller, known, rec); j != nil {
+		return j.id
+	}
+	return 0
 }
 
 // maxConns bounds the connections a job opens to each source.
@@ -694,6 +714,9 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	}
 	if req.Limit < 0 {
 		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if !req.FollowMetalink && (len(req.Select) > 0 || len(req.Locations) > 0) {
+		return store.FileID{}, fmt.Errorf("%w: select and locations are for a Metalink the source may answer with (follow_metalink)", ErrInvalid)
 	}
 	if err := validateHTTPOptions(req); err != nil {
 		return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
