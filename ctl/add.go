@@ -29,15 +29,14 @@ not wait: see wait and watch.`,
 // (metalink.MaxSize, not imported: idmctl links no parser).
 const maxMetalink = 16 << 20
 
-// addMetalink sends the Metalink file at path, or its URL, to idmd and
+// addMetalink sends the Metalink file at path, or req.URL, to idmd and
 // prints the ID of each job it made, one per line.
 func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequest) (err error) {
 	if req.Dir, err = absDir(req.Dir); err != nil {
 		return err
 	}
-	if strings.Contains(path, "://") {
-		req.URL = path // idmd fetches it
-		return c.createMetalink(ctx, req)
+	if req.URL != "" {
+		return c.createMetalink(ctx, req) // idmd fetches it
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -119,15 +118,19 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(src.metalinks) > 0 {
-		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || content != "" || *checksum != "" || hf.netrc {
-			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without --content, --checksum or --netrc")
+		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || content != "" || *checksum != "" {
+			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without --content or --checksum")
 		}
-		opts, err := hf.options()
-		if err != nil {
+		path := src.metalinks[0]
+		req := api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns, Resume: *resume,
+			MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}}
+		if strings.Contains(path, "://") {
+			req.URL = path
+		}
+		if err := hf.applyMetalink(&req); err != nil {
 			return err
 		}
-		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns, Resume: *resume,
-			HTTPOptions: opts, MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}})
+		return c.addMetalink(ctx, path, req)
 	}
 	sources, err := src.list()
 	switch {
@@ -146,7 +149,7 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume,
+	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow,
 		MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}}
 	if err := hf.apply(&req); err != nil {
 		return err

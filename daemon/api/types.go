@@ -150,6 +150,25 @@ type MetalinkOptions struct {
 	// Locations are the ISO 3166 codes of the countries whose mirrors
 	// come first among those of equal priority, best first.
 	Locations []string `json:"locations,omitempty"`
+	// Logins are credentials by host for the mirrors the Metalink lists,
+	// as the machine entries of a ~/.netrc give them (idmctl's --netrc
+	// sends the caller's): a mirror on a Login's host that carries no
+	// credentials of its own is given them in its address, shown with
+	// the password hidden as any source's is. Each applies to its own
+	// host only, whatever the scheme or port, as curl applies a netrc's;
+	// there is no default for other hosts, since the Metalink's author,
+	// not the caller, chose them. At most 256; kept for no other use.
+	Logins []Login `json:"logins,omitempty"`
+}
+
+// Login is one host's credentials.
+type Login struct {
+	// Host is the host name, as a URL gives it, without a port; its case
+	// does not matter.
+	Host string `json:"host"`
+	// Login is the user name; Password its password.
+	Login    string `json:"login"`
+	Password string `json:"password,omitempty"`
 }
 
 // CreateRequest is the body of POST /v1/jobs.
@@ -191,7 +210,8 @@ type CreateRequest struct {
 	// job, as without it.
 	FollowMetalink bool `json:"follow_metalink,omitempty"`
 	// MetalinkOptions are for the Metalink the source may answer with:
-	// only with FollowMetalink, and Select and Locations only if it does.
+	// only with FollowMetalink, and Select and Locations only if it does
+	// (Logins are left unused if it does not).
 	MetalinkOptions
 }
 

@@ -34,6 +34,10 @@ import (
 // req.Resume asks for that job to be resumed. created says whether any
 // job is new.
 func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
+	logins, err := loginsByHost(req.Logins)
+	if err != nil {
+		return nil, false, err
+	}
 	doc := req.Document
 	var self []string
 	if req.URL != "" {
@@ -48,7 +52,7 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jo
 			return nil, false, err
 		}
 	}
-	return q.metalinkJobs(ctx, doc, self, req)
+	return q.metalinkJobs(ctx, doc, self, logins, req)
 }
 
 // CreateFollowing is Create for a request that may name a Metalink by a
@@ -65,6 +69,10 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jo
 // req.Resume, an existing job of the source is resumed without asking.
 func (q *Queue) CreateFollowing(ctx context.Context, req api.CreateRequest) (jobs []api.Job, fromMetalink, created bool, err error) {
 	rec, err := q.validate(ctx, &req)
+	if err != nil {
+		return nil, false, false, err
+	}
+	logins, err := loginsByHost(req.Logins)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -90,7 +98,7 @@ func (q *Queue) CreateFollowing(ctx context.Context, req api.CreateRequest) (job
 		return nil, false, false, fmt.Errorf("%w: %s answers with a Metalink, which brings its own hashes: add it without content or checksum", ErrInvalid, shown)
 	}
 	q.log.Info("source answers with a Metalink: its files become jobs", "source", shown)
-	jobs, created, err = q.metalinkJobs(ctx, doc, self, api.MetalinkRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections,
+	jobs, created, err = q.metalinkJobs(ctx, doc, self, logins, api.MetalinkRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections,
 		HTTPOptions: req.HTTPOptions, Resume: req.Resume, MetalinkOptions: req.MetalinkOptions})
 	if err != nil {
 		return nil, false, false, err
@@ -114,8 +122,9 @@ func metalinkCandidate(req *api.CreateRequest) *addr.Addr {
 
 // metalinkJobs queues the jobs of the Metalink document doc as
 // CreateMetalink says, those of req's options. self are the addresses
-// the document was fetched from: no job takes them as a mirror.
-func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
+// the document was fetched from: no job takes them as a mirror. A mirror
+// on a host of logins is given its credentials.
+func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, logins map[string]api.Login, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
 	files, err := metalink.Parse(strings.NewReader(doc))
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -137,7 +146,7 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, req
 				q.log.Info("a Metalink's mirror is the Metalink itself, left out", "file", f.Name, "mirror", addr.Redact(m.URL))
 				continue
 			}
-			cr.Sources = append(cr.Sources, m.URL)
+			cr.Sources = append(cr.Sources, withLogin(m.URL, logins))
 		}
 		if len(cr.Sources) == 0 {
 			return nil, false, fmt.Errorf("%w: %s: its only mirror is the Metalink itself", ErrInvalid, f.Name)
@@ -174,6 +183,52 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, req
 		created = created || made
 	}
 	return jobs, created, nil
+}
+
+// Bounds on a request's logins: more than a ~/.netrc holds, and little
+// for the daemon to keep while it makes the jobs.
+const (
+	maxLogins    = 256
+	maxHostLen   = 255
+	maxLoginPart = 1 << 10
+)
+
+// loginsByHost checks a request's logins and returns them by host name,
+// in lower case; of two for one host, the first wins, as in a ~/.netrc.
+// Its errors show no user name or password.
+func loginsByHost(ls []api.Login) (map[string]api.Login, error) {
+	if len(ls) > maxLogins {
+		return nil, fmt.Errorf("%w: %d logins: at most %d", ErrInvalid, len(ls), maxLogins)
+	}
+	out := make(map[string]api.Login, len(ls))
+	for i, l := range ls {
+		host := strings.ToLower(l.Host)
+		switch {
+		case host == "" || len(host) > maxHostLen || strings.ContainsAny(host, "/@?#\x00\t\r\n "):
+			return nil, fmt.Errorf("%w: login %d: not a host name", ErrInvalid, i+1)
+		case l.Login == "":
+			return nil, fmt.Errorf("%w: login %d (%s): no user name", ErrInvalid, i+1, host)
+		case len(l.Login) > maxLoginPart || len(l.Password) > maxLoginPart:
+			return nil, fmt.Errorf("%w: login %d (%s): longer than %d bytes", ErrInvalid, i+1, host, maxLoginPart)
+		}
+		if _, dup := out[host]; !dup {
+			out[host] = l
+		}
+	}
+	return out, nil
+}
+
+// withLogin returns the http(s) address raw with the credentials logins
+// has for its host, when it has none of its own.
+func withLogin(raw string, logins map[string]api.Login) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if l, ok := logins[strings.ToLower(u.Hostname())]; ok {
+		return addr.WithLogin(raw, l.Login, l.Password)
+	}
+	return raw
 }
 
 // sameResource reports whether the http(s) addresses a and b, in their

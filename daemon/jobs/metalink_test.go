@@ -3,8 +3,11 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/internal/proctest"
 )
 
 // metalinkServer answers every request with its document as a Metalink 4,
@@ -256,5 +260,138 @@ func TestQueue_Mirrors_MetalinkAnswerRejected(t *testing.T) {
 	bad := j.Progress.Sources[0]
 	if bad.State != api.SourceRejected || !strings.Contains(bad.LastError, "Metalink") || bad.Verified != 0 {
 		t.Errorf("the source that answers with a Metalink: state %q, error %q, %d verified; want rejected, saying why", bad.State, bad.LastError, bad.Verified)
+	}
+}
+
+// authMirror serves a directory over ranges on one loopback address, to
+// a client that logs in with Basic credentials when it wants some, and
+// records the Authorization of every request.
+type authMirror struct {
+	*httptest.Server
+
+	mu    sync.Mutex
+	auths []string
+}
+
+// newAuthMirror serves dir on ip to user with password pass; with user
+// "", to anyone. Each answer waits delay first.
+func newAuthMirror(t *testing.T, ip, dir, user, pass string, delay time.Duration) *authMirror {
+	m := &authMirror{}
+	fs := http.FileServer(http.Dir(dir))
+	m.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		m.auths = append(m.auths, r.Header.Get("Authorization"))
+		m.mu.Unlock()
+		time.Sleep(delay)
+		if u, p, ok := r.BasicAuth(); user != "" && (!ok || u != user || p != pass) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="mirror"`)
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Listener.Close()
+	m.Listener = ln
+	m.Start()
+	t.Cleanup(m.Close)
+	return m
+}
+
+// seen returns the Authorization of every request so far.
+func (m *authMirror) seen() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.auths)
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// A Metalink's logins go to the mirrors of their own hosts, each its
+// own, and nowhere else: a mirror on a host with no login is sent none.
+// The credentials are used, and shown nowhere: not in the job's view, its
+// summary or the daemon's log.
+func TestQueue_Metalink_Logins(t *testing.T) {
+	path, data := testFile(t, 3<<20+5, 95)
+	dir := filepath.Dir(path)
+	// The job lasts long enough for every mirror to be asked.
+	a := newAuthMirror(t, "127.0.0.1", dir, "ann", "pw-of-ann", 50*time.Millisecond)
+	b := newAuthMirror(t, "127.0.0.2", dir, "bob", "pw-of-bob", 50*time.Millisecond)
+	c := newAuthMirror(t, "127.0.0.3", dir, "", "", 0)
+	var log proctest.LockedBuffer
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	doc := meta4("f.bin", data, 256<<10, a.URL+"/video.bin", b.URL+"/video.bin", c.URL+"/video.bin")
+	logins := []api.Login{{Host: "127.0.0.1", Login: "ann", Password: "pw-of-ann"}, {Host: "127.0.0.2", Login: "bob", Password: "pw-of-bob"},
+		{Host: "127.0.0.9", Login: "eve", Password: "pw-of-eve"}}
+	js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: doc, Dir: t.TempDir(), MetalinkOptions: api.MetalinkOptions{Logins: logins}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := finish(t, q, js[0].ID)
+	sameFile(t, j.Path, data)
+	for _, m := range []struct {
+		name   string
+		mirror *authMirror
+		want   string
+	}{{"127.0.0.1", a, basic("ann", "pw-of-ann")}, {"127.0.0.2", b, basic("bob", "pw-of-bob")}, {"127.0.0.3", c, ""}} {
+		seen := m.mirror.seen()
+		if len(seen) == 0 || slices.ContainsFunc(seen, func(s string) bool { return s != m.want }) {
+			t.Errorf("the mirror on %s was sent Authorization %q; want %q every time", m.name, seen, m.want)
+		}
+	}
+	for i, s := range j.Progress.Sources {
+		if s.State == api.SourceFailed {
+			t.Errorf("mirror %d failed: %s", i, s.LastError)
+		}
+	}
+	if want := "ann:xxxxx@127.0.0.1"; !strings.Contains(j.Sources[0], want) {
+		t.Errorf("the job shows its first source as %q, want it with its login and the password hidden", j.Sources[0])
+	}
+	sum := q.Jobs()[0].Summary()
+	for what, s := range map[string]string{
+		"job":     fmt.Sprint(j),
+		"summary": fmt.Sprint(sum),
+		"log":     log.String(),
+	} {
+		if strings.Contains(s, "pw-of-") {
+			t.Errorf("the %s shows a password: %s", what, s)
+		}
+	}
+}
+
+// Logins that cannot be a ~/.netrc's are refused in one line that shows
+// no user name or password, before anything is fetched or made.
+func TestQueue_Metalink_LoginsRefused(t *testing.T) {
+	data := bytes.Repeat([]byte("z"), 300<<10)
+	q := mirrorQueue(t)
+	doc := meta4("f.bin", data, 256<<10, "http://127.0.0.1:1/f.bin")
+	many := make([]api.Login, maxLogins+1)
+	for i := range many {
+		many[i] = api.Login{Host: fmt.Sprintf("h%d.example", i), Login: "u", Password: "s3cr3t"}
+	}
+	for _, ls := range [][]api.Login{
+		{{Host: "", Login: "ann", Password: "s3cr3t"}},
+		{{Host: "a.example/x", Login: "ann", Password: "s3cr3t"}},
+		{{Host: "a.example", Login: "", Password: "s3cr3t"}},
+		{{Host: "a.example", Login: "ann", Password: strings.Repeat("s3cr3t", 200)}},
+		many,
+	} {
+		js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: doc, Dir: t.TempDir(), MetalinkOptions: api.MetalinkOptions{Logins: ls}})
+		if !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "ann") {
+			t.Errorf("%v, %v; want ErrInvalid that shows no secret", js, err)
+		}
+	}
+	if n := len(q.Jobs()); n != 0 {
+		t.Errorf("refused logins made %d jobs", n)
 	}
 }

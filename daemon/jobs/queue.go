@@ -715,8 +715,8 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	if req.Limit < 0 {
 		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
-	if !req.FollowMetalink && (len(req.Select) > 0 || len(req.Locations) > 0) {
-		return store.FileID{}, fmt.Errorf("%w: select and locations are for a Metalink the source may answer with (follow_metalink)", ErrInvalid)
+	if !req.FollowMetalink && (len(req.Select) > 0 || len(req.Locations) > 0 || len(req.Logins) > 0) {
+		return store.FileID{}, fmt.Errorf("%w: select, locations and logins are for a Metalink the source may answer with (follow_metalink)", ErrInvalid)
 	}
 	if err := validateHTTPOptions(req); err != nil {
 		return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
