@@ -314,7 +314,12 @@ func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOpti
 		q.log.Debug("source not asked whether it is a Metalink", "source", a.Redacted(), "err", err)
 		return "", nil, nil
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// A little is read, so that the byte of a file's range leaves the
+		// connection for its job's first request; not a whole file's.
+		io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+	}()
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
