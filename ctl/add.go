@@ -12,15 +12,16 @@ import (
 
 var addCmd = &command{
 	name:  "add",
-	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] [--checksum ALGO=HEX] SOURCE ... | [-o DIR] [--limit RATE] [--select NAMES] [--location CC,...] FILE.meta4 | -a IP -p PORT [PORT ...]",
+	args:  "[-r] [-o DIR] [--limit RATE] [--content HASH] [--checksum ALGO=HEX] SOURCE ... | [-r] [-o DIR] [--limit RATE] [--select NAMES] [--location CC,...] FILE.meta4|URL | -a IP -p PORT [PORT ...]",
 	short: "add a download and print its job ID",
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is an idm
 server, idm://host:port (IPv6 in brackets), or an http:// or https://
-URL of a mirror; one job may take both. A Metalink (FILE.meta4, or an
-http(s) URL of one, which idmd fetches) makes one job per file it lists, from its mirrors, checked against its
-hashes; add prints each job's ID on a line. It does not wait: see wait
-and watch.`,
+URL of a mirror; one job may take both. A Metalink (FILE.meta4, an
+http(s) URL of one, or a lone URL that idmd finds answers with one,
+whatever its name) makes one job per file it lists, from its mirrors,
+checked against its hashes; add prints each job's ID on a line. It does
+not wait: see wait and watch.`,
 	run: (*cli).runAdd,
 }
 
@@ -28,15 +29,14 @@ and watch.`,
 // (metalink.MaxSize, not imported: idmctl links no parser).
 const maxMetalink = 16 << 20
 
-// addMetalink sends the Metalink file at path, or its URL, to idmd and
+// addMetalink sends the Metalink file at path, or req.URL, to idmd and
 // prints the ID of each job it made, one per line.
 func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequest) (err error) {
 	if req.Dir, err = absDir(req.Dir); err != nil {
 		return err
 	}
-	if strings.Contains(path, "://") {
-		req.URL = path // idmd fetches it
-		return c.createMetalink(ctx, req)
+	if req.URL != "" {
+		return c.createMetalink(ctx, req) // idmd fetches it
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -59,8 +59,14 @@ func (c *cli) addMetalink(ctx context.Context, path string, req api.MetalinkRequ
 func (c *cli) createMetalink(ctx context.Context, req api.MetalinkRequest) error {
 	js, err := c.client.CreateMetalink(ctx, req)
 	if err != nil {
-		return err
+		return existing(err, req.Dir)
 	}
+	return c.printJobs(js)
+}
+
+// printJobs prints the IDs of a Metalink's jobs, one per line, or the
+// jobs as a JSON list.
+func (c *cli) printJobs(js []api.Job) error {
 	if c.json {
 		return c.printJSON(js)
 	}
@@ -70,6 +76,15 @@ func (c *cli) createMetalink(ctx context.Context, req api.MetalinkRequest) error
 		}
 	}
 	return nil
+}
+
+// existing says err, the daemon's refusal of a job that exists already
+// in dir, as one line that says how to resume it; other errors are kept.
+func existing(err error, dir string) error {
+	if id, ok := ExistingJob(err); ok {
+		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", dir, id)}
+	}
+	return err
 }
 
 // commaList splits a comma-separated flag value, dropping empty items.
@@ -103,18 +118,19 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(src.metalinks) > 0 {
-		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || *resume || content != "" || *checksum != "" || hf.netrc {
-			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without -r, --content, --checksum or --netrc")
+		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || content != "" || *checksum != "" {
+			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without --content or --checksum")
 		}
-		opts, err := hf.options()
-		if err != nil {
+		path := src.metalinks[0]
+		req := api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns, Resume: *resume,
+			MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}}
+		if strings.Contains(path, "://") {
+			req.URL = path
+		}
+		if err := hf.applyMetalink(&req); err != nil {
 			return err
 		}
-		return c.addMetalink(ctx, src.metalinks[0], api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns,
-			HTTPOptions: opts, Select: commaList(*sel), Locations: commaList(*loc)})
-	}
-	if *sel != "" || *loc != "" {
-		return usagef(fs, "--select and --location are for a Metalink file")
+		return c.addMetalink(ctx, path, req)
 	}
 	sources, err := src.list()
 	switch {
@@ -123,20 +139,33 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	case len(sources) == 0:
 		return usagef(fs, "missing the sources")
 	}
+	// A lone URL may answer with a Metalink, whatever its name: idmd, which
+	// asks it, says which, and idmctl links no protocol to ask it itself.
+	follow := len(sources) == 1 && !strings.HasPrefix(sources[0], "idm://")
+	if !follow && (*sel != "" || *loc != "") {
+		return usagef(fs, "--select and --location are for a Metalink: FILE.meta4, or the one URL of one")
+	}
 	abs, err := absDir(*dir)
 	if err != nil {
 		return err
 	}
-	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume}
+	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow,
+		MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}}
 	if err := hf.apply(&req); err != nil {
 		return err
 	}
-	job, err := c.client.Create(ctx, req)
-	if id, ok := ExistingJob(err); ok {
-		return &exitError{ExitError, fmt.Sprintf("a download of the same servers into %s exists (job %d); use -r to resume it", abs, id)}
-	}
-	if err != nil {
-		return err
+	var job *api.Job
+	if follow {
+		js, fromMetalink, err := c.client.CreateFollowing(ctx, req)
+		if err != nil {
+			return existing(err, abs)
+		}
+		if fromMetalink {
+			return c.printJobs(js)
+		}
+		job = &js[0]
+	} else if job, err = c.client.Create(ctx, req); err != nil {
+		return existing(err, abs)
 	}
 	if c.json {
 		return c.printJSON(job)

@@ -95,13 +95,39 @@ func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, e
 	return c.doJob(ctx, "POST", "/v1/jobs", req)
 }
 
+// CreateFollowing adds a job as Create does, but when req's one source is
+// an http(s) URL that answers with a Metalink, whatever its name, idmd
+// makes the Metalink's jobs instead, one per file, and metalink is true.
+// It sets req.FollowMetalink.
+func (c *Client) CreateFollowing(ctx context.Context, req api.CreateRequest) (jobs []api.Job, metalink bool, err error) {
+	req.FollowMetalink = true
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodPost, "/v1/jobs", req, &raw); err != nil {
+		return nil, false, err
+	}
+	// A list of jobs is the Metalink's; one job is the source's own.
+	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+		if err := json.Unmarshal(raw, &jobs); err != nil {
+			return nil, false, fmt.Errorf("POST /v1/jobs: decode answer: %w", err)
+		}
+		return jobs, true, nil
+	}
+	var j api.Job
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return nil, false, fmt.Errorf("POST /v1/jobs: decode answer: %w", err)
+	}
+	return []api.Job{j}, false, nil
+}
+
 // SetSources adds sources to a job and removes others.
 func (c *Client) SetSources(ctx context.Context, id uint64, req api.SourcesRequest) (*api.Job, error) {
 	return c.doJob(ctx, "POST", jobPath(id, "/sources"), req)
 }
 
 // CreateMetalink adds one job per file of a Metalink document, or per
-// file req.Select names, and returns them.
+// file req.Select names, and returns them. With req.Resume, a file's
+// unfinished job is resumed instead of a new one; without it, such a job
+// makes it fail with an error for which IsExists is true.
 func (c *Client) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
 	var js []api.Job
 	if err := c.do(ctx, "POST", "/v1/metalinks", req, &js); err != nil {

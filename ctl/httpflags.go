@@ -2,15 +2,18 @@ package ctl
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/transport/addr"
 )
 
 // maxCAFile bounds the --ca-file idmctl reads and sends.
@@ -32,7 +35,7 @@ func (h *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.userAgent, "user-agent", "", "name the client `AGENT` to the HTTP mirrors")
 	fs.StringVar(&h.caFile, "ca-file", "", "trust the certificates in `FILE` (PEM) too, for the https mirrors")
 	fs.StringVar(&h.proxy, "proxy", "", "reach the HTTP mirrors through `URL` (http://, https:// or socks5://)")
-	fs.BoolVar(&h.netrc, "netrc", false, "log in to the HTTP mirrors with the credentials ~/.netrc has for them")
+	fs.BoolVar(&h.netrc, "netrc", false, "log in to the HTTP mirrors with the credentials ~/.netrc has for their hosts (a Metalink's mirrors: never the default entry's)")
 	fs.BoolVar(&h.noDisc, "no-discover", false, "do not add the mirrors a mirror announces (Link: rel=duplicate)")
 }
 
@@ -50,29 +53,81 @@ func (h *httpFlags) options() (api.HTTPOptions, error) {
 	return o, nil
 }
 
-// apply puts the options into req, and the credentials ~/.netrc has for
-// its mirrors into their addresses.
+// apply puts the options into req and, with --netrc, the credentials
+// ~/.netrc has for its sources' hosts (or its default ones: the user
+// typed these addresses) into their addresses. For a lone URL that may
+// answer with a Metalink, the netrc's machine entries go with the
+// request, for the mirrors the Metalink lists.
 func (h *httpFlags) apply(req *api.CreateRequest) error {
 	var err error
 	if req.HTTPOptions, err = h.options(); err != nil {
 		return err
 	}
-	if h.netrc {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(filepath.Join(home, ".netrc"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		logins := parseNetrc(f)
-		for i, s := range req.Sources {
-			req.Sources[i] = withLogin(s, logins)
-		}
+	logins, err := h.netrcLogins()
+	if err != nil || logins == nil {
+		return err
+	}
+	for i, s := range req.Sources {
+		req.Sources[i] = withLogin(s, logins)
+	}
+	if req.FollowMetalink {
+		req.Logins = machineLogins(logins)
 	}
 	return nil
+}
+
+// applyMetalink puts the options into req and, with --netrc, the
+// credentials ~/.netrc has for the host of its URL (or its default ones)
+// into it, and the netrc's machine entries with the request, for the
+// mirrors the Metalink lists.
+func (h *httpFlags) applyMetalink(req *api.MetalinkRequest) error {
+	var err error
+	if req.HTTPOptions, err = h.options(); err != nil {
+		return err
+	}
+	logins, err := h.netrcLogins()
+	if err != nil || logins == nil {
+		return err
+	}
+	if req.URL != "" {
+		req.URL = withLogin(req.URL, logins)
+	}
+	req.Logins = machineLogins(logins)
+	return nil
+}
+
+// netrcLogins reads ~/.netrc, the caller's own, when --netrc was given:
+// idmd never reads one. It returns nil without --netrc.
+func (h *httpFlags) netrcLogins() (map[string]netrcLogin, error) {
+	if !h.netrc {
+		return nil, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil, err
+	}
+	b, err := readBounded(filepath.Join(home, ".netrc"), maxNetrc)
+	if err != nil {
+		return nil, err
+	}
+	return parseNetrc(bytes.NewReader(b)), nil
+}
+
+// maxNetrc bounds the ~/.netrc idmctl reads.
+const maxNetrc = 1 << 20
+
+// machineLogins returns the machine entries of logins, by host, for idmd
+// to give the mirrors of those hosts a Metalink lists. The default entry
+// is left out: it would go to every host a Metalink's author chose.
+func machineLogins(logins map[string]netrcLogin) []api.Login {
+	var out []api.Login
+	for host, l := range logins {
+		if host != "" && l.login != "" {
+			out = append(out, api.Login{Host: host, Login: l.login, Password: l.password})
+		}
+	}
+	slices.SortFunc(out, func(a, b api.Login) int { return strings.Compare(a.Host, b.Host) })
+	return out
 }
 
 // readBounded reads the file at path, refusing one larger than max.
@@ -154,20 +209,17 @@ func parseNetrc(r io.Reader) map[string]netrcLogin {
 	return out
 }
 
-// withLogin returns the http(s) source s with the credentials logins has
-// for its host (or the default ones) when it has none of its own.
+// withLogin returns the http(s) source s, as the user typed it, with the
+// credentials logins has for its host (or the default ones) when it has
+// none of its own.
 func withLogin(s string, logins map[string]netrcLogin) string {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
+	if err != nil {
 		return s
 	}
 	l, ok := logins[strings.ToLower(u.Hostname())]
 	if !ok {
-		l, ok = logins[""]
+		l = logins[""]
 	}
-	if !ok || l.login == "" {
-		return s
-	}
-	u.User = url.UserPassword(l.login, l.password)
-	return u.String()
+	return addr.WithLogin(s, l.login, l.password)
 }

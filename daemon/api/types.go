@@ -132,11 +132,43 @@ type MetalinkRequest struct {
 	// Connections and HTTPOptions are as in CreateRequest, for every job.
 	Connections int `json:"connections,omitempty"`
 	HTTPOptions
+	// Resume is as in CreateRequest, for each file: its unfinished job
+	// with the same mirrors and directory is resumed instead of a new
+	// one. Without it, such a job makes the request fail with CodeExists,
+	// and no job is made.
+	Resume bool `json:"resume,omitempty"`
+	// MetalinkOptions say which files become jobs, and how their
+	// mirrors are ordered.
+	MetalinkOptions
+}
+
+// MetalinkOptions are how the files of a Metalink become jobs, as
+// MetalinkRequest takes them and CreateRequest with FollowMetalink.
+type MetalinkOptions struct {
 	// Select names the files to download; empty means every one.
 	Select []string `json:"select,omitempty"`
 	// Locations are the ISO 3166 codes of the countries whose mirrors
 	// come first among those of equal priority, best first.
 	Locations []string `json:"locations,omitempty"`
+	// Logins are credentials by host for the mirrors the Metalink lists,
+	// as the machine entries of a ~/.netrc give them (idmctl's --netrc
+	// sends the caller's): a mirror on a Login's host that carries no
+	// credentials of its own is given them in its address, shown with
+	// the password hidden as any source's is. Each applies to its own
+	// host only, whatever the scheme or port, as curl applies a netrc's;
+	// there is no default for other hosts, since the Metalink's author,
+	// not the caller, chose them. At most 256; kept for no other use.
+	Logins []Login `json:"logins,omitempty"`
+}
+
+// Login is one host's credentials.
+type Login struct {
+	// Host is the host name, as a URL gives it, without a port; its case
+	// does not matter.
+	Host string `json:"host"`
+	// Login is the user name; Password its password.
+	Login    string `json:"login"`
+	Password string `json:"password,omitempty"`
 }
 
 // CreateRequest is the body of POST /v1/jobs.
@@ -169,6 +201,18 @@ type CreateRequest struct {
 	// and directory, resumed whatever its state, instead of a new one.
 	// Without it, such a job makes the request fail with CodeExists.
 	Resume bool `json:"resume,omitempty"`
+	// FollowMetalink lets a lone http(s) source that answers with a
+	// Metalink 4 (Content-Type application/metalink4+xml), whatever its
+	// name, become the Metalink's jobs, as MetalinkRequest with its URL
+	// makes them, with the request's directory, limit, connections, HTTP
+	// options, Resume and MetalinkOptions. The answer is then a list of
+	// jobs, one per file; when the source is no Metalink, it is the one
+	// job, as without it.
+	FollowMetalink bool `json:"follow_metalink,omitempty"`
+	// MetalinkOptions are for the Metalink the source may answer with:
+	// only with FollowMetalink, and Select and Locations only if it does
+	// (Logins are left unused if it does not).
+	MetalinkOptions
 }
 
 // LimitRequest is the body of PUT /v1/limit and PUT /v1/jobs/{id}/limit.

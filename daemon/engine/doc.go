@@ -14,7 +14,9 @@
 // is permanent (the source can never serve this job: another file, an
 // unsupported protocol version, a range it does not have) when it has a
 // Permanent method that says so, and transient otherwise (retried with
-// back-off).
+// back-off). One whose error has an OtherFile method that returns true
+// holds another file, though it could not describe one (an HTTP mirror
+// that answers with a Metalink): it is rejected with that reason.
 //
 // # The file
 //

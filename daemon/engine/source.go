@@ -88,6 +88,15 @@ func Permanent(err error) bool {
 	return errors.As(err, &p) && p.Permanent()
 }
 
+// otherFile reports whether err says that the source holds another file
+// than the job's, found before it could describe one (an HTTP mirror that
+// answers with a Metalink): it has a method OtherFile that returns true.
+// Such a source is rejected, as one whose description differs is.
+func otherFile(err error) bool {
+	var o interface{ OtherFile() bool }
+	return errors.As(err, &o) && o.OtherFile()
+}
+
 // sequential makes a Conn that fetches one range at a time look like a
 // Pipeliner of depth one.
 type sequential struct {

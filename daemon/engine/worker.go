@@ -151,6 +151,11 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case errors.Is(err, errCancelled):
 			continue
+		case otherFile(err):
+			w.src.setState(SourceRejected, err.Error())
+			w.t.log.Warn("source rejected", "source", w.src.src.String(), "reason", err)
+			w.t.sourcesChanged()
+			return
 		case Permanent(err):
 			w.src.mu.Lock()
 			w.src.stat.Errors++

@@ -448,7 +448,7 @@ func TestQueue_Metalink(t *testing.T) {
 	good := fileMirror(t, filepath.Dir(path), nil)
 	q := mirrorQueue(t)
 	doc := meta4("release.iso", data, pieceLen, bad.URL+"/video.bin", good.URL+"/video.bin")
-	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: doc, Dir: t.TempDir()})
+	js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: doc, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestQueue_Metalink_Refused(t *testing.T) {
 		{"no usable mirror", meta4("a.iso", data, 4096, "ftp://127.0.0.1:1/f"), nil, "a.iso"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: tt.doc, Dir: out, Select: tt.sel})
+			js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: tt.doc, Dir: out, MetalinkOptions: api.MetalinkOptions{Select: tt.sel}})
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("CreateMetalink = %v, %v; want one line of ErrInvalid saying %q", js, err, tt.says)
 			}
@@ -940,11 +940,11 @@ func TestQueue_MetalinkByURL(t *testing.T) {
 		{URL: meta.URL + "/release.meta4", Document: doc},
 	} {
 		bad.Dir = t.TempDir()
-		if js, err := q.CreateMetalink(context.Background(), bad); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "s3cr3t") {
+		if js, _, err := q.CreateMetalink(context.Background(), bad); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("%s: %v, %v; want ErrInvalid that shows no secret", bad.URL, js, err)
 		}
 	}
-	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{URL: meta.URL + "/release.meta4", Dir: t.TempDir()})
+	js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{URL: meta.URL + "/release.meta4", Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -969,7 +969,7 @@ func TestQueue_Metalink_HTTPOptions(t *testing.T) {
 	}))
 	t.Cleanup(mirror.Close)
 	q := mirrorQueue(t)
-	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: meta4("f.bin", data, 256<<10, mirror.URL+"/video.bin"), Dir: t.TempDir(),
+	js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: meta4("f.bin", data, 256<<10, mirror.URL+"/video.bin"), Dir: t.TempDir(),
 		HTTPOptions: api.HTTPOptions{Headers: []string{"Cookie: session=s3cr3t"}}})
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/engine"
@@ -18,7 +15,6 @@ import (
 	"github.com/idmproject/idm/transport"
 	"github.com/idmproject/idm/transport/addr"
 	"github.com/idmproject/idm/transport/httpsrc"
-	"github.com/idmproject/idm/transport/metalink"
 )
 
 // Limits on a job's HTTP options: they bound what one request can make
@@ -207,44 +203,6 @@ func redactHeaders(headers []string) []string {
 
 // errNoMirrorOptions is returned when HTTP options come without a mirror.
 var errNoMirrorOptions = errors.New("HTTP options (headers, user agent, CA, proxy) but no http:// or https:// source")
-
-// metalinkTimeout bounds the fetch of a Metalink a caller named by URL.
-const metalinkTimeout = time.Minute
-
-// fetchMetalink fetches the Metalink document at raw, an http(s) URL,
-// with the daemon's client: TLS verified, redirects followed (never from
-// https to http), at most metalink.MaxSize bytes.
-func (q *Queue) fetchMetalink(ctx context.Context, raw string) (string, error) {
-	a, err := addr.Parse(raw)
-	if err != nil || a.Scheme == addr.IDM {
-		return "", fmt.Errorf("%w: Metalink %q: want an http:// or https:// URL", ErrInvalid, addr.Redact(raw))
-	}
-	ctx, cancel := context.WithTimeout(ctx, metalinkTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: Metalink %s: not a URL", ErrInvalid, a.Redacted())
-	}
-	req.Header.Set("Accept", metalink.MediaType)
-	req.Header.Set("User-Agent", cmp.Or(q.cfg.UserAgent, defaultUserAgent))
-	resp, err := q.mirrors().Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its text quotes the URL, secrets and all
-		}
-		return "", fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%w: Metalink %s: %s", ErrInvalid, a.Redacted(), resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, metalink.MaxSize+1))
-	if err != nil {
-		return "", fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
-	}
-	return string(b), nil
-}
 
 // maxDiscovered bounds the sources discovery may bring a job to.
 const maxDiscovered = 16

@@ -23,7 +23,6 @@ import (
 	"github.com/idmproject/idm/transport"
 	"github.com/idmproject/idm/transport/addr"
 	"github.com/idmproject/idm/transport/httpsrc"
-	"github.com/idmproject/idm/transport/metalink"
 )
 
 // DefaultMaxActive is how many jobs download at once by default.
@@ -576,7 +575,8 @@ func cloneRecord(r *store.Record) *store.Record {
 // be allowed to create files in req.Dir, or the request fails with
 // auth.ErrDenied and nothing is written. Only a job the caller may change
 // counts as the same: another user's is neither named nor resumed, and
-// the caller gets a job of its own.
+// the caller gets a job of its own. It asks no source anything: a
+// request that may name a Metalink is CreateFollowing's.
 func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job, created bool, err error) {
 	rec, err := q.validate(ctx, &req)
 	if err != nil {
@@ -612,91 +612,6 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 	return rec, nil
 }
 
-// CreateMetalink queues one job per file of a Metalink 4 document (those
-// req.Select names, or every one): each downloads from the file's
-// mirrors, best first, and starts with its file decided when the
-// Metalink gives piece hashes, so every piece is checked against them;
-// its whole-file digests are checked before it is published. The whole
-// request is checked before any job is created. A file whose job exists
-// already (same mirrors and directory) stops the request there, with
-// the jobs created so far kept; their views come back with the error.
-func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
-	doc := strings.NewReader(req.Document)
-	if req.URL != "" {
-		if req.Document != "" {
-			return nil, fmt.Errorf("%w: a Metalink's document or its URL, not both", ErrInvalid)
-		}
-		body, err := q.fetchMetalink(ctx, req.URL)
-		if err != nil {
-			return nil, err
-		}
-		doc = strings.NewReader(body)
-	}
-	files, err := metalink.Parse(doc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if files, err = selectFiles(files, req.Select); err != nil {
-		return nil, err
-	}
-	type planned struct {
-		rec    *store.Record
-		hashes []byte
-	}
-	var plan []planned
-	for _, f := range files {
-		cr := api.CreateRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections, HTTPOptions: req.HTTPOptions}
-		for _, m := range f.Ordered(req.Locations) {
-			cr.Sources = append(cr.Sources, m.URL)
-		}
-		if f.Pieces == nil && len(f.Digests) > 0 {
-			cr.Checksum = f.Digests[0].String()
-		}
-		rec, err := q.validate(ctx, &cr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Name, err)
-		}
-		var hashes []byte
-		if f.Pieces != nil {
-			file := *f.Pieces
-			file.Digests = f.Digests
-			rec.SetFile(&file, engine.SanitizeName(f.Name), false)
-			hashes = file.Pieces
-		} else {
-			rec.Name = engine.SanitizeName(f.Name)
-		}
-		plan = append(plan, planned{rec, hashes})
-	}
-	var out []api.Job
-	for _, p := range plan {
-		j, _, err := q.add(ctx, p.rec, p.hashes, false)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, j)
-	}
-	return out, nil
-}
-
-// selectFiles returns the files named in names, in the document's order,
-// or every file when names is empty.
-func selectFiles(files []metalink.File, names []string) ([]metalink.File, error) {
-	if len(names) == 0 {
-		return files, nil
-	}
-	var out []metalink.File
-	for _, n := range names {
-		i := slices.IndexFunc(files, func(f metalink.File) bool { return f.Name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("%w: the Metalink has no file %q", ErrInvalid, n)
-		}
-		if !slices.ContainsFunc(out, func(f metalink.File) bool { return f.Name == n }) {
-			out = append(out, files[i])
-		}
-	}
-	return out, nil
-}
-
 // add stores rec, a new job's record with its piece hashes when its file
 // is known, and queues the job; or, with resume, resumes the unfinished
 // job with the same sources and directory, as Create says.
@@ -709,18 +624,7 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 		q.mu.Unlock()
 		return api.Job{}, false, ErrShutdown
 	}
-	var same *job
-	for _, id := range q.same[sameKey(rec)] {
-		// Not even 409 for another user's job: the caller would learn of,
-		// or take over, a job that is not its own; and refusing would let
-		// one member keep another from a download by starting it first.
-		// The jobs do not collide: each has its own partial file, and
-		// each publishes under a name that replaces nothing.
-		if j := q.jobs[id]; !known || caller.MayChange(j.rec.Owner) {
-			same = j
-			break
-		}
-	}
+	same := q.sameLocked(caller, known, rec)
 	q.mu.Unlock()
 	if same != nil {
 		if !resume {
@@ -748,6 +652,36 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 	q.schedule()
 	view, err = q.Job(j.id)
 	return view, true, err
+}
+
+// sameLocked returns the unfinished job with the same sources and
+// directory as rec that the caller (when known) may change, or nil.
+// Called with mu held.
+func (q *Queue) sameLocked(caller auth.Peer, known bool, rec *store.Record) *job {
+	for _, id := range q.same[sameKey(rec)] {
+		// Not even 409 for another user's job: the caller would learn of,
+		// or take over, a job that is not its own; and refusing would let
+		// one member keep another from a download by starting it first.
+		// The jobs do not collide: each has its own partial file, and
+		// each publishes under a name that replaces nothing.
+		if j := q.jobs[id]; !known || caller.MayChange(j.rec.Owner) {
+			return j
+		}
+	}
+	return nil
+}
+
+// sameJob returns the ID of the unfinished job of the caller of ctx with
+// the same sources and directory as rec, the one Create with Resume
+// would resume, or 0.
+func (q *Queue) sameJob(ctx context.Context, rec *store.Record) uint64 {
+	caller, known := auth.PeerFrom(ctx)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if j := q.sameLocked(caller, known, rec); j != nil {
+		return j.id
+	}
+	return 0
 }
 
 // maxConns bounds the connections a job opens to each source.
@@ -780,6 +714,9 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	}
 	if req.Limit < 0 {
 		return store.FileID{}, fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if !req.FollowMetalink && (len(req.Select) > 0 || len(req.Locations) > 0 || len(req.Logins) > 0) {
+		return store.FileID{}, fmt.Errorf("%w: select, locations and logins are for a Metalink the source may answer with (follow_metalink)", ErrInvalid)
 	}
 	if err := validateHTTPOptions(req); err != nil {
 		return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)

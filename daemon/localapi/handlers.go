@@ -79,17 +79,39 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
+		if req.FollowMetalink {
+			return s.createFollowing(w, r, req)
+		}
 		j, created, err := s.Queue.Create(r.Context(), req)
 		if err != nil {
 			return err
 		}
-		status := http.StatusOK // an existing job, resumed
-		if created {
-			status = http.StatusCreated
-		}
-		return writeJSON(w, status, j)
+		return writeJSON(w, createdStatus(created), j)
 	}
 	return methodNotAllowed(http.MethodGet, http.MethodPost)
+}
+
+// createdStatus is the status of a create request's answer: an existing
+// job, resumed, is no new one.
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// createFollowing serves POST /v1/jobs with follow_metalink: the answer
+// is a list of jobs, as POST /v1/metalinks gives, when the source
+// answered with a Metalink, and otherwise the one job, as ever.
+func (s *Server) createFollowing(w http.ResponseWriter, r *http.Request, req api.CreateRequest) error {
+	js, fromMetalink, created, err := s.Queue.CreateFollowing(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	if fromMetalink {
+		return writeJSON(w, createdStatus(created), js)
+	}
+	return writeJSON(w, createdStatus(created), js[0])
 }
 
 func (s *Server) serveSources(w http.ResponseWriter, r *http.Request) error {
@@ -119,11 +141,11 @@ func (s *Server) serveMetalinks(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSONMax(r, &req, maxMetalinkBody); err != nil {
 		return err
 	}
-	js, err := s.Queue.CreateMetalink(r.Context(), req)
+	js, created, err := s.Queue.CreateMetalink(r.Context(), req)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, js)
+	return writeJSON(w, createdStatus(created), js)
 }
 
 func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) error {

@@ -108,6 +108,18 @@ func unreadable(raw string) string {
 	return s
 }
 
+// WithLogin returns the http(s) address raw with user and password as its
+// user information, or raw itself when it is not an http(s) URL or has
+// user information of its own, which wins over any given elsewhere.
+func WithLogin(raw, user, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != HTTP && u.Scheme != HTTPS) || u.User != nil || user == "" {
+		return raw
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
 // Parse reads a source address: idm://host:port, where the host may be a
 // name, an IPv4 address or a bracketed IPv6 one, or an http:// or
 // https:// URL. The error names the address as it was given, redacted.

@@ -137,3 +137,19 @@ func TestParse_Refused(t *testing.T) {
 		}
 	}
 }
+
+// WithLogin puts credentials into an http(s) address that has none; an
+// address with its own keeps them, and an idm server's is left alone.
+func TestWithLogin(t *testing.T) {
+	for _, tt := range []struct{ in, user, pass, want string }{
+		{"https://m.example/f?x=1", "ann", "p@ss word", "https://ann:p%40ss%20word@m.example/f?x=1"},
+		{"http://m.example:8080/f", "bob", "", "http://bob:@m.example:8080/f"},
+		{"https://own:pw@m.example/f", "ann", "x", "https://own:pw@m.example/f"},
+		{"https://m.example/f", "", "x", "https://m.example/f"},
+		{"idm://m.example:9001", "ann", "x", "idm://m.example:9001"},
+	} {
+		if got := WithLogin(tt.in, tt.user, tt.pass); got != tt.want {
+			t.Errorf("WithLogin(%q, %q, %q) = %q, want %q", tt.in, tt.user, tt.pass, got, tt.want)
+		}
+	}
+}

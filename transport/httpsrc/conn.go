@@ -45,6 +45,9 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	}
 	defer x.end()
 	resp := x.resp
+	if err := c.src.notTheFile(resp); err != nil {
+		return nil, x.fail(err)
+	}
 	var size int64
 	switch cr, _ := parseContentRange(resp.Header.Get("Content-Range")); {
 	case resp.StatusCode == http.StatusPartialContent:
@@ -102,6 +105,9 @@ func (c *Conn) Fetch(ctx context.Context, off, n int64, w io.Writer) error {
 	}
 	defer x.end()
 	resp := x.resp
+	if err := c.src.notTheFile(resp); err != nil {
+		return x.fail(err)
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return x.fail(c.src.statusError(resp))
 	}

@@ -303,6 +303,62 @@ func TestConn_Describe_Refused(t *testing.T) {
 	}
 }
 
+// A mirror that answers with a Metalink, whole or as the range asked
+// for, of version 4 or 3, holds another file: its answer is refused for
+// good, as another file, before a byte of it is taken for the file's. An
+// error page that says it is a Metalink is only an error page.
+func TestConn_Describe_Metalink(t *testing.T) {
+	doc := []byte(`<metalink xmlns="urn:ietf:params:xml:ns:metalink"></metalink>`)
+	for _, tt := range []struct {
+		name, ctype string
+		status      int
+		other       bool
+	}{
+		{"Metalink 4, whole", "application/metalink4+xml", 200, true},
+		{"Metalink 4, a range", "application/metalink4+xml; charset=utf-8", 206, true},
+		{"Metalink 3", "application/metalink+xml", 200, true},
+		{"an error page", "application/metalink4+xml", 404, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ctype)
+				if tt.status == 206 {
+					answer(w, 206, fmt.Sprintf("bytes 0-0/%d", len(doc)), doc[:1])
+					return
+				}
+				answer(w, tt.status, "", doc)
+			}))
+			_, err := open(t, newSource(t, srv.URL+"/download", Options{})).Describe(t.Context())
+			var e *Error
+			if !errors.As(err, &e) || e.OtherFile() != tt.other || !e.Permanent() {
+				t.Fatalf("%v: want a permanent error, OtherFile %v", err, tt.other)
+			}
+			if tt.other {
+				checkErr(t, err, true, ErrMetalink)
+			}
+		})
+	}
+	t.Run("after a description", func(t *testing.T) {
+		data := randomData(10_000, 9)
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Range") != "bytes=0-0" {
+				w.Header().Set("Content-Type", "application/metalink4+xml")
+			}
+			mirror(data, "")(w, r)
+		}))
+		c := open(t, newSource(t, srv.URL+"/f", Options{}))
+		if _, err := c.Describe(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		err := c.Fetch(t.Context(), 100, 200, &buf)
+		checkErr(t, err, true, ErrMetalink)
+		if buf.Len() > 0 {
+			t.Errorf("%d bytes of a Metalink written as the file's", buf.Len())
+		}
+	})
+}
+
 func TestError_RetryAfter(t *testing.T) {
 	date := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	tests := []struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/identity"
+	"github.com/idmproject/idm/transport/metalink"
 )
 
 // What went wrong with a mirror, matched with errors.Is on an *Error.
@@ -32,6 +33,11 @@ var (
 	// ErrStalled reports a response that delivered no byte for the stall
 	// time-out. It is transient.
 	ErrStalled = errors.New("connection stalled")
+	// ErrMetalink reports a mirror that answers with a Metalink (its
+	// Content-Type says so), a list of files and their mirrors, in place
+	// of the file. It is permanent, and the mirror holds another file
+	// (see Error.OtherFile).
+	ErrMetalink = errors.New("the mirror answers with a Metalink, not the file")
 )
 
 // maxRetryAfter caps the wait a mirror may ask for.
@@ -43,6 +49,7 @@ type Error struct {
 	src        string
 	err        error
 	permanent  bool
+	other      bool
 	retryAfter time.Duration
 }
 
@@ -62,6 +69,11 @@ func (e *Error) Unwrap() error { return e.err }
 // it again would give the same answer.
 func (e *Error) Permanent() bool { return e.permanent }
 
+// OtherFile reports whether the mirror answered with something that is
+// not the job's file at all, such as a Metalink: a permanent failure that
+// says the mirror holds another file, as one of another size does.
+func (e *Error) OtherFile() bool { return e.other }
+
 // RetryAfter returns how long the mirror asked to be left alone, with a
 // Retry-After header on a 429 or 503 (capped at a day), or 0 when it did
 // not say. The error is transient; a caller that honours the wait should
@@ -71,6 +83,21 @@ func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 // refused wraps the error of an answer that cannot be taken as a
 // permanent failure.
 func (s *Source) refused(err error) *Error { return &Error{src: s.shown, err: err, permanent: true} }
+
+// notTheFile is the failure of an answer that is a Metalink, not a file:
+// the mirror holds another file. It returns nil for any other answer.
+// Only a successful answer counts: an error page's type says nothing of
+// the file.
+func (s *Source) notTheFile(resp *http.Response) *Error {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != metalink.MediaType && mt != metalink.MediaType3 {
+		return nil
+	}
+	return &Error{src: s.shown, err: fmt.Errorf("%w (%s)", ErrMetalink, mt), permanent: true, other: true}
+}
 
 // statusError is the failure of an answer whose status is not the one
 // wanted.

@@ -22,6 +22,11 @@ import (
 // 7), which a server may give in Content-Type.
 const MediaType = "application/metalink4+xml"
 
+// MediaType3 is the media type of Metalink 3 documents (".metalink"),
+// which Parse refuses: a server that answers with it is answering with a
+// Metalink all the same, not with a file.
+const MediaType3 = "application/metalink+xml"
+
 // MaxSize bounds a document: Parse refuses a larger one. The largest
 // real ones, a multi-gigabyte image with 256 KiB SHA-1 pieces and a few
 // hundred mirrors, are a few MiB.
