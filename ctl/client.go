@@ -102,7 +102,7 @@ func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, e
 func (c *Client) CreateFollowing(ctx context.Context, req api.CreateRequest) (jobs []api.Job, metalink bool, err error) {
 	req.FollowMetalink = true
 	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodPost, "/v1/jobs", req, &raw); err != nil {
+	if err := c.do(ctx, "POST", "/v1/jobs", req, &raw); err != nil {
 		return nil, false, err
 	}
 	// A list of jobs is the Metalink's; one job is the source's own.
