@@ -118,7 +118,7 @@ func (q *Queue) mirrorOptions(r *store.Record) (httpsrc.Options, error) {
 	}
 	if !r.NoDiscover {
 		id := r.ID
-		opt.OnDuplicates = func(urls []string) { go q.discover(id, urls) }
+		opt.OnDuplicates = func(urls []string, _ httpsrc.Class) { go q.discover(id, urls) }
 	}
 	if r.CA != "" || r.Proxy != "" {
 		c, err := httpsrc.NewClientWith(httpsrc.ClientOptions{CA: r.CA, Proxy: r.Proxy})
