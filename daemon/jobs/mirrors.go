@@ -118,7 +118,7 @@ func (q *Queue) mirrorOptions(r *store.Record) (httpsrc.Options, error) {
 	}
 	if !r.NoDiscover {
 		id := r.ID
-		opt.OnDuplicates = func(urls []string, _ httpsrc.Class) { go q.discover(id, urls) }
+		opt.OnDuplicates = func(urls []string, reach httpsrc.Class) { go q.discover(id, urls, reach) }
 	}
 	if r.CA != "" || r.Proxy != "" {
 		c, err := httpsrc.NewClientWith(httpsrc.ClientOptions{CA: r.CA, Proxy: r.Proxy})
@@ -213,17 +213,19 @@ const metalinkTimeout = time.Minute
 
 // fetchMetalink fetches the Metalink document at raw, an http(s) URL,
 // with the daemon's client: TLS verified, redirects followed (never from
-// https to http), at most metalink.MaxSize bytes.
-func (q *Queue) fetchMetalink(ctx context.Context, raw string) (string, error) {
+// https to http), at most metalink.MaxSize bytes. It returns the reach of
+// the mirrors the document lists: what the server that sent it allows.
+func (q *Queue) fetchMetalink(ctx context.Context, raw string) (string, httpsrc.Class, error) {
 	a, err := addr.Parse(raw)
 	if err != nil || a.Scheme == addr.IDM {
-		return "", fmt.Errorf("%w: Metalink %q: want an http:// or https:// URL", ErrInvalid, addr.Redact(raw))
+		return "", 0, fmt.Errorf("%w: Metalink %q: want an http:// or https:// URL", ErrInvalid, addr.Redact(raw))
 	}
 	ctx, cancel := context.WithTimeout(ctx, metalinkTimeout)
 	defer cancel()
+	ctx, trip := httpsrc.WithReach(ctx, httpsrc.Machine) // the user's URL
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: Metalink %s: not a URL", ErrInvalid, a.Redacted())
+		return "", 0, fmt.Errorf("%w: Metalink %s: not a URL", ErrInvalid, a.Redacted())
 	}
 	req.Header.Set("Accept", metalink.MediaType)
 	req.Header.Set("User-Agent", cmp.Or(q.cfg.UserAgent, defaultUserAgent))
@@ -233,26 +235,28 @@ func (q *Queue) fetchMetalink(ctx context.Context, raw string) (string, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // its text quotes the URL, secrets and all
 		}
-		return "", fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
+		return "", 0, fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%w: Metalink %s: %s", ErrInvalid, a.Redacted(), resp.Status)
+		return "", 0, fmt.Errorf("%w: Metalink %s: %s", ErrInvalid, a.Redacted(), resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, metalink.MaxSize+1))
 	if err != nil {
-		return "", fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
+		return "", 0, fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
 	}
-	return string(b), nil
+	return string(b), trip.Onward(), nil
 }
 
 // maxDiscovered bounds the sources discovery may bring a job to.
 const maxDiscovered = 16
 
 // discover adds to job id the mirrors one of its mirrors announced, those
-// it has not got, up to maxDiscovered sources in all. They are checked as
-// any source is: one that holds another file is rejected.
-func (q *Queue) discover(id uint64, urls []string) {
+// it has not got, up to maxDiscovered sources in all, with the reach the
+// announcing server allows them: one beyond it is refused. They are
+// checked as any source is: one that holds another file is rejected.
+func (q *Queue) discover(id uint64, urls []string, reach httpsrc.Class) {
+	urls, _ = q.admit(urls, reach, "job", id)
 	q.mu.Lock()
 	var fresh []string
 	if j := q.jobs[id]; j != nil && j.run != nil {
@@ -267,7 +271,7 @@ func (q *Queue) discover(id uint64, urls []string) {
 		return
 	}
 	q.log.Info("mirrors discovered", "job", id, "mirrors", redactAll(fresh))
-	if _, err := q.SetSources(context.Background(), id, fresh, nil); err != nil {
+	if _, err := q.setSources(context.Background(), id, fresh, nil, reach); err != nil {
 		q.log.Debug("discovered mirrors not added", "job", id, "err", err)
 	}
 }
@@ -278,8 +282,14 @@ func (q *Queue) discover(id uint64, urls []string) {
 // for when it goes on. A source to remove is named as it was given, in
 // its normal form, or as the job's view shows it, secrets hidden. A job
 // keeps at least one source; a completed or cancelled one cannot change.
-// Only those who may change the job may (see authorize).
+// Only those who may change the job may (see authorize). The sources
+// added are the caller's own: they may reach any address.
 func (q *Queue) SetSources(ctx context.Context, id uint64, add, remove []string) (api.Job, error) {
+	return q.setSources(ctx, id, add, remove, httpsrc.Machine)
+}
+
+// setSources is SetSources, the sources added with the given reach.
+func (q *Queue) setSources(ctx context.Context, id uint64, add, remove []string, reach httpsrc.Class) (api.Job, error) {
 	q.wmu.Lock()
 	q.mu.Lock()
 	j, err := q.authorize(ctx, id)
@@ -299,6 +309,7 @@ func (q *Queue) SetSources(ctx context.Context, id uint64, add, remove []string)
 		return api.Job{}, err
 	}
 	rec, err := q.db.Change(id, func(r *store.Record) error {
+		r.SourceReach = nextReach(r.SourceReach, next, normalized(add), reach)
 		r.Sources = next
 		r.SourceStats = slices.DeleteFunc(r.SourceStats, func(s store.SourceStat) bool {
 			return !slices.ContainsFunc(next, func(n string) bool { return addr.Redact(n) == s.Source })

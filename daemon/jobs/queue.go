@@ -622,15 +622,16 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 // the jobs created so far kept; their views come back with the error.
 func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]api.Job, error) {
 	doc := strings.NewReader(req.Document)
+	reach := httpsrc.Machine // a document the user gave lists the user's mirrors
 	if req.URL != "" {
 		if req.Document != "" {
 			return nil, fmt.Errorf("%w: a Metalink's document or its URL, not both", ErrInvalid)
 		}
-		body, err := q.fetchMetalink(ctx, req.URL)
+		body, r, err := q.fetchMetalink(ctx, req.URL)
 		if err != nil {
 			return nil, err
 		}
-		doc = strings.NewReader(body)
+		doc, reach = strings.NewReader(body), r
 	}
 	files, err := metalink.Parse(doc)
 	if err != nil {
@@ -649,6 +650,11 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]
 		for _, m := range f.Ordered(req.Locations) {
 			cr.Sources = append(cr.Sources, m.URL)
 		}
+		mirrors, refused := q.admit(cr.Sources, reach, "metalink", addr.Redact(req.URL), "file", f.Name)
+		if len(mirrors) == 0 && len(refused) > 0 {
+			return nil, fmt.Errorf("%w: %s: no mirror left: %v", ErrInvalid, f.Name, refused[0])
+		}
+		cr.Sources = mirrors
 		if f.Pieces == nil && len(f.Digests) > 0 {
 			cr.Checksum = f.Digests[0].String()
 		}
@@ -656,6 +662,7 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) ([]
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Name, err)
 		}
+		rec.SourceReach = nextReach(nil, rec.Sources, rec.Sources, reach)
 		var hashes []byte
 		if f.Pieces != nil {
 			file := *f.Pieces
