@@ -221,7 +221,7 @@ type refusal struct {
 
 func (r *refusal) Error() string {
 	where := r.host
-	if r.ip.IsValid() && r.ip.String() != strings.Trim(r.host, "[]") {
+	if r.ip.IsValid() && r.ip.String() != r.host {
 		where += " (" + r.ip.String() + ")"
 	}
 	if r.from != "" {
