@@ -24,6 +24,14 @@ type Record struct {
 	// user, such as "idm://127.0.0.1:9001". A Record has at least one.
 	Sources []string `json:"sources"`
 
+	// SourceReach holds, for each of Sources that a server named rather
+	// than the user (a mirror a mirror announced, or one a Metalink
+	// fetched from a URL listed), the most internal class of address it
+	// may make the daemon connect to, in the daemon's words ("internal",
+	// "public"). A source not in it is the user's, and may connect
+	// anywhere; so are those of records written before it was.
+	SourceReach map[string]string `json:"source_reach,omitempty"`
+
 	// Dir is the directory the file is written to.
 	Dir string `json:"dir"`
 

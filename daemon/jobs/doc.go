@@ -39,6 +39,17 @@
 // may change it, and only root and the daemon's user may set the global
 // limit; reading is open to every caller the socket admits.
 //
+// # Sources a server named
+//
+// A source the user gave (Create, SetSources) may make idmd connect
+// anywhere. One a server named (a mirror a mirror announced, one a
+// Metalink fetched from a URL lists) may reach only addresses no more
+// internal than that server's own (httpsrc.Class): one beyond that is
+// refused up front when it is a literal address or localhost, the reason
+// logged, and a name is weighed when it is dialled. The record keeps
+// each such source's reach (store.Record.SourceReach), so it stays a
+// server's word across restarts.
+//
 // # After a crash
 //
 // When the store was not closed cleanly, every unfinished job's partial

@@ -54,6 +54,7 @@ func (q *Queue) engineJob(r *store.Record, recheck bool) (engine.Job, error) {
 		return job, err
 	}
 	for _, raw := range r.Sources {
+		opt.Reach = sourceReach(r, raw)
 		src, err := q.source(raw, r.SourceStats, opt)
 		if err != nil {
 			return job, err

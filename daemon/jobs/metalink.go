@@ -40,6 +40,7 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jo
 	}
 	doc := req.Document
 	var self []string
+	reach := httpsrc.Machine // a document the user gave lists the user's mirrors
 	if req.URL != "" {
 		if req.Document != "" {
 			return nil, false, fmt.Errorf("%w: a Metalink's document or its URL, not both", ErrInvalid)
@@ -48,11 +49,11 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jo
 		if err != nil || a.Scheme == addr.IDM {
 			return nil, false, fmt.Errorf("%w: Metalink %q: want an http:// or https:// URL", ErrInvalid, addr.Redact(req.URL))
 		}
-		if doc, self, err = q.fetchMetalink(ctx, a, req.HTTPOptions); err != nil {
+		if doc, self, reach, err = q.fetchMetalink(ctx, a, req.HTTPOptions); err != nil {
 			return nil, false, err
 		}
 	}
-	return q.metalinkJobs(ctx, doc, self, logins, req)
+	return q.metalinkJobs(ctx, doc, self, reach, logins, req)
 }
 
 // CreateFollowing is Create for a request that may name a Metalink by a
@@ -78,8 +79,9 @@ func (q *Queue) CreateFollowing(ctx context.Context, req api.CreateRequest) (job
 	}
 	var doc string
 	var self []string
+	var reach httpsrc.Class
 	if a := metalinkCandidate(&req); a != nil && !(req.Resume && q.sameJob(ctx, rec) != 0) {
-		if doc, self, err = q.probeMetalink(ctx, *a, req.HTTPOptions); err != nil {
+		if doc, self, reach, err = q.probeMetalink(ctx, *a, req.HTTPOptions); err != nil {
 			return nil, false, false, err
 		}
 	}
@@ -98,7 +100,7 @@ func (q *Queue) CreateFollowing(ctx context.Context, req api.CreateRequest) (job
 		return nil, false, false, fmt.Errorf("%w: %s answers with a Metalink, which brings its own hashes: add it without content or checksum", ErrInvalid, shown)
 	}
 	q.log.Info("source answers with a Metalink: its files become jobs", "source", shown)
-	jobs, created, err = q.metalinkJobs(ctx, doc, self, logins, api.MetalinkRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections,
+	jobs, created, err = q.metalinkJobs(ctx, doc, self, reach, logins, api.MetalinkRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections,
 		HTTPOptions: req.HTTPOptions, Resume: req.Resume, MetalinkOptions: req.MetalinkOptions})
 	if err != nil {
 		return nil, false, false, err
@@ -122,9 +124,10 @@ func metalinkCandidate(req *api.CreateRequest) *addr.Addr {
 
 // metalinkJobs queues the jobs of the Metalink document doc as
 // CreateMetalink says, those of req's options. self are the addresses
-// the document was fetched from: no job takes them as a mirror. A mirror
-// on a host of logins is given its credentials.
-func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, logins map[string]api.Login, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
+// the document was fetched from: no job takes them as a mirror. Only
+// mirrors within reach, what the server that sent the document allows,
+// are kept. A mirror on a host of logins is given its credentials.
+func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, reach httpsrc.Class, logins map[string]api.Login, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
 	files, err := metalink.Parse(strings.NewReader(doc))
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -151,6 +154,11 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, log
 		if len(cr.Sources) == 0 {
 			return nil, false, fmt.Errorf("%w: %s: its only mirror is the Metalink itself", ErrInvalid, f.Name)
 		}
+		mirrors, refused := q.admit(cr.Sources, reach, "metalink", addr.Redact(req.URL), "file", f.Name)
+		if len(mirrors) == 0 {
+			return nil, false, fmt.Errorf("%w: %s: no mirror left: %v", ErrInvalid, f.Name, refused[0])
+		}
+		cr.Sources = mirrors
 		if f.Pieces == nil && len(f.Digests) > 0 {
 			cr.Checksum = f.Digests[0].String()
 		}
@@ -163,6 +171,7 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, log
 			// and not named, would be for the caller to find.
 			return nil, false, fmt.Errorf("%s: %w", f.Name, &existsError{id})
 		}
+		rec.SourceReach = nextReach(nil, rec.Sources, rec.Sources, reach)
 		var hashes []byte
 		if f.Pieces != nil {
 			file := *f.Pieces
@@ -268,20 +277,23 @@ const metalinkTimeout = time.Minute
 // fetchMetalink fetches the Metalink document at a, an http(s) address,
 // as its jobs' mirrors are fetched (see get): TLS verified, redirects
 // followed (never from https to http), at most metalink.MaxSize bytes.
-// It returns the document and the addresses it came from: a, and where
-// redirects led.
-func (q *Queue) fetchMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOptions) (doc string, from []string, err error) {
+// It returns the document, the addresses it came from (a, and where
+// redirects led) and the reach of the mirrors it lists: what the server
+// that sent it allows.
+func (q *Queue) fetchMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOptions) (doc string, from []string, reach httpsrc.Class, err error) {
 	ctx, cancel := context.WithTimeout(ctx, metalinkTimeout)
 	defer cancel()
+	ctx, trip := httpsrc.WithReach(ctx, httpsrc.Machine) // the user's URL
 	resp, err := q.get(ctx, a, opt, http.Header{"Accept": {metalink.MediaType}})
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
+		return "", nil, 0, fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", nil, fmt.Errorf("%w: Metalink %s: %s", ErrInvalid, a.Redacted(), resp.Status)
+		return "", nil, 0, fmt.Errorf("%w: Metalink %s: %s", ErrInvalid, a.Redacted(), resp.Status)
 	}
-	return readMetalink(a, resp)
+	doc, from, err = readMetalink(a, resp)
+	return doc, from, trip.Onward(), err
 }
 
 // readMetalink reads the Metalink document of resp, the answer to a GET
@@ -301,10 +313,12 @@ func readMetalink(a addr.Addr, resp *http.Response) (doc string, from []string, 
 // body when it is whole, or else the whole document fetched again. An
 // answer of another type, or none (a failure, a time-out, an error
 // status), is no Metalink: "" and no error. A Metalink 3 is refused: it
-// is not the file either, and idmd does not read it.
-func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOptions) (doc string, from []string, err error) {
+// is not the file either, and idmd does not read it. reach is what the
+// server that sent the document allows the mirrors it lists.
+func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOptions) (doc string, from []string, reach httpsrc.Class, err error) {
 	ctx, cancel := context.WithTimeout(ctx, metalinkTimeout)
 	defer cancel()
+	ctx, trip := httpsrc.WithReach(ctx, httpsrc.Machine) // the user's URL
 	// The answer's header must come within a stall time-out, as a job's
 	// would; the body of a Metalink, within the Metalink's time.
 	stall := time.AfterFunc(cmp.Or(q.cfg.StallTimeout, httpsrc.DefaultStallTimeout), cancel)
@@ -312,7 +326,7 @@ func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOpti
 	stall.Stop()
 	if err != nil {
 		q.log.Debug("source not asked whether it is a Metalink", "source", a.Redacted(), "err", err)
-		return "", nil, nil
+		return "", nil, 0, nil
 	}
 	defer func() {
 		// A little is read, so that the byte of a file's range leaves the
@@ -323,17 +337,18 @@ func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOpti
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
-		return "", nil, nil
+		return "", nil, 0, nil
 	case mt == metalink.MediaType3:
-		return "", nil, fmt.Errorf("%w: %s answers with a Metalink 3 (%s), which idmd does not read: give the URL of its Metalink 4 (.meta4)", ErrInvalid, a.Redacted(), mt)
+		return "", nil, 0, fmt.Errorf("%w: %s answers with a Metalink 3 (%s), which idmd does not read: give the URL of its Metalink 4 (.meta4)", ErrInvalid, a.Redacted(), mt)
 	case mt != metalink.MediaType:
-		return "", nil, nil
+		return "", nil, 0, nil
 	case resp.StatusCode == http.StatusPartialContent:
 		// Only the range asked for came: the whole document is fetched.
 		resp.Body.Close()
 		return q.fetchMetalink(ctx, a, opt)
 	}
-	return readMetalink(a, resp)
+	doc, from, err = readMetalink(a, resp)
+	return doc, from, trip.Onward(), err
 }
 
 // get sends a GET of the http(s) address a as a job with the HTTP
@@ -348,11 +363,6 @@ func (q *Queue) get(ctx context.Context, a addr.Addr, opt api.HTTPOptions, extra
 		c, err := httpsrc.NewClientWith(httpsrc.ClientOptions{CA: opt.CA, Proxy: opt.Proxy})
 		if err != nil {
 			return nil, err
-		}
-		// A client for this one request: none of its connections is
-		// kept once it is done.
-		if t, ok := c.Transport.(*http.Transport); ok {
-			t.DisableKeepAlives = true
 		}
 		client = c
 	}
@@ -376,5 +386,23 @@ func (q *Queue) get(ctx context.Context, a addr.Addr, opt api.HTTPOptions, extra
 		}
 		return nil, err
 	}
+	if client != q.mirrors() {
+		// A client for this one request: none of its connections is
+		// kept once it is done.
+		resp.Body = &closeIdle{resp.Body, client}
+	}
 	return resp, nil
+}
+
+// closeIdle is the body of an answer whose client served it alone:
+// closing the body closes the client's connections.
+type closeIdle struct {
+	io.ReadCloser
+	client *http.Client
+}
+
+func (c *closeIdle) Close() error {
+	err := c.ReadCloser.Close()
+	c.client.CloseIdleConnections()
+	return err
 }

@@ -114,7 +114,7 @@ func (q *Queue) mirrorOptions(r *store.Record) (httpsrc.Options, error) {
 	}
 	if !r.NoDiscover {
 		id := r.ID
-		opt.OnDuplicates = func(urls []string) { go q.discover(id, urls) }
+		opt.OnDuplicates = func(urls []string, reach httpsrc.Class) { go q.discover(id, urls, reach) }
 	}
 	if r.CA != "" || r.Proxy != "" {
 		c, err := httpsrc.NewClientWith(httpsrc.ClientOptions{CA: r.CA, Proxy: r.Proxy})
@@ -208,9 +208,11 @@ var errNoMirrorOptions = errors.New("HTTP options (headers, user agent, CA, prox
 const maxDiscovered = 16
 
 // discover adds to job id the mirrors one of its mirrors announced, those
-// it has not got, up to maxDiscovered sources in all. They are checked as
-// any source is: one that holds another file is rejected.
-func (q *Queue) discover(id uint64, urls []string) {
+// it has not got, up to maxDiscovered sources in all, with the reach the
+// announcing server allows them: one beyond it is refused. They are
+// checked as any source is: one that holds another file is rejected.
+func (q *Queue) discover(id uint64, urls []string, reach httpsrc.Class) {
+	urls, _ = q.admit(urls, reach, "job", id)
 	q.mu.Lock()
 	var fresh []string
 	if j := q.jobs[id]; j != nil && j.run != nil {
@@ -225,7 +227,7 @@ func (q *Queue) discover(id uint64, urls []string) {
 		return
 	}
 	q.log.Info("mirrors discovered", "job", id, "mirrors", redactAll(fresh))
-	if _, err := q.SetSources(context.Background(), id, fresh, nil); err != nil {
+	if _, err := q.setSources(context.Background(), id, fresh, nil, reach); err != nil {
 		q.log.Debug("discovered mirrors not added", "job", id, "err", err)
 	}
 }
@@ -236,8 +238,14 @@ func (q *Queue) discover(id uint64, urls []string) {
 // for when it goes on. A source to remove is named as it was given, in
 // its normal form, or as the job's view shows it, secrets hidden. A job
 // keeps at least one source; a completed or cancelled one cannot change.
-// Only those who may change the job may (see authorize).
+// Only those who may change the job may (see authorize). The sources
+// added are the caller's own: they may reach any address.
 func (q *Queue) SetSources(ctx context.Context, id uint64, add, remove []string) (api.Job, error) {
+	return q.setSources(ctx, id, add, remove, httpsrc.Machine)
+}
+
+// setSources is SetSources, the sources added with the given reach.
+func (q *Queue) setSources(ctx context.Context, id uint64, add, remove []string, reach httpsrc.Class) (api.Job, error) {
 	q.wmu.Lock()
 	q.mu.Lock()
 	j, err := q.authorize(ctx, id)
@@ -257,6 +265,7 @@ func (q *Queue) SetSources(ctx context.Context, id uint64, add, remove []string)
 		return api.Job{}, err
 	}
 	rec, err := q.db.Change(id, func(r *store.Record) error {
+		r.SourceReach = nextReach(r.SourceReach, next, normalized(add), reach)
 		r.Sources = next
 		r.SourceStats = slices.DeleteFunc(r.SourceStats, func(s store.SourceStat) bool {
 			return !slices.ContainsFunc(next, func(n string) bool { return addr.Redact(n) == s.Source })

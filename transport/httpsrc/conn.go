@@ -65,16 +65,16 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	if err := c.src.observe(size, validatorOf(resp.Header)); err != nil {
 		return nil, x.fail(c.src.refused(err))
 	}
-	c.src.remember(resp.Request.URL)
+	c.src.remember(resp.Request.URL, x.trip.allowed())
 	if dups := duplicates(resp.Header, resp.Request.URL); len(dups) > 0 && c.src.onDuplicates != nil {
-		c.src.onDuplicates(dups)
+		c.src.onDuplicates(dups, x.trip.Onward())
 	}
 	d := &identity.Description{Name: fileName(resp), Summary: identity.Summary{Size: size, Digests: digests(resp.Header)}}
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		d.ModTime = t
 	}
 	if meta := describedBy(resp.Header, resp.Request.URL); meta != nil {
-		if err := c.src.loadPieces(ctx, meta, size); err != nil {
+		if err := c.src.loadPieces(ctx, meta, size, x.trip.Onward()); err != nil {
 			return nil, err
 		}
 	}
@@ -118,7 +118,7 @@ func (c *Conn) Fetch(ctx context.Context, off, n int64, w io.Writer) error {
 	if err != nil {
 		return x.fail(c.src.refused(err))
 	}
-	c.src.remember(resp.Request.URL)
+	c.src.remember(resp.Request.URL, x.trip.allowed())
 	dst := &recordingWriter{w: w}
 	got, err := io.CopyN(dst, x, n)
 	switch {
@@ -162,7 +162,8 @@ type exchange struct {
 	cancel     context.CancelCauseFunc
 	stall      *time.Timer
 	url        string
-	remembered bool // url is where a redirect led
+	remembered bool  // url is where a redirect led
+	trip       *Trip // the request's way through its redirects
 	resp       *http.Response
 }
 
@@ -180,9 +181,12 @@ func (c *Conn) start(ctx context.Context, off, n int64) (*exchange, error) {
 	c.cancel = cancel
 	c.mu.Unlock()
 	x := &exchange{c: c, ctx: ctx, rctx: rctx, cancel: cancel}
-	x.url, x.remembered = s.target()
+	var reach Class
+	x.url, reach, x.remembered = s.target()
+	tctx, trip := WithReach(rctx, reach)
+	x.trip = trip
 	x.stall = time.AfterFunc(s.stall, func() { cancel(ErrStalled) })
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, x.url, nil)
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, x.url, nil)
 	if err != nil {
 		// It parsed when the Source was made; the error would quote it.
 		x.end()
@@ -236,7 +240,13 @@ func (x *exchange) fail(err error) error {
 	}
 	cause := context.Cause(x.rctx)
 	var e *Error
+	var r *refusal
 	switch {
+	case errors.As(err, &r):
+		// Wherever it was met, at the address a redirect led to too: the
+		// source sent idmd where it may not, and asking again would only
+		// send it there again.
+		return &Error{src: s.shown, err: r, permanent: true}
 	case errors.Is(cause, errClosed):
 		// The caller's doing, not the mirror's: the redirect is kept.
 		return &Error{src: s.shown, err: errClosed}

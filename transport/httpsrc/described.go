@@ -48,8 +48,10 @@ const metaTimeout = 30 * time.Second
 // loadPieces fetches, once for the source, the Metalink at u and keeps
 // the piece list it gives for a file of size bytes. The source's other
 // connections wait for it, so that none describes the file without the
-// pieces while they are on their way. Only a failure of ctx is returned.
-func (s *Source) loadPieces(ctx context.Context, u *url.URL, size int64) error {
+// pieces while they are on their way. The Metalink's address is one the
+// mirror named, and is fetched within the reach reach, the mirror's
+// answer's onward one. Only a failure of ctx is returned.
+func (s *Source) loadPieces(ctx context.Context, u *url.URL, size int64, reach Class) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	s.mu.Lock()
@@ -58,7 +60,7 @@ func (s *Source) loadPieces(ctx context.Context, u *url.URL, size int64) error {
 	if done {
 		return nil
 	}
-	f, err := s.pieces(ctx, u, size)
+	f, err := s.pieces(ctx, u, size, reach)
 	if err != nil {
 		return err
 	}
@@ -72,11 +74,13 @@ func (s *Source) loadPieces(ctx context.Context, u *url.URL, size int64) error {
 // for a file of size bytes, with its whole-file digests, or nil when it
 // gives none that fits. A Metalink that cannot be had or read is no
 // reason to refuse the mirror, whose bytes are then hashed by the engine
-// as any mirror's: nil, nil. Only a failure of ctx is returned.
-func (s *Source) pieces(ctx context.Context, u *url.URL, size int64) (*identity.File, error) {
+// as any mirror's: nil, nil. Nor is one beyond reach, never asked for.
+// Only a failure of ctx is returned.
+func (s *Source) pieces(ctx context.Context, u *url.URL, size int64, reach Class) (*identity.File, error) {
 	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	rctx, _ := WithReach(ctx, reach)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, nil
 	}

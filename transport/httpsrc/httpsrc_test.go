@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -664,10 +662,11 @@ func TestSource_Redirect_UnparsableLocation(t *testing.T) {
 
 // tlsClient returns NewClient's client trusting srv's certificate.
 func tlsClient(srv *httptest.Server) *http.Client {
-	c := NewClient()
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := NewClientWith(ClientOptions{CA: string(ca)})
+	if err != nil {
+		panic(err)
+	}
 	return c
 }
 

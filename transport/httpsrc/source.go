@@ -85,8 +85,19 @@ type Options struct {
 	Validator Validator
 	// OnDuplicates, when set, is called with the other mirrors of the
 	// file a mirror's answer announces (Link: rel=duplicate, RFC 6249),
-	// best first, each time one describes the file. It must not block.
-	OnDuplicates func(urls []string)
+	// best first, each time one describes the file, and with the reach
+	// the announcing server allows them (Trip.Onward): give it to the
+	// Options of a Source made of one. It must not block.
+	OnDuplicates func(urls []string, reach Class)
+	// Reach is the most internal class of address the source may make
+	// idmd connect to, itself or by redirect; every redirect narrows it
+	// further, to addresses no more internal than the redirecting
+	// server's. The zero value, Machine, is a source the user gave: it
+	// may reach any address. A mirror a server named gets the reach that
+	// server allows. Only a client of NewClient or NewClientWith
+	// enforces it, at the dial; one a caller builds itself connects
+	// wherever it is sent.
+	Reach Class
 }
 
 // NewClient returns the client a Source uses when given none: TLS
@@ -94,6 +105,14 @@ type Options struct {
 // it, proxies from the environment, up to 16 idle connections kept per
 // host for the next ranges, bounded dial, handshake and header waits and
 // header size, and at most ten redirects, none from https to http.
+//
+// It keeps each request within the reach its context carries (Options.Reach
+// for a Source's, WithReach for others; none is reach Machine): a literal
+// address or localhost beyond it is refused before any dial, and the dial
+// checks the address a name resolved to, so that a name that resolves
+// (or resolves again) to an internal address is refused too. A proxy is
+// always dialled, and resolves names itself: through one, only literal
+// addresses and localhost are checked.
 func NewClient() *http.Client {
 	c, _ := NewClientWith(ClientOptions{})
 	return c
@@ -132,22 +151,19 @@ func NewClientWith(opt ClientOptions) (*http.Client, error) {
 		tlsConf = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:        tlsConf,
-			Proxy:                  proxy,
-			DialContext:            d.DialContext,
-			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           100,
-			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:        90 * time.Second,
-			TLSHandshakeTimeout:    10 * time.Second,
-			ResponseHeaderTimeout:  30 * time.Second,
-			ExpectContinueTimeout:  time.Second,
-			MaxResponseHeaderBytes: maxHeaderBytes,
-		},
-		CheckRedirect: checkRedirect,
-	}, nil
+	tr := &http.Transport{
+		TLSClientConfig:        tlsConf,
+		Proxy:                  proxy,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  30 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+	}
+	return &http.Client{Transport: guarded(tr, d), CheckRedirect: checkRedirect}, nil
 }
 
 // checkRedirect allows ten redirects and refuses any from https to http,
@@ -173,16 +189,18 @@ type Source struct {
 	header http.Header
 	given  Validator
 
-	onDuplicates func([]string)
+	onDuplicates func([]string, Class)
+	reach        Class
 
-	mu       sync.Mutex
-	final    string // where the last redirect led, "" for nowhere
-	known    bool   // size and recorded hold what the mirror said first
-	size     int64
-	recorded Validator
-	etag     string         // the strong ETag every answer must match, if any
-	file     *identity.File // the pieces its Metalink gives, once fetched
-	metaDone bool           // its Metalink was asked for
+	mu         sync.Mutex
+	final      string // where the last redirect led, "" for nowhere
+	finalReach Class  // the reach with which a request went there
+	known      bool   // size and recorded hold what the mirror said first
+	size       int64
+	recorded   Validator
+	etag       string         // the strong ETag every answer must match, if any
+	file       *identity.File // the pieces its Metalink gives, once fetched
+	metaDone   bool           // its Metalink was asked for
 
 	metaMu sync.Mutex // held across the fetch of the Metalink
 }
@@ -215,7 +233,7 @@ func New(raw string, opt Options) (*Source, error) {
 		return theirs(req, via)
 	}
 	s := &Source{url: u, shown: a.Redacted(), client: &client, stall: opt.StallTimeout, header: opt.Header.Clone(), given: opt.Validator,
-		onDuplicates: opt.OnDuplicates}
+		onDuplicates: opt.OnDuplicates, reach: opt.Reach}
 	if s.stall <= 0 {
 		s.stall = DefaultStallTimeout
 	}
@@ -250,25 +268,27 @@ func (s *Source) Validator() Validator {
 	return s.given
 }
 
-// target returns the address the next request goes to, and whether it is
-// one a redirect led to.
-func (s *Source) target() (string, bool) {
+// target returns the address the next request goes to, its reach, and
+// whether it is one a redirect led to: that address keeps the reach the
+// redirects left, so going back to it straight widens nothing.
+func (s *Source) target() (string, Class, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.final != "" {
-		return s.final, true
+		return s.final, s.finalReach, true
 	}
-	return s.url.String(), false
+	return s.url.String(), s.reach, false
 }
 
-// remember keeps the address a good answer came from.
-func (s *Source) remember(final *url.URL) {
+// remember keeps the address a good answer came from, and the reach with
+// which it was asked.
+func (s *Source) remember(final *url.URL, reach Class) {
 	f := final.String()
 	if f == s.url.String() {
 		f = ""
 	}
 	s.mu.Lock()
-	s.final = f
+	s.final, s.finalReach = f, reach
 	s.mu.Unlock()
 }
 
