@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,34 +20,41 @@ import (
 // ignoringMirror is a server that ignores Range, as many servers of
 // generated or proxied files do: every answer is a 200 with all of data,
 // sent in chunks of 64 KiB a tick apart. With longer set, it writes its
-// answers itself and sends more bytes than its Content-Length says.
+// answers itself and sends more bytes than its Content-Length says; with
+// flipAt set, its first answer has the byte there flipped, as a bad disk
+// or link would.
 type ignoringMirror struct {
 	data   []byte
 	tick   time.Duration
 	longer bool
+	flipAt int
 
 	requests atomic.Int64
 }
 
 func (m *ignoringMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.requests.Add(1)
+	data := m.data
+	if m.requests.Add(1) == 1 && m.flipAt > 0 {
+		data = bytes.Clone(data)
+		data[m.flipAt] ^= 0xff
+	}
 	if m.longer {
 		c, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(m.data))
-		bw.Write(m.data)
+		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(data))
+		bw.Write(data)
 		bw.WriteString("and then some bytes that are not the file's")
 		bw.Flush()
 		return
 	}
-	w.Header().Set("Content-Length", fmt.Sprint(len(m.data)))
+	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 	w.WriteHeader(http.StatusOK)
 	const chunk = 64 << 10
-	for off := 0; off < len(m.data); off += chunk {
-		if _, err := w.Write(m.data[off:min(off+chunk, len(m.data))]); err != nil {
+	for off := 0; off < len(data); off += chunk {
+		if _, err := w.Write(data[off:min(off+chunk, len(data))]); err != nil {
 			return
 		}
 		w.(http.Flusher).Flush()
@@ -209,5 +217,27 @@ func TestQueue_Mirrors_IgnoresRanges_Restart(t *testing.T) {
 	sameFile(t, j.Path, data)
 	if n := m.requests.Load(); n < 2 {
 		t.Errorf("%d requests to the mirror, want the stream asked for again", n)
+	}
+}
+
+// A Metalink whose only mirror ignores ranges: the stream is checked
+// against the Metalink's piece hashes, a piece the mirror corrupts is
+// caught, and the next stream brings it right.
+func TestQueue_Metalink_IgnoresRanges(t *testing.T) {
+	const pieceLen = 256 << 10
+	_, data := testFile(t, 2<<20+11, 87)
+	m := &ignoringMirror{data: data, flipAt: 3*pieceLen + 7}
+	srv := serveIgnoring(t, m)
+	q := mirrorQueue(t)
+	js, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: meta4("release.iso", data, pieceLen, srv.URL+"/video.bin"), Dir: t.TempDir(),
+		// One connection: the answer it streams is the mirror's first.
+		Connections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := finish(t, q, js[0].ID)
+	sameFile(t, j.Path, data)
+	if s := j.Progress.Sources[0]; j.OwnHashes || s.Corrupt != 1 || s.Verified != int64(len(data)) {
+		t.Errorf("own hashes %v, the mirror %+v; want the Metalink's pieces, the bad one caught once", j.OwnHashes, s)
 	}
 }
