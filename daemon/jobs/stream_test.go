@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -28,11 +29,20 @@ type ignoringMirror struct {
 	tick   time.Duration
 	longer bool
 	flipAt int
+	meta   string // a Metalink of the file, at its path plus .meta4
 
 	requests atomic.Int64
 }
 
 func (m *ignoringMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m.meta != "" {
+		if strings.HasSuffix(r.URL.Path, ".meta4") {
+			w.Header().Set("Content-Type", "application/metalink4+xml")
+			io.WriteString(w, m.meta)
+			return
+		}
+		w.Header().Set("Link", "<"+r.URL.Path+`.meta4>; rel=describedby; type="application/metalink4+xml"`)
+	}
 	data := m.data
 	if m.requests.Add(1) == 1 && m.flipAt > 0 {
 		data = bytes.Clone(data)
@@ -239,5 +249,28 @@ func TestQueue_Metalink_IgnoresRanges(t *testing.T) {
 	sameFile(t, j.Path, data)
 	if s := j.Progress.Sources[0]; j.OwnHashes || s.Corrupt != 1 || s.Verified != int64(len(data)) {
 		t.Errorf("own hashes %v, the mirror %+v; want the Metalink's pieces, the bad one caught once", j.OwnHashes, s)
+	}
+}
+
+// A lone server that ignores ranges but points to its file's Metalink
+// (Link: rel=describedby): the stream is checked against the Metalink's
+// piece hashes, and a piece it corrupts is caught.
+func TestQueue_Mirrors_IgnoresRanges_DescribedByMetalink(t *testing.T) {
+	const pieceLen = 256 << 10
+	_, data := testFile(t, 2<<20+13, 88)
+	// The Metalink's mirrors are not read, only its pieces: one it names
+	// need not be this one.
+	m := &ignoringMirror{data: data, flipAt: 5*pieceLen + 1, meta: meta4("video.bin", data, pieceLen, "http://127.0.0.1:1/video.bin")}
+	srv := serveIgnoring(t, m)
+	q := mirrorQueue(t)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{srv.URL + "/video.bin"}, Dir: t.TempDir(),
+		Connections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	sameFile(t, j.Path, data)
+	if s := j.Progress.Sources[0]; j.OwnHashes || s.Corrupt != 1 {
+		t.Errorf("own hashes %v, the mirror %+v; want the Metalink's pieces, the bad one caught", j.OwnHashes, s)
 	}
 }
