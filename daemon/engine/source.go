@@ -118,7 +118,8 @@ func Permanent(err error) bool {
 }
 
 // transient marks an error as one to retry, whatever the error it wraps
-// says: a source's refusal that another way of asking may not meet.
+// says: a lone source's refusal of a range, say, which the next
+// connection does without by reading the file as one stream.
 type transient struct{ error }
 
 func (transient) Permanent() bool { return false }

@@ -25,14 +25,16 @@ import (
 // generated or proxied files do: every answer is a 200 with the whole
 // file. It sends its body in chunks of 16 KiB, a tick apart, and counts
 // what it sends. The next cuts answers are cut off after cutAt bytes of
-// body, the connection dropped. Once honour is set (by mend, after a
-// cut), it serves ranges as a well-behaved mirror does.
+// body, the connection dropped. While honour is set (by the test, or by
+// mend after a cut, until spoil), it serves ranges as a well-behaved
+// mirror does.
 type rangeless struct {
 	data  []byte
 	tick  time.Duration
 	cutAt int64
 	mend  bool
 	other []byte // the file after a cut, when set: same size, other bytes
+	spoil int64  // with honour set, the answers after this many ignore ranges again
 
 	swapped atomic.Bool
 
@@ -52,6 +54,9 @@ func (m *rangeless) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	data := m.data
 	if m.swapped.Load() {
 		data = m.other
+	}
+	if m.spoil > 0 && m.requests.Load() > m.spoil {
+		m.honour.Store(false)
 	}
 	if m.honour.Load() {
 		cw := &sentCounter{ResponseWriter: w, n: &m.sent}
@@ -375,6 +380,32 @@ func TestTransfer_Run_Stream_FileChangedOnMirror(t *testing.T) {
 		if w := wc.of(i); (off+n <= m.cutAt && (w != n || !bm.Has(i))) || (off >= m.cutAt && w != 0) {
 			t.Errorf("piece %d at %d: %d bytes written, verified %v; want only the first file's, kept", i, off, w, bm.Has(i))
 		}
+	}
+}
+
+// The job's only mirror honours ranges, then stops: the range it was
+// asked for is refused, and the next connection reads the file as one
+// stream, writing none of the pieces the ranges brought again.
+func TestTransfer_Run_Stream_RangesStop(t *testing.T) {
+	checkLeaks(t)
+	const size = 4 << 20
+	_, want := testFile(t, size, 97)
+	m := &rangeless{data: want, spoil: 20}
+	m.honour.Store(true)
+	srv := startRangeless(t, m)
+	db := openDB(t, "")
+	rec, tr := streamJob(t, db, srv.URL+"/plain.bin")
+	wc := newWriteCounter(tr)
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := checkResult(t, db, rec.ID, want)
+	checkEachPieceWrittenOnce(t, db, rec.ID, wc)
+	if st := sourceStat(t, got, got.Sources[0]); st.Failed || st.Errors != 1 || !strings.Contains(st.LastError, "ignores ranges") {
+		t.Errorf("the mirror: %+v; want one error, that it ignores ranges, and not set aside", st)
+	}
+	if m.ranged.Load() < 10 {
+		t.Errorf("%d ranges served, want the first ones", m.ranged.Load())
 	}
 }
 
