@@ -54,7 +54,7 @@ func (m *ignoringMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer c.Close()
-		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(data))
+		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(data))
 		bw.Write(data)
 		bw.WriteString("and then some bytes that are not the file's")
 		bw.Flush()
