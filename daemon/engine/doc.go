@@ -10,8 +10,10 @@
 // A Source opens Conns. Every Conn can describe the file it holds (at
 // least its size) and fetch a byte range into a writer. Optional
 // capabilities: a PieceLister also lists the file's piece hashes (an idm
-// server); a Pipeliner takes several requests at once. A source's error
-// is permanent (the source can never serve this job: another file, an
+// server); a Pipeliner takes several requests at once; a Streamer can
+// send the whole file as one stream, which is how the engine takes the
+// file of a source that ignores ranges when it is the job's only one
+// (stream.go). A source's error is permanent (the source can never serve this job: another file, an
 // unsupported protocol version, a range it does not have) when it has a
 // Permanent method that says so, and transient otherwise (retried with
 // back-off). One whose error has an OtherFile method that returns true
@@ -37,7 +39,10 @@
 // piece expected to finish last, and a source far slower than the others
 // gives its pieces back; the first verified copy wins. A piece that fails
 // its hash is fetched again elsewhere; a source that sends three is
-// quarantined.
+// quarantined. A stream takes the pieces in order instead, over one
+// connection, and none of them is duplicated; after a break it starts
+// again from the first byte, and the pieces verified before are hashed
+// again as they go by, never written.
 //
 // # On disk
 //

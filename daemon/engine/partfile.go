@@ -108,7 +108,7 @@ func (t *transfer) openPart() (f *os.File, fresh, changed bool, err error) {
 			}
 			if t.partStamp.ID == (store.FileID{}) || stamp.ID == t.partStamp.ID {
 				changed := stamp != t.partStamp
-				t.partStamp = stamp
+				t.setPart(t.part, stamp)
 				return f, false, changed, nil
 			}
 			f.Close()
@@ -137,7 +137,7 @@ func (t *transfer) openPart() (f *os.File, fresh, changed bool, err error) {
 		if err := t.journal.PartFile(name, t.dirID()); err != nil {
 			return nil, false, false, fmt.Errorf("record partial file name: %w", err)
 		}
-		t.part, t.partStamp = name, store.FileStamp{}
+		t.setPart(name, store.FileStamp{})
 		f, err := t.dir.create(name)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -145,10 +145,12 @@ func (t *transfer) openPart() (f *os.File, fresh, changed bool, err error) {
 		if err != nil {
 			return nil, false, false, err
 		}
-		if t.partStamp, err = stampFile(f); err != nil {
+		stamp, err := stampFile(f)
+		if err != nil {
 			f.Close()
 			return nil, false, false, err
 		}
+		t.setPart(name, stamp)
 		return f, true, false, nil
 	}
 	return nil, false, false, fmt.Errorf("no free name for a partial file of %s in %s", t.name, t.job.Dir)
@@ -165,8 +167,18 @@ func (t *transfer) adoptPart(f *os.File, name string) (*os.File, bool, bool, err
 		f.Close()
 		return nil, false, false, err
 	}
-	t.part, t.partStamp = name, stamp
+	t.setPart(name, stamp)
 	return f, false, true, nil
+}
+
+// setPart records the job's partial file's name and stamp, under mu: a
+// checkpoint may read them while a new job's file is being prepared. It
+// writes the stamp only once the partial file is open (fh), so openPart,
+// which runs before, may read them without mu.
+func (t *transfer) setPart(name string, stamp store.FileStamp) {
+	t.mu.Lock()
+	t.part, t.partStamp = name, stamp
+	t.mu.Unlock()
 }
 
 // dirID returns the identity of the job's directory.

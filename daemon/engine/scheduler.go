@@ -24,6 +24,7 @@ type flight struct {
 	owners []int     // the fetchers with a request out for it, first asker first
 	at     time.Time // when the first current owner asked for it
 	freed  bool      // given back by a slow owner: others may duplicate it
+	alone  bool      // taken by a stream (take): never duplicated
 }
 
 // scheduler hands segments to fetchers as they ask: there is no static
@@ -123,7 +124,7 @@ func (s *scheduler) endgame(f int) int {
 	best, bestFinish := -1, time.Time{}
 	mine := s.estimate(f)
 	for i, fl := range s.flights {
-		if len(fl.owners) >= maxOwners || slices.Contains(fl.owners, f) {
+		if fl.alone || len(fl.owners) >= maxOwners || slices.Contains(fl.owners, f) {
 			continue
 		}
 		n := float64(s.segLen(i))
@@ -147,6 +148,23 @@ func (s *scheduler) endgame(f int) int {
 		}
 	}
 	return best
+}
+
+// take gives fetcher f segment i, if it is pending, to fetch alone, and
+// reports whether it did. It is how a fetcher that reads the file in
+// order, as one stream, asks for work in place of next: the segment it
+// is at is the only one it can fetch. No other fetcher duplicates or is
+// given back what it takes: the stream reads those bytes anyway, and a
+// copy could only race it.
+func (s *scheduler) take(f, i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state[i] != segPending {
+		return false
+	}
+	s.state[i] = segInflight
+	s.flights[i] = &flight{owners: []int{f}, at: s.now(), alone: true}
+	return true
 }
 
 // complete records that fetcher f verified segment i and returns the
@@ -199,7 +217,7 @@ func (s *scheduler) giveBack(f int) int {
 	defer s.mu.Unlock()
 	var given []int
 	for i, fl := range s.flights {
-		if !fl.freed && len(fl.owners) == 1 && fl.owners[0] == f {
+		if !fl.alone && !fl.freed && len(fl.owners) == 1 && fl.owners[0] == f {
 			fl.freed = true
 			given = append(given, i)
 		}

@@ -38,6 +38,8 @@ type segmentFile struct {
 
 	ownMu    sync.Mutex
 	ownDirty bool // own piece hashes taken since the last checkpoint
+
+	onWrite func(piece int, n int) // a test's, called with each write
 }
 
 // diskError marks a failure to write the partial file, which no other
@@ -74,6 +76,9 @@ func (sf *segmentFile) write(i int, p []byte, off int64) error {
 	if _, err := sf.f.WriteAt(p, off); err != nil {
 		return &diskError{fmt.Errorf("write piece %d: %w", i, err)}
 	}
+	if sf.onWrite != nil {
+		sf.onWrite(i, len(p))
+	}
 	return nil
 }
 
@@ -92,6 +97,9 @@ func (sf *segmentFile) commit(i int, buf, sum []byte) (bool, error) {
 		off, _ := sf.file.Piece(i)
 		if _, err := sf.f.WriteAt(buf, off); err != nil {
 			return false, &diskError{fmt.Errorf("write piece %d: %w", i, err)}
+		}
+		if sf.onWrite != nil {
+			sf.onWrite(i, len(buf))
 		}
 	}
 	if sf.own {

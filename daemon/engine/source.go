@@ -59,6 +59,35 @@ type Pipeliner interface {
 	ReceiveTo(w io.Writer, n int64) error
 }
 
+// A Streamer is a Conn that can send the whole file as one stream, in
+// order, from its first byte to its last: an HTTP mirror that ignores
+// ranges. Such a source says so when asked for a range, with an error
+// that is permanent and has a method Whole returning the description of
+// the file it sent in place of the range (nil when that answer cannot be
+// taken as the file). The engine then reads the file from it as one
+// stream when it is the job's only source (stream.go), and refuses it
+// beside others, with which it could share no range.
+type Streamer interface {
+	// Stream writes the whole file, from its first byte to its last, to
+	// w as it arrives. An error of w comes back as it is.
+	Stream(ctx context.Context, w io.Writer) error
+}
+
+// wholeFile returns c as a Streamer, and the description of the file its
+// source sent whole, when err says it answered a range with the whole
+// file and c can stream it; nil otherwise.
+func wholeFile(c Conn, err error) (Streamer, *identity.Description) {
+	st, ok := c.(Streamer)
+	var w interface{ Whole() *identity.Description }
+	if !ok || !errors.As(err, &w) {
+		return nil, nil
+	}
+	if d := w.Whole(); d != nil {
+		return st, d
+	}
+	return nil, nil
+}
+
 // A Versioned source names the version of the file it holds, as an HTTP
 // mirror's validators do. The engine records it with the source's
 // statistics, for the next run to ask for that version only.
@@ -96,6 +125,21 @@ func otherFile(err error) bool {
 	var o interface{ OtherFile() bool }
 	return errors.As(err, &o) && o.OtherFile()
 }
+
+// transient marks an error as one to retry, whatever the error it wraps
+// says: a lone source's refusal of a range, say, which the next
+// connection does without by reading the file as one stream.
+type transient struct{ error }
+
+func (transient) Permanent() bool { return false }
+func (e transient) Unwrap() error { return e.error }
+
+// permanent marks an error the engine finds in what a source sent as one
+// that sets the source aside for the job.
+type permanent struct{ error }
+
+func (permanent) Permanent() bool { return true }
+func (e permanent) Unwrap() error { return e.error }
 
 // sequential makes a Conn that fetches one range at a time look like a
 // Pipeliner of depth one.

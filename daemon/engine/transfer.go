@@ -73,6 +73,9 @@ type Transfer struct {
 	OnChange func()
 
 	t atomic.Pointer[transfer]
+	// onWrite, when a test sets it, is called with each write of a
+	// piece's bytes to the partial file.
+	onWrite func(piece int, n int)
 }
 
 // transfer is the state of one Run.
@@ -85,6 +88,7 @@ type transfer struct {
 	flushEvery time.Duration
 	limiters   []*rate.Limiter
 	onChange   func()
+	onWrite    func(piece int, n int)
 	cancel     context.CancelCauseFunc
 	// complete stops the workers once every piece is verified, so none
 	// waits out a back-off for a source no longer needed.
@@ -118,6 +122,10 @@ type transfer struct {
 	known       chan struct{}  // closed once file is set, or identityErr
 	identityErr error
 
+	// streaming is the worker that reads the file as one stream from a
+	// source that sends it only whole, -1 for none: one connection does.
+	streaming int
+
 	sources  []*source
 	workers  []*worker
 	verified atomic.Int64
@@ -141,6 +149,7 @@ func (tr *Transfer) Run(ctx context.Context) error {
 		flushEvery: cmp.Or(tr.FlushInterval, DefaultFlushInterval),
 		limiters:   tr.Limiters,
 		onChange:   tr.OnChange,
+		onWrite:    tr.onWrite,
 		name:       job.Name,
 		part:       job.Part,
 		partStamp:  job.PartStamp,
@@ -221,6 +230,7 @@ func (t *transfer) download(ctx context.Context, front *frontier) {
 	t.mu.Lock()
 	t.complete = complete
 	t.workers = t.workers[:0]
+	t.streaming = -1
 	var wg sync.WaitGroup
 	for _, s := range t.sources {
 		for range t.conns {
@@ -244,6 +254,19 @@ func (t *transfer) download(ctx context.Context, front *frontier) {
 		t.voteTimer.Stop()
 	}
 	t.mu.Unlock()
+}
+
+// claimStream makes worker id the one that streams the file, unless
+// another does already, and reports whether it is: a source that sends
+// only the whole file is read over one connection, and its others would
+// only read it again.
+func (t *transfer) claimStream(id int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.streaming < 0 {
+		t.streaming = id
+	}
+	return t.streaming == id
 }
 
 // finished reports whether every piece is verified.
@@ -423,6 +446,7 @@ func (t *transfer) useBitmapLocked(bm *store.Bitmap) {
 	}
 	t.verified.Store(verified)
 	t.seg = newSegmentFile(t.fh, f, t.own, bm)
+	t.seg.onWrite = t.onWrite
 	t.sched = newScheduler(bm, func(i int) int64 { _, n := f.Piece(i); return n }, t.estimate)
 }
 

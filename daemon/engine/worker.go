@@ -21,6 +21,7 @@ var (
 	errCancelled = errors.New("request cancelled: another copy won")
 	errOut       = errors.New("source set aside for this job")
 	errComplete  = errors.New("download complete")
+	errSpare     = errors.New("the source streams the file over another connection")
 )
 
 // corruptLimit is how many corrupt pieces quarantine a source.
@@ -147,7 +148,7 @@ func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil && !w.src.out() {
 		delivered, err := w.session(ctx)
 		switch {
-		case errors.Is(err, errComplete), errors.Is(err, errOut), ctx.Err() != nil:
+		case errors.Is(err, errComplete), errors.Is(err, errOut), errors.Is(err, errSpare), ctx.Err() != nil:
 			return
 		case errors.Is(err, errCancelled):
 			continue
@@ -214,8 +215,19 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		w.setConn(nil)
 	}()
 	desc, err := t.describe(ctx, c)
+	var whole Streamer
 	if err != nil {
-		return false, fmt.Errorf("describe the file: %w", err)
+		// A source that sends only the whole file can serve a job alone,
+		// over one connection; beside others it could share no piece,
+		// and is refused for the reason it gave.
+		st, d := wholeFile(c, err)
+		if st == nil || len(t.sources) > 1 {
+			return false, fmt.Errorf("describe the file: %w", err)
+		}
+		if !t.claimStream(w.id) {
+			return false, errSpare
+		}
+		whole, desc = st, d
 	}
 	if err := t.adopt(ctx, w.src.idx, desc, c); err != nil {
 		var bad *mismatchError
@@ -238,6 +250,9 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 	t.mu.Lock()
 	sched, seg, f := t.sched, t.seg, t.file
 	t.mu.Unlock()
+	if whole != nil {
+		return w.stream(ctx, whole, sched, seg, f)
+	}
 	pipe, ok := c.(Pipeliner)
 	depth := t.depth
 	if !ok {
@@ -315,7 +330,13 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 				t.fail(de)
 				return delivered, de
 			}
-			return delivered, w.failure(fmt.Errorf("segment %d: %w", a.seg, err))
+			err = w.failure(fmt.Errorf("segment %d: %w", a.seg, err))
+			if st, _ := wholeFile(c, err); st != nil && len(t.sources) == 1 {
+				// The job's only source stopped sending ranges: the next
+				// connection reads the file from it as one stream.
+				return delivered, transient{err}
+			}
+			return delivered, err
 		}
 		queue = queue[1:]
 		now := time.Now()

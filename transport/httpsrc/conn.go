@@ -29,6 +29,15 @@ type Conn struct {
 	mu     sync.Mutex
 	closed bool
 	cancel context.CancelCauseFunc // ends the request under way, if any
+	kept   *wholeAnswer            // a whole file Describe was sent, for Stream
+}
+
+// wholeAnswer is the answer of a mirror that sent the whole file in
+// place of its first byte, and the file it described, kept unread for
+// Stream.
+type wholeAnswer struct {
+	x *exchange
+	d *identity.Description
 }
 
 // errClosed ends a request whose Conn was closed.
@@ -38,17 +47,30 @@ var errClosed = errors.New("connection closed")
 // says of the file: its size, name, modification time and any whole-file
 // digests. It has no piece hashes (PieceLen 0). An empty file, which has
 // no first byte, may be answered with a 416 or with an empty 200.
+//
+// A mirror that ignores ranges answers with the whole file: Describe then
+// fails with ErrNoRanges, and when the answer can be taken as the file
+// (see Error.Whole), the Conn keeps it, unread, until Stream reads it or
+// the next request or Close drops it.
 func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	x, err := c.start(ctx, 0, 1)
 	if err != nil {
 		return nil, err
 	}
-	defer x.end()
+	kept := false
+	defer func() {
+		if !kept {
+			x.end()
+		}
+	}()
 	resp := x.resp
 	if err := c.src.notTheFile(resp); err != nil {
 		return nil, x.fail(err)
 	}
-	var size int64
+	var (
+		size  int64
+		whole *identity.Description
+	)
 	switch cr, _ := parseContentRange(resp.Header.Get("Content-Range")); {
 	case resp.StatusCode == http.StatusPartialContent:
 		if size, err = rangeOf(resp, 0, 1); err != nil {
@@ -59,6 +81,8 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	case resp.StatusCode == http.StatusOK && resp.ContentLength == 0 && !c.src.changed(resp.Header):
 		// An empty file has no range to send, and Go's file server,
 		// among others, answers with all of it.
+	case c.src.wholeOf(resp) != nil:
+		size, whole = resp.ContentLength, described(resp, resp.ContentLength)
 	default:
 		return nil, x.fail(c.src.statusError(resp))
 	}
@@ -69,10 +93,7 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 	if dups := duplicates(resp.Header, resp.Request.URL); len(dups) > 0 && c.src.onDuplicates != nil {
 		c.src.onDuplicates(dups, x.trip.Onward())
 	}
-	d := &identity.Description{Name: fileName(resp), Summary: identity.Summary{Size: size, Digests: digests(resp.Header)}}
-	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		d.ModTime = t
-	}
+	d := described(resp, size)
 	if meta := describedBy(resp.Header, resp.Request.URL); meta != nil {
 		if err := c.src.loadPieces(ctx, meta, size, x.trip.Onward()); err != nil {
 			return nil, err
@@ -83,7 +104,33 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 		d.Summary = f.Summary()
 	}
 	c.src.mu.Unlock()
+	if whole != nil {
+		kept = c.keep(&wholeAnswer{x: x, d: d})
+		return nil, &Error{src: c.src.shown, err: fmt.Errorf("%w: 200 with the whole file", ErrNoRanges), permanent: true, whole: d}
+	}
 	return d, nil
+}
+
+// keep holds a whole answer for Stream, unless the Conn is closed. It
+// reports whether it did; if not, the caller ends the exchange.
+func (c *Conn) keep(w *wholeAnswer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.kept = w
+	return true
+}
+
+// takeKept returns the whole answer the Conn holds, if any, and lets it
+// go.
+func (c *Conn) takeKept() *wholeAnswer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.kept
+	c.kept = nil
+	return w
 }
 
 // Fetch asks for the bytes [off, off+n) and writes them to w as they
@@ -119,26 +166,48 @@ func (c *Conn) Fetch(ctx context.Context, off, n int64, w io.Writer) error {
 		return x.fail(c.src.refused(err))
 	}
 	c.src.remember(resp.Request.URL, x.trip.allowed())
-	dst := &recordingWriter{w: w}
-	got, err := io.CopyN(dst, x, n)
-	switch {
-	case dst.err != nil:
-		return dst.err
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return x.fail(&Error{src: c.src.shown, err: fmt.Errorf("body ended after %d of %d bytes", got, n)})
-	case err != nil:
-		return x.fail(err)
+	return x.deliver(w, n)
+}
+
+// Stream writes the whole file, from its first byte to its last, to w as
+// it arrives: the way to have the file of a mirror that ignores ranges.
+// It takes the answer Describe kept, if it holds one; otherwise it asks
+// for all of the file as one range, and takes the answer if it is that
+// range or the whole file, of the size and version first described. As
+// with Fetch, nothing of any other answer is written, the body must be
+// exactly the file's size (shorter is a transient failure, longer a
+// permanent one, and nothing past the size is written), and an error
+// from w comes back as it is. The Conn must have described the file, or
+// its Source must know the size from another Conn.
+func (c *Conn) Stream(ctx context.Context, w io.Writer) error {
+	size, ok := c.src.knownSize()
+	if !ok {
+		return &Error{src: c.src.shown, err: errors.New("stream of a file whose size is not known yet"), permanent: true}
 	}
-	// A body longer than its range is a mirror sending something else;
-	// with chunked encoding no length said so before.
-	var one [1]byte
-	switch k, err := io.ReadFull(x, one[:]); {
-	case k > 0:
-		return x.fail(c.src.refused(fmt.Errorf("%w: body longer than the %d bytes asked for", ErrProtocol, n)))
-	case err != io.EOF:
-		return x.fail(err)
+	var x *exchange
+	if k := c.takeKept(); k != nil {
+		x = k.x
+		// The answer was asked for under Describe's context: from here
+		// on it is the caller's that ends it.
+		x.ctx = ctx
+		stop := context.AfterFunc(ctx, func() { x.cancel(context.Cause(ctx)) })
+		defer stop()
+	} else {
+		if size == 0 {
+			return nil
+		}
+		var err error
+		if x, err = c.start(ctx, 0, size); err != nil {
+			return err
+		}
+		if err := c.src.takeWhole(x.resp, size); err != nil {
+			x.end()
+			return x.fail(err)
+		}
+		c.src.remember(x.resp.Request.URL, x.trip.allowed())
 	}
-	return nil
+	defer x.end()
+	return x.deliver(w, size)
 }
 
 // Close ends the connection: a Describe or Fetch under way in another
@@ -146,10 +215,15 @@ func (c *Conn) Fetch(ctx context.Context, off, n int64, w io.Writer) error {
 // harmless.
 func (c *Conn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	if c.cancel != nil {
 		c.cancel(errClosed)
+	}
+	k := c.kept
+	c.kept = nil
+	c.mu.Unlock()
+	if k != nil {
+		k.x.drop()
 	}
 	return nil
 }
@@ -171,6 +245,10 @@ type exchange struct {
 // exchange once the response's header has arrived, whatever its status.
 func (c *Conn) start(ctx context.Context, off, n int64) (*exchange, error) {
 	s := c.src
+	if k := c.takeKept(); k != nil {
+		// A new request: the whole answer kept for Stream will not be read.
+		k.x.drop()
+	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	c.mu.Lock()
 	if c.closed {
@@ -228,6 +306,39 @@ func (x *exchange) end() {
 	x.c.cancel = nil
 	x.c.mu.Unlock()
 	x.cancel(nil)
+}
+
+// deliver writes exactly n bytes of the body to w. A body that ends
+// sooner is a transient failure; one longer than n is a mirror sending
+// something else, refused, and what goes past n is never written.
+func (x *exchange) deliver(w io.Writer, n int64) error {
+	dst := &recordingWriter{w: w}
+	got, err := io.CopyN(dst, x, n)
+	switch {
+	case dst.err != nil:
+		return dst.err
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		return x.fail(&Error{src: x.c.src.shown, err: fmt.Errorf("body ended after %d of %d bytes", got, n)})
+	case err != nil:
+		return x.fail(err)
+	}
+	// With chunked encoding no length said so before.
+	var one [1]byte
+	switch k, err := io.ReadFull(x, one[:]); {
+	case k > 0:
+		return x.fail(x.c.src.refused(fmt.Errorf("%w: body longer than the %d bytes asked for", ErrProtocol, n)))
+	case err != io.EOF:
+		return x.fail(err)
+	}
+	return nil
+}
+
+// drop ends an exchange whose body will not be read: the rest of a whole
+// file is not worth draining to keep its connection, so the request is
+// cancelled first.
+func (x *exchange) drop() {
+	x.cancel(errClosed)
+	x.end()
 }
 
 // fail turns what went wrong with the exchange into the error to return:

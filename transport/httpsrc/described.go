@@ -112,10 +112,21 @@ func (s *Source) pieces(ctx context.Context, u *url.URL, size int64, reach Class
 
 // File returns the description of the file and its piece list, from the
 // Metalink the mirror pointed to; it fails with identity.ErrNoPieces when
-// the mirror pointed to none that fits (see ListsPieces).
+// the mirror pointed to none that fits (see ListsPieces). A Conn that
+// holds the whole file a mirror sent in place of a range (see Describe)
+// gives the description of that answer, keeping it for Stream, rather
+// than ask again.
 func (c *Conn) File(ctx context.Context) (*identity.Description, *identity.File, error) {
-	d, err := c.Describe(ctx)
-	if err != nil {
+	c.mu.Lock()
+	k := c.kept
+	c.mu.Unlock()
+	var (
+		d   *identity.Description
+		err error
+	)
+	if k != nil {
+		d = k.d
+	} else if d, err = c.Describe(ctx); err != nil {
 		return nil, nil, err
 	}
 	c.src.mu.Lock()

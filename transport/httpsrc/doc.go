@@ -15,6 +15,16 @@
 // range, a body too short or too long) is refused before a byte is
 // written, or as soon as it shows.
 //
+// # A mirror that ignores ranges
+//
+// A mirror that answers a range with a 200 and the whole file cannot
+// share a job with others, and Describe and Fetch fail with ErrNoRanges.
+// When that answer can be taken as the file (its Content-Length given,
+// in the clear, of the version first seen), the error's Whole method
+// describes the file, and Stream sends all of it, in order, over the one
+// connection, starting with the answer Describe kept rather than asking
+// again. The engine streams so a job whose only source such a mirror is.
+//
 // # Permanent and transient failures
 //
 // Every error a Conn returns is an *Error whose Permanent method says

@@ -18,7 +18,10 @@ import (
 // What went wrong with a mirror, matched with errors.Is on an *Error.
 var (
 	// ErrNoRanges reports a mirror that answers a range with the whole
-	// file. It is permanent: the engine fetches every source by ranges.
+	// file. It is permanent: ranges are how the pieces of a job are
+	// shared among its sources. When the answer can be taken as the
+	// file, the error's Whole method describes it, and Conn.Stream sends
+	// it, for a job that has no other source.
 	ErrNoRanges = errors.New("the mirror ignores ranges")
 	// ErrChanged reports a file whose size or version is not the one the
 	// mirror first described, or the one a resumed job recorded. It is
@@ -51,6 +54,7 @@ type Error struct {
 	permanent  bool
 	other      bool
 	retryAfter time.Duration
+	whole      *identity.Description // the file an answer sent whole, for ErrNoRanges
 }
 
 // Error returns the failure as one line.
@@ -79,6 +83,14 @@ func (e *Error) OtherFile() bool { return e.other }
 // not say. The error is transient; a caller that honours the wait should
 // back off at least this long before asking the mirror again.
 func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
+// Whole returns, for a mirror that answered a range with the whole file
+// (ErrNoRanges), the file that answer was: its length is the size the
+// mirror first described, it is not compressed, and it is not of another
+// version. It returns nil for any other failure, and for a whole answer
+// that cannot be taken as the file. The Conn whose Describe failed so
+// keeps the answer for Stream, which then wastes none of it.
+func (e *Error) Whole() *identity.Description { return e.whole }
 
 // refused wraps the error of an answer that cannot be taken as a
 // permanent failure.
@@ -111,6 +123,7 @@ func (s *Source) statusError(resp *http.Response) *Error {
 			e.err = fmt.Errorf("%w: resumed with %s, the mirror now has %s", ErrChanged, s.given, validatorOf(resp.Header))
 		} else {
 			e.err = fmt.Errorf("%w: 200 with the whole file", ErrNoRanges)
+			e.whole = s.wholeOf(resp)
 		}
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -125,6 +138,68 @@ func (s *Source) statusError(resp *http.Response) *Error {
 	return e
 }
 
+// takeWhole checks that an answer to a request for all of a file of size
+// bytes, as one range, is that file: the range itself, or, from a mirror
+// that ignores ranges, the whole file of that size and version, in the
+// clear. A length that is not the size is the file changed; a body of a
+// length not given is taken, and read up to the size only.
+func (s *Source) takeWhole(resp *http.Response, size int64) error {
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		got, err := rangeOf(resp, 0, size)
+		if err == nil {
+			err = s.observe(got, validatorOf(resp.Header))
+		}
+		if err != nil {
+			return s.refused(err)
+		}
+		return nil
+	case http.StatusOK:
+		if s.changed(resp.Header) {
+			return s.statusError(resp)
+		}
+		if err := inClear(resp); err != nil {
+			return s.refused(err)
+		}
+		if n := resp.ContentLength; n >= 0 && n != size {
+			return s.refused(fmt.Errorf("%w: %d bytes, was %d", ErrChanged, n, size))
+		}
+		if err := s.observe(size, validatorOf(resp.Header)); err != nil {
+			return s.refused(err)
+		}
+		return nil
+	}
+	return s.statusError(resp)
+}
+
+// wholeOf describes the file a 200 answer to a range sends whole, or
+// returns nil when the answer cannot be taken as the file: compressed, of
+// a length it does not give, or not the size or version the mirror first
+// described.
+func (s *Source) wholeOf(resp *http.Response) *identity.Description {
+	n := resp.ContentLength
+	if resp.StatusCode != http.StatusOK || n <= 0 || n > identity.MaxSize || inClear(resp) != nil || s.changed(resp.Header) {
+		return nil
+	}
+	s.mu.Lock()
+	other := (s.known && n != s.size) || (s.etag != "" && validatorOf(resp.Header).ETag != "" && validatorOf(resp.Header).ETag != s.etag)
+	s.mu.Unlock()
+	if other {
+		return nil
+	}
+	return described(resp, n)
+}
+
+// described returns what an answer says of the file, of size bytes: its
+// name, modification time and whole-file digests.
+func described(resp *http.Response, size int64) *identity.Description {
+	d := &identity.Description{Name: fileName(resp), Summary: identity.Summary{Size: size, Digests: digests(resp.Header)}}
+	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		d.ModTime = t
+	}
+	return d
+}
+
 // changed reports whether an answer to an If-Range request is of
 // another version than the one asked for: a mirror that answers a
 // request for a version it has with all of it ignores ranges.
@@ -134,15 +209,24 @@ func (s *Source) changed(h http.Header) bool {
 	return ir != "" && ir != got.ETag && ir != got.LastModified
 }
 
-// rangeOf checks that a 206 answers exactly bytes [off, off+n), in the
-// clear, and returns the size of the file it says they are of.
-func rangeOf(resp *http.Response, off, n int64) (int64, error) {
+// inClear checks that an answer's body is the file's bytes as they are,
+// not compressed.
+func inClear(resp *http.Response) error {
 	for _, v := range resp.Header.Values("Content-Encoding") {
 		for c := range strings.SplitSeq(v, ",") {
 			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
-				return 0, fmt.Errorf("%w: Content-Encoding %s, asked for identity", ErrProtocol, shown(c))
+				return fmt.Errorf("%w: Content-Encoding %s, asked for identity", ErrProtocol, shown(c))
 			}
 		}
+	}
+	return nil
+}
+
+// rangeOf checks that a 206 answers exactly bytes [off, off+n), in the
+// clear, and returns the size of the file it says they are of.
+func rangeOf(resp *http.Response, off, n int64) (int64, error) {
+	if err := inClear(resp); err != nil {
+		return 0, err
 	}
 	h := resp.Header.Get("Content-Range")
 	cr, ok := parseContentRange(h)
