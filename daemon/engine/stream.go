@@ -193,7 +193,7 @@ func (sw *streamWriter) end() error {
 // commit makes verified piece i done, and returns errStreamDone once
 // every piece is.
 func (sw *streamWriter) commit(i int, sum []byte) error {
-	w, t := sw.w, sw.w.t
+	w := sw.w
 	won, err := sw.seg.commit(i, nil, sum)
 	if err != nil {
 		return err
@@ -203,13 +203,7 @@ func (sw *streamWriter) commit(i int, sum []byte) error {
 	}
 	sw.sched.complete(w.id, i)
 	_, n := sw.f.Piece(i)
-	now := time.Now()
-	w.src.mu.Lock()
-	w.src.stat.Bytes += n
-	w.src.mu.Unlock()
-	w.src.meter.add(now, n)
-	t.meter.add(now, n)
-	t.verified.Add(n)
+	w.credit(time.Now(), n)
 	sw.delivered = true
 	if sw.sched.finished() {
 		return errStreamDone

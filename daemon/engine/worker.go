@@ -364,16 +364,22 @@ func (w *worker) session(ctx context.Context) (delivered bool, err error) {
 		}
 		losers, _ := sched.complete(w.id, a.seg)
 		delivered = true
-		w.src.mu.Lock()
-		w.src.stat.Bytes += n
-		w.src.mu.Unlock()
-		w.src.meter.add(now, n)
-		t.meter.add(now, n)
-		t.verified.Add(n)
+		w.credit(now, n)
 		for _, l := range losers {
 			t.workers[l].cancel(a.seg)
 		}
 	}
+}
+
+// credit counts n verified bytes of a piece done for good: the source's
+// and the job's totals and speeds.
+func (w *worker) credit(now time.Time, n int64) {
+	w.src.mu.Lock()
+	w.src.stat.Bytes += n
+	w.src.mu.Unlock()
+	w.src.meter.add(now, n)
+	w.t.meter.add(now, n)
+	w.t.verified.Add(n)
 }
 
 // failure turns a receive error into errCancelled when the worker's
