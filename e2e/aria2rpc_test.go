@@ -411,7 +411,7 @@ func (f *rpcFacts) walk(path, key string, x any, parent map[string]any, out map[
 			out[at] = "strings"
 			return
 		}
-		out[at] = fmt.Sprintf("%d items", len(x))
+		out[at] = fmt.Sprintf("a list of %d", len(x))
 		for i, e := range x {
 			f.walk(fmt.Sprintf("%s[%d]", path, i), "", e, nil, out)
 		}
@@ -450,6 +450,7 @@ func (f *rpcFacts) uriList(at string, x []any, out map[string]string) {
 			statuses += fmt.Sprintf(", %d keys", len(u))
 		}
 	}
+	out[at] = "a list of URIs"
 	out[at+"[].uri"] = strings.Join(slices.Sorted(maps.Keys(mirrors)), " ")
 	out[at+"[].status"] = statuses
 }
@@ -571,11 +572,11 @@ func diffRPC(ref, got *rpcView) map[string][]string {
 // parentPath is the path of the object or list that holds p, "" for the
 // answer itself.
 func parentPath(p string) string {
-	i := strings.LastIndexAny(p, ".[")
+	i := strings.LastIndexAny(strings.TrimSuffix(p, "[]"), ".[")
 	if i <= 0 {
 		return ""
 	}
-	return p[:i]
+	return strings.TrimSuffix(p[:i], "[]")
 }
 
 // checkDifferences checks that the differences seen are exactly those
