@@ -151,6 +151,10 @@ type CreateRequest struct {
 	Dir string `json:"dir"`
 	// Limit is the job's rate cap in bytes per second; 0 is none.
 	Limit int64 `json:"limit,omitempty"`
+	// Name, when set, is the name of the file in Dir, in place of the
+	// one its sources give: a name, not a path. Characters no file name
+	// should hold are replaced as in the sources' names.
+	Name string `json:"name,omitempty"`
 	// Content, when set, pins the file: its content hash in hex, as
 	// idm-server and the Job's Content show it (the file's root, see
 	// docs/protocol.md). Sources holding any other file are rejected.
