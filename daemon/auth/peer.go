@@ -22,14 +22,20 @@ type Peer struct {
 	// admits. It acts with the least rights: its UID is the daemon's, so
 	// the jobs it creates are the daemon user's, but it has none of that
 	// user's privileges (Privileged is false). It may change the jobs of
-	// the daemon's user and those with no owner, no one else's.
+	// the daemon's user and those with no owner, no one else's, and
+	// download only into Dirs.
 	RPC bool
+	// Dirs are the only directories an RPC caller may download into,
+	// with those in them (see WithinDirs): the daemon's download
+	// directories.
+	Dirs []string
 }
 
 // RPCPeer returns the caller that an aria2 RPC request acts as: the
-// daemon's own user, without its privileges (see Peer.RPC).
-func RPCPeer() Peer {
-	return Peer{UID: os.Geteuid(), GID: os.Getegid(), PID: -1, RPC: true}
+// daemon's own user, without its privileges, who may download only into
+// dirs (see Peer.RPC).
+func RPCPeer(dirs ...string) Peer {
+	return Peer{UID: os.Geteuid(), GID: os.Getegid(), PID: -1, RPC: true, Dirs: dirs}
 }
 
 // Owner returns p as the owner of the jobs it asks for.

@@ -190,3 +190,48 @@ func TestQueue_Create_Name(t *testing.T) {
 		t.Errorf("the file is not at %s as it should be (path %s): %v", filepath.Join(dir, "renamed.bin"), j.Path, err)
 	}
 }
+
+// An RPC caller may download only into its directories and those in
+// them, wherever a symbolic link points; nothing is written elsewhere.
+func TestQueue_Create_RPCDirs(t *testing.T) {
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	downloads, outside := t.TempDir(), t.TempDir()
+	sub := filepath.Join(downloads, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(downloads, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	rpc := auth.WithPeer(context.Background(), auth.RPCPeer(downloads))
+	for i, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{downloads, true},
+		{sub, true},
+		{outside, false},
+		{filepath.Join(downloads, "escape"), false},
+		{filepath.Join(sub, ".."), true},
+	} {
+		src := []string{"idm://127.0.0.1:" + string(rune('1'+i))}
+		j, _, err := q.Create(rpc, api.CreateRequest{Sources: src, Dir: tc.dir})
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.dir, err)
+		case tc.ok && j.Dir != filepath.Clean(tc.dir):
+			t.Errorf("%s: the job's directory is %s", tc.dir, j.Dir)
+		case !tc.ok && !errors.Is(err, auth.ErrDenied):
+			t.Errorf("%s: %v, want a refusal", tc.dir, err)
+		case !tc.ok && !strings.Contains(err.Error(), "not one of idmd's download directories ("+downloads+")"):
+			t.Errorf("%s: the refusal does not say where to download: %v", tc.dir, err)
+		}
+	}
+	if names := dirNames(t, outside); len(names) != 0 {
+		t.Errorf("idmd wrote %v outside the download directories", names)
+	}
+}

@@ -600,10 +600,11 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 // new job's record.
 func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Record, error) {
 	var owner *store.Owner
-	if caller, known := auth.PeerFrom(ctx); known {
+	caller, known := auth.PeerFrom(ctx)
+	if known {
 		owner = caller.Owner()
 	}
-	dirID, err := validateCreate(req, owner)
+	dirID, err := validateCreate(req, owner, caller)
 	if errors.Is(err, auth.ErrDenied) {
 		q.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
 	}
@@ -780,8 +781,8 @@ const loneMirrorConns = 4
 
 // validateCreate checks a create request from owner (nil when unknown),
 // normalises its sources and resolves its directory, whose identity it
-// returns.
-func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, error) {
+// returns. An aria2 RPC caller may download only into its Dirs.
+func validateCreate(req *api.CreateRequest, owner *store.Owner, caller auth.Peer) (store.FileID, error) {
 	if len(req.Sources) == 0 {
 		return store.FileID{}, fmt.Errorf("%w: no sources", ErrInvalid)
 	}
@@ -830,6 +831,13 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	dir, id, err := resolveDir(filepath.Clean(req.Dir), who)
 	if err != nil {
 		return store.FileID{}, err
+	}
+	// Checked on the resolved path, before idmd writes anything there; a
+	// directory replaced after this check is for the write path to catch,
+	// against its identity (DirID).
+	if caller.RPC && !auth.WithinDirs(dir, caller.Dirs) {
+		return store.FileID{}, &auth.DeniedError{Msg: fmt.Sprintf("dir %s is not one of idmd's download directories (%s): an RPC caller may download only into those and the directories in them",
+			req.Dir, strings.Join(caller.Dirs, ", "))}
 	}
 	req.Dir = dir
 	// The caller may write there; now idmd itself. Permission bits do
