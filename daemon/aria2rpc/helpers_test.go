@@ -327,3 +327,15 @@ func (e *env) jobState(id uint64) string {
 }
 
 var _ = api.StateQueued
+
+// waitFor polls cond until it holds, for a minute at most.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in a minute", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -92,7 +92,9 @@ func (s *Server) follow(ctx, rpc context.Context, sub *jobs.Subscription, seen m
 				prev = statusWaiting // a new download waits first
 			}
 		}
-		if st == prev {
+		// A stopped download changes no more in aria2: a failed one that
+		// is removed is forgotten, not stopped by the user.
+		if st == prev || stopped(prev) && stopped(st) {
 			continue
 		}
 		if name := notification(st); name != "" {
