@@ -199,6 +199,19 @@ type Version struct {
 	StateDir string `json:"state_dir"`
 }
 
+// RPC answers GET /v1/rpc: where idmd answers aria2's JSON-RPC, and the
+// secret every call must carry.
+type RPC struct {
+	// Listen is the address the aria2 RPC listener serves on.
+	Listen string `json:"listen"`
+	// URL is where an aria2 client points: http://LISTEN/jsonrpc (ws://
+	// for a WebSocket).
+	URL string `json:"url"`
+	// Secret is what every call carries as its first parameter,
+	// "token:SECRET"; front-ends call it the RPC secret or token.
+	Secret string `json:"secret"`
+}
+
 // Event types.
 const (
 	// EventProgress is a periodic progress tick of a running job.
