@@ -18,7 +18,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/internal/servertest"
 )
@@ -325,8 +324,6 @@ func (e *env) jobState(id uint64) string {
 	}
 	return j.State
 }
-
-var _ = api.StateQueued
 
 // waitFor polls cond until it holds, for a minute at most.
 func waitFor(t *testing.T, what string, cond func() bool) {
