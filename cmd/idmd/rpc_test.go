@@ -53,7 +53,9 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	stopContext = func() (context.Context, func()) { return ctx, func() {} }
 	t.Cleanup(func() { stopContext = old })
 	d := &daemon{sock: filepath.Join(t.TempDir(), "idmd.sock"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
-	go func() { d.done <- run(append([]string{"run", "--socket", d.sock, "--system=false"}, args...), io.Discard, d.stderr) }()
+	go func() {
+		d.done <- run(append([]string{"run", "--socket", d.sock, "--system=false"}, args...), io.Discard, d.stderr)
+	}()
 	t.Cleanup(func() { d.stop(t) })
 	c := &ctl.Client{Socket: d.sock}
 	deadline := time.Now().Add(30 * time.Second)
