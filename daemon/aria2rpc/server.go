@@ -33,7 +33,7 @@ const (
 	// maxDepth bounds how deep a request's JSON nests, as aria2's.
 	maxDepth = 100
 	// maxConns bounds the connections open at once, of every kind.
-	maxConns = 256
+	maxConns = 128
 	// DefaultMaxWebSockets is how many WebSocket connections may be open
 	// at once by default.
 	DefaultMaxWebSockets = 64
