@@ -554,3 +554,33 @@ func TestMethods_GID(t *testing.T) {
 	e.call(&mine, "aria2.addUri", []string{"http://127.0.0.1:3/f"}, map[string]any{"pause": "true"})
 	e.fail("GID 000000000000000 is not unique", "aria2.tellStatus", "000000000000000")
 }
+
+// The plain and the forced forms do the same: pause, pauseAll and
+// remove of an active download as forcePause, forcePauseAll and
+// forceRemove; getServers is for active downloads only.
+func TestMethods_PlainAndForced(t *testing.T) {
+	e := newEnv(t, nil)
+	m := mirror(t, testData(t, 4<<20, 6))
+	a := e.addSlow(m.URL+"/a.bin", nil)
+	b := e.addSlow(m.URL+"/b.bin", nil)
+	e.waitStatus(a, statusActive)
+	e.waitStatus(b, statusActive)
+	e.call(nil, "aria2.pause", a)
+	e.waitStatus(a, statusPaused)
+	e.fail("No active download for GID#"+a, "aria2.getServers", a)
+	e.call(nil, "aria2.pauseAll")
+	e.waitStatus(b, statusPaused)
+	e.call(nil, "aria2.unpauseAll")
+	e.waitStatus(a, statusActive)
+	e.waitStatus(b, statusActive)
+	var got string
+	e.call(&got, "aria2.forceRemove", a)
+	if got != a {
+		t.Errorf("forceRemove answered %q, want the gid %s", got, a)
+	}
+	e.waitStatus(a, statusRemoved)
+	e.call(nil, "aria2.forcePause", b)
+	e.waitStatus(b, statusPaused)
+	e.call(nil, "aria2.remove", b)
+	e.waitStatus(b, statusRemoved)
+}
