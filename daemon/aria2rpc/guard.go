@@ -46,19 +46,21 @@ func newGuard(secret string) *guard {
 // caller that shares it with a guesser waits for the guesser to stop.
 // The look at the bucket, the comparison and the cost are one step, so
 // that many connections at once guess no faster than one.
-func (g *guard) allow(from netip.Addr, token string) bool {
+// counted is true for a wrong secret that was compared: at most the
+// bucket's pace, what is worth a line in the log.
+func (g *guard) allow(from netip.Addr, token string) (ok, counted bool) {
 	sum := sha256.Sum256([]byte(token))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.bucket(from)
 	if b.Tokens() < 1 {
-		return false
+		return false, false
 	}
 	if subtle.ConstantTimeCompare(sum[:], g.sum[:]) == 1 {
-		return true
+		return true, false
 	}
 	b.Allow()
-	return false
+	return false, true
 }
 
 // bucket returns the failure bucket of from's address: its own for IPv4,

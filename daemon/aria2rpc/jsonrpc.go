@@ -215,9 +215,11 @@ func (s *Server) dispatch(ctx context.Context, ex *exchange, name string, p para
 		return s.multicall(ctx, ex, p)
 	}
 	token, p := p.token()
-	if !s.guard.allow(ex.from, token) {
+	if ok, counted := s.guard.allow(ex.from, token); !ok {
 		ex.unauthorized = true
-		s.logger().Warn("refused an RPC call: wrong secret", "from", ex.from, "method", name)
+		if counted {
+			s.logger().Warn("refused an RPC call: wrong secret", "from", ex.from, "method", name)
+		}
 		return nil, errUnauthorized
 	}
 	m, ok := methods[name]

@@ -81,6 +81,10 @@ var notificationNames = []string{
 	notifyStart, notifyPause, notifyStop, notifyComplete, notifyError, "aria2.onBtDownloadComplete",
 }
 
+// maxURIs bounds the sources of one download, each of which it may
+// connect to at once.
+const maxURIs = 64
+
 // listPage is how many jobs a method reads from the queue at a time.
 const listPage = 500
 
@@ -155,6 +159,9 @@ func (s *Server) addURI(ctx context.Context, p params) (any, error) {
 	}
 	if len(sources) == 0 {
 		return nil, failf("URI is not provided.")
+	}
+	if len(sources) > maxURIs {
+		return nil, failf("%d URIs: one download takes at most %d", len(sources), maxURIs)
 	}
 	o, err := s.parseAddOptions(opts, sources)
 	if err != nil {
@@ -387,6 +394,9 @@ func (s *Server) changeURI(ctx context.Context, p params) (any, error) {
 			fresh = append(fresh, u)
 		}
 	}
+	if len(have) > maxURIs {
+		return nil, failf("%d URIs: one download takes at most %d", len(have), maxURIs)
+	}
 	if len(remove) > 0 || len(fresh) > 0 {
 		if _, err := s.Queue.SetSources(ctx, j.ID, fresh, remove); err != nil {
 			return nil, err
@@ -528,6 +538,8 @@ func paginate(offset, num, size int64) (from, to int64) {
 	if num <= 0 {
 		return 0, 0
 	}
+	num = min(num, size+1) // no sum below overflows
+	offset = max(offset, -size-1)
 	if offset < 0 {
 		last := offset + size
 		if last < 0 {

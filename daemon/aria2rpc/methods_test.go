@@ -109,6 +109,7 @@ func TestMethods_AddUri_Options(t *testing.T) {
 		{"is not one of idmd's download directories", []any{[]string{m.URL + "/a"}, map[string]any{"dir": "../.."}}},
 		{"name \"a/b\"", []any{[]string{m.URL + "/a"}, map[string]any{"out": "a/b"}}},
 		{"ftp://example.org/f", []any{[]string{"ftp://example.org/f"}}},
+		{"65 URIs: one download takes at most 64", []any{manyURIs(65)}},
 	} {
 		e.fail(tc.want, "aria2.addUri", tc.params...)
 	}
@@ -583,4 +584,13 @@ func TestMethods_PlainAndForced(t *testing.T) {
 	e.waitStatus(b, statusPaused)
 	e.call(nil, "aria2.remove", b)
 	e.waitStatus(b, statusRemoved)
+}
+
+// manyURIs returns n URIs, each of another mirror.
+func manyURIs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("http://127.0.0.1:%d/f", 1000+i))
+	}
+	return out
 }

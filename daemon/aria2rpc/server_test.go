@@ -342,6 +342,9 @@ func TestPaginate(t *testing.T) {
 		{-2, 5, 3, 0, 2},
 		{0, 0, 3, 0, 0},
 		{-1, 1000, 0, 0, 0},
+		{1, 1<<63 - 1, 3, 1, 3},
+		{-1, 1<<63 - 1, 3, 0, 3},
+		{-1 << 63, 1, 3, 0, 0},
 	} {
 		if from, to := paginate(tc.offset, tc.num, tc.size); from != tc.from || to != tc.to {
 			t.Errorf("paginate(%d, %d, %d) = [%d, %d), want [%d, %d)", tc.offset, tc.num, tc.size, from, to, tc.from, tc.to)
