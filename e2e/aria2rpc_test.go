@@ -93,11 +93,10 @@ type rpcTranscript struct {
 }
 
 type rpcStep struct {
-	Step      string          `json:"step"`
-	Method    string          `json:"method"`
-	Transport string          `json:"transport"`
-	Result    json.RawMessage `json:"result"`
-	Error     *rpcError       `json:"error"`
+	Step   string          `json:"step"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  *rpcError       `json:"error"`
 }
 
 type rpcError struct {
@@ -274,6 +273,7 @@ func TestAria2RPC_FrontEndScenario(t *testing.T) {
 		secret := newSecret()
 		port, dir := start(t, secret)
 		tr := drive(t, node, script, rpcScenario{Port: port, Secret: secret, Slow: slow, Fast: fast, Dir: dir, Out: out})
+		t.Logf("statuses while polling: %v", tr.Polls)
 		if !t.Failed() {
 			checkMidDownload(t, tr)
 			checkDownloaded(t, dir, out, want)
