@@ -207,7 +207,7 @@ func TestMethods_Lifecycle(t *testing.T) {
 	ws.notification(notifyStart, bad)
 	ws.notification(notifyError, bad)
 	st = e.status(bad, "status", "errorCode", "errorMessage")
-	if st["status"] != statusError || st["errorCode"] != "1" || st["errorMessage"] == "" || len(st) != 3 {
+	if st["status"] != statusError || st["errorCode"] != "3" || !strings.Contains(st["errorMessage"].(string), "404 Not Found") || len(st) != 3 {
 		t.Errorf("tellStatus of the failed download: %v", st)
 	}
 

@@ -65,11 +65,13 @@ func byStop(a, b api.Job) int {
 
 // aria2's error codes of a stopped download that idmd can tell apart.
 const (
-	errorFinished = "0"
-	errorUnknown  = "1"
-	errorNoSpace  = "9"
-	errorRemoved  = "31"
-	errorChecksum = "32"
+	errorFinished   = "0"
+	errorUnknown    = "1"
+	errorNotFound   = "3"
+	errorNoSpace    = "9"
+	errorAuthFailed = "24"
+	errorRemoved    = "31"
+	errorChecksum   = "32"
 )
 
 // errorCode returns aria2's errorCode of a stopped job.
@@ -80,12 +82,18 @@ func errorCode(j *api.Job, st string) string {
 	case statusRemoved:
 		return errorRemoved
 	}
+	// Only told apart for a front-end to show: the job failed for good
+	// whatever the code.
 	msg := strings.ToLower(j.LastError)
 	switch {
 	case strings.Contains(msg, "checksum") || strings.Contains(msg, "digest"):
 		return errorChecksum
 	case strings.Contains(msg, "no space") || strings.Contains(msg, "not enough room"):
 		return errorNoSpace
+	case strings.Contains(msg, ": 404 not found"):
+		return errorNotFound
+	case strings.Contains(msg, ": 401 unauthorized"):
+		return errorAuthFailed
 	}
 	return errorUnknown
 }

@@ -76,7 +76,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}()
 	var writer sync.WaitGroup
 	writer.Go(func() { conn.write(ctx) })
-	defer writer.Wait()
+	defer func() {
+		// The writer ends with ctx: a client that left must not keep it,
+		// and this connection's slot, until idmd stops.
+		cancel(nil)
+		writer.Wait()
+	}()
 	from := remoteAddr(r)
 	for {
 		_, msg, err := c.Read(ctx)

@@ -65,6 +65,23 @@ func TestWebSocket_MaxConnections(t *testing.T) {
 	e.call(nil, "aria2.getVersion")
 }
 
+// A client that leaves gives its connection back: many more than
+// MaxWebSockets may come and go, one after the other.
+func TestWebSocket_ClientsLeave(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.MaxWebSockets = 2 })
+	for range 10 {
+		w := e.dial()
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"system.listMethods"}`)
+		w.answer("1")
+		w.close()
+		waitFor(t, "the server to let the client go", func() bool {
+			e.srv.mu.Lock()
+			defer e.srv.mu.Unlock()
+			return len(e.srv.conns) == 0 && len(e.srv.wsSlots) == 0
+		})
+	}
+}
+
 // A WebSocket client that reads nothing is dropped once the messages for
 // it fill its queue: it holds up no other client, and costs at most its
 // queue.
