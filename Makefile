@@ -30,20 +30,26 @@ unit: test-deps
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## test-deps: what the tests drive besides Go, from Debian's packages when
-## missing: nginx, the HTTP mirror the mirror tests download from, and
-## aria2 (aria2c), the Metalink client that checks idm-server's Metalinks.
+## missing: nginx, the HTTP mirror the mirror tests download from; aria2
+## (aria2c), the Metalink client that checks idm-server's Metalinks and
+## the RPC server idmd's aria2 RPC is compared with; node and npm, which
+## run the aria2 client library that drives both (the e2e test installs
+## that library itself, pinned, from the npm registry).
 test-deps:
 	@PATH="$$PATH:/usr/sbin:/sbin"; missing=""; \
 	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
 	command -v aria2c >/dev/null 2>&1 || missing="$$missing aria2"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo "missing:$$missing: install it first (Debian: sudo apt-get install nginx-light aria2)"; exit 1; \
+		echo "missing:$$missing: install it first (Debian: sudo apt-get install nginx-light aria2 nodejs npm)"; exit 1; \
 	fi; \
 	apt-get update -qq || exit 1; \
 	case "$$missing" in *nginx*) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx || exit 1;; esac; \
-	case "$$missing" in *aria2*) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aria2 || exit 1;; esac
+	case "$$missing" in *aria2*) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq aria2 || exit 1;; esac; \
+	case "$$missing" in *nodejs*|*npm*) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm || exit 1;; esac
 
 ## cross: build the three binaries for other systems, so that nothing
 ## Linux-only creeps into shared code; the binaries are thrown away.

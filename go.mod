@@ -3,6 +3,7 @@ module github.com/idmproject/idm
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/kardianos/service v1.3.0
 	github.com/vbauerster/mpb/v8 v8.16.2
 	github.com/zeebo/blake3 v0.2.4

@@ -64,6 +64,16 @@ func (c *Client) Version(ctx context.Context) (*api.Version, error) {
 	return &v, nil
 }
 
+// RPC returns where idmd answers aria2's JSON-RPC and its secret; an
+// error for which IsNotFound is true when the RPC listener is off.
+func (c *Client) RPC(ctx context.Context) (*api.RPC, error) {
+	var r api.RPC
+	if err := c.do(ctx, "GET", "/v1/rpc", nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // Jobs returns every job, in ID order.
 func (c *Client) Jobs(ctx context.Context) ([]api.Job, error) {
 	var jobs []api.Job

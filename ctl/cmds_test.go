@@ -503,3 +503,19 @@ func TestHelp_FlagSpelling(t *testing.T) {
 		})
 	}
 }
+
+func TestRPCSecret(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.reply("GET /v1/rpc", 200, api.RPC{Listen: "127.0.0.1:6800", URL: "http://127.0.0.1:6800/jsonrpc", Secret: "0123abcd"})
+	checkResult(t, run(t, d, "rpc-secret"), 0, "0123abcd\n", "")
+	checkResult(t, run(t, d, "rpc-secret", "--json"), 0,
+		"{\n  \"listen\": \"127.0.0.1:6800\",\n  \"url\": \"http://127.0.0.1:6800/jsonrpc\",\n  \"secret\": \"0123abcd\"\n}\n", "")
+	r := run(t, d, "rpc-secret", "extra")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `unexpected argument "extra"`) {
+		t.Errorf("an extra argument: %+v", r)
+	}
+
+	off := newFakeDaemon(t)
+	off.reply("GET /v1/rpc", 404, api.ErrorBody{Error: "the aria2 RPC listener is off: start idmd with --rpc-listen ADDR", Code: api.CodeNotFound})
+	checkResult(t, run(t, off, "rpc-secret"), 1, "", "idmctl: the aria2 RPC listener is off: start idmd with --rpc-listen ADDR\n")
+}

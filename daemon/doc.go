@@ -10,6 +10,9 @@
 //     streams what changed.
 //   - daemon/localapi answers the control API (docs/api.md): the route
 //     table, the handlers, the event streams, the errors.
+//   - daemon/aria2rpc answers aria2's JSON-RPC (docs/aria2-rpc.md), for
+//     the front-ends written for aria2, with the least rights of the
+//     socket's callers; only cmd/idmd imports it.
 //   - daemon/socket makes the control socket and reads who is at the
 //     other end of each connection.
 //   - daemon/auth says who the caller is and what it may do: use the

@@ -10,12 +10,16 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/aria2rpc"
 	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/daemon/localapi"
@@ -46,6 +50,17 @@ Flags of run (each falls back to an environment variable):
                      default when run as root)
   --group NAME       group allowed to use a system daemon (IDMD_GROUP; default idm)
   --stall DURATION   drop a connection silent this long (default 10s)
+  --download-dir DIR a directory aria2 RPC callers may download into, besides the
+                     default one (STATE-DIR/downloads for a system daemon, else
+                     ~/Downloads); repeatable; IDMD_DOWNLOAD_DIRS adds more
+  --rpc-listen ADDR  answer aria2's JSON-RPC at http://ADDR/jsonrpc, for AriaNg and
+                     the like (IDMD_RPC_LISTEN; default off); idmctl rpc-secret
+                     prints its secret
+  --rpc-listen-any   allow an --rpc-listen address other than loopback
+                     (IDMD_RPC_LISTEN_ANY)
+  --rpc-secret-file PATH
+                     where the RPC secret is kept, made at the first start
+                     (IDMD_RPC_SECRET_FILE; default STATE-DIR/rpc-secret)
 `
 
 func main() {
@@ -102,12 +117,17 @@ func runDaemon(args []string, stderr io.Writer) int {
 	system := flags.Bool("system", os.Geteuid() == 0 || env("IDMD_SYSTEM", "") == "1", "")
 	group := flags.String("group", env("IDMD_GROUP", "idm"), "")
 	stall := flags.Duration("stall", transport.DefaultStallTimeout, "")
+	var dirFlags dirList
+	flags.Var(&dirFlags, "download-dir", "")
+	rpcListen := flags.String("rpc-listen", env("IDMD_RPC_LISTEN", ""), "")
+	rpcAny := flags.Bool("rpc-listen-any", isTrue(env("IDMD_RPC_LISTEN_ANY", "")), "")
+	rpcSecretFile := flags.String("rpc-secret-file", env("IDMD_RPC_SECRET_FILE", ""), "")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "idmd: "+format+"\n\n", a...)
 		usage(stderr)
 		return 2
 	}
-	onlyOnce(flags)
+	onlyOnce(flags, "download-dir")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(os.Stdout)
@@ -131,10 +151,33 @@ func runDaemon(args []string, stderr io.Writer) int {
 			return fail("--limit: %v", err)
 		}
 	}
+	dirs, err := downloadDirs(defaultDownloadDir(*system, *stateDir), dirFlags, os.Getenv("IDMD_DOWNLOAD_DIRS"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	var secret string
+	if *rpcListen != "" {
+		if err := checkRPCListen(*rpcListen, *rpcAny); err != nil {
+			// One line: the usage would bury the one thing to change.
+			fmt.Fprintf(stderr, "idmd: %v\n", err)
+			return 2
+		}
+		if *rpcSecretFile == "" {
+			*rpcSecretFile = filepath.Join(*stateDir, rpcSecretName)
+			if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+				fmt.Fprintf(stderr, "idmd: state directory: %v\n", err)
+				return 1
+			}
+		}
+		if secret, err = aria2rpc.SecretFile(*rpcSecretFile); err != nil {
+			fmt.Fprintln(stderr, "idmd:", err)
+			return 1
+		}
+	}
 	// SIGINT or SIGTERM, or the service manager's stop request. Caught
 	// from here on, however early it comes: idmd finishes starting, then
 	// stops as at any other time, its state marked clean.
-	ctx, stop := service.StopContext()
+	ctx, stop := stopContext()
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
@@ -153,17 +196,41 @@ func runDaemon(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "idmd:", err)
 		return 1
 	}
+	var rpcLn net.Listener
+	if *rpcListen != "" {
+		if rpcLn, err = net.Listen("tcp", *rpcListen); err != nil {
+			ln.Close()
+			fmt.Fprintln(stderr, "idmd: --rpc-listen:", err)
+			return 1
+		}
+	}
 	// SIGTERM must end the process within 5 seconds: 2 for requests
 	// under way, 3 for the transfers to checkpoint.
 	q, err := jobs.Open(jobs.Config{StateDir: *stateDir, MaxActive: n, Limit: rate, Logger: log, StallTimeout: *stall, CloseTimeout: 3 * time.Second,
 		UserAgent: "idmd/" + localapi.Version})
 	if err != nil {
 		ln.Close()
+		if rpcLn != nil {
+			rpcLn.Close()
+		}
 		fmt.Fprintln(stderr, openFailed(err, *stateDir))
 		return 1
 	}
 	srv := &localapi.Server{Queue: q, Access: auth.Access{UID: os.Geteuid(), Group: gid}, StateDir: *stateDir, Logger: log}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	var rpc *aria2rpc.Server
+	if rpcLn != nil {
+		// Only where whoever reads the secret is root or the daemon's
+		// user may the RPC change what applies to everyone's jobs.
+		rpc = &aria2rpc.Server{Queue: q, Secret: secret, Dirs: dirs, GlobalChanges: gid < 0, Version: localapi.Version, Logger: log.With("rpc", "aria2")}
+		addr := rpcLn.Addr().String()
+		srv.RPC = &api.RPC{Listen: addr, URL: "http://" + addr + "/jsonrpc", Secret: secret}
+		go func() { served <- rpc.Serve(rpcLn) }()
+		if _, err := os.Stat(dirs[0]); err != nil {
+			log.Warn("the default download directory of RPC callers is missing", "dir", dirs[0], "err", err)
+		}
+		log.Info("aria2 RPC listening", "url", srv.RPC.URL, "secret_file", *rpcSecretFile, "download_dirs", dirs)
+	}
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("idmd running", "version", localapi.Version, "socket", *sockPath, "state_dir", *stateDir, "max_active", n, "limit", rate)
 	status := 0
@@ -171,18 +238,35 @@ func runDaemon(args []string, stderr io.Writer) int {
 	case <-ctx.Done():
 		log.Info("stopping")
 	case err := <-served:
-		log.Error("control socket failed", "err", err)
+		log.Error("a listener failed", "err", err)
 		status = 1
 	}
 	// Shutdown stops the server even if Serve has not started yet.
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if rpc != nil {
+		rpc.Shutdown(sctx)
+	}
 	srv.Shutdown(sctx)
 	if err := q.Close(); err != nil {
 		log.Error("close state", "err", err)
 		status = 1
 	}
 	return status
+}
+
+// stopContext is service.StopContext; tests stop a daemon they run in
+// their own process with a context of their own.
+var stopContext = service.StopContext
+
+// isTrue reports whether an environment variable's value turns a switch
+// on.
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
 }
 
 func atoi(s string) int {

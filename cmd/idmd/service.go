@@ -26,11 +26,12 @@ const serviceUsageText = `usage: idmd install [--user] [flags of run] [--downloa
        idmd uninstall|start|stop|restart|status [--user]
 
 install puts idmd in the OS service manager (systemd, launchd, Windows) so
-that it starts at boot, and bakes --socket, --state-dir, --max-active and
---limit into the service. The system service runs as user idm and members
-of group idm may use idmctl; --user installs a service of your own instead.
-Under systemd the system service may write only its state and the download
-directories given with --download-dir. uninstall keeps the jobs.
+that it starts at boot, and bakes --socket, --state-dir, --max-active,
+--limit, --download-dir and the --rpc-* flags into the service. The system
+service runs as user idm and members of group idm may use idmctl; --user
+installs a service of your own instead. Under systemd the system service may
+write only its state and the download directories given with --download-dir.
+uninstall keeps the jobs.
 `
 
 // dirList is a repeatable flag.
@@ -44,8 +45,9 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("idmd "+cmd, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	user := flags.Bool("user", false, "")
-	var socket, stateDir, limit *string
+	var socket, stateDir, limit, rpcListen, rpcSecretFile *string
 	var maxActive *int
+	var rpcAny *bool
 	var downloadDirs dirList
 	switch cmd {
 	case "install":
@@ -54,6 +56,9 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 		maxActive = flags.Int("max-active", 0, "")
 		limit = flags.String("limit", "", "")
 		flags.Var(&downloadDirs, "download-dir", "")
+		rpcListen = flags.String("rpc-listen", "", "")
+		rpcAny = flags.Bool("rpc-listen-any", false, "")
+		rpcSecretFile = flags.String("rpc-secret-file", "", "")
 	case "status":
 		socket = flags.String("socket", "", "")
 	}
@@ -85,6 +90,13 @@ func runService(cmd string, args []string, stdout, stderr io.Writer) int {
 		if cfg.Limit != "" {
 			if _, err := bytesize.Parse(cfg.Limit); err != nil {
 				return fail("--limit: %v", err)
+			}
+		}
+		cfg.RPCListen, cfg.RPCListenAny, cfg.RPCSecretFile = *rpcListen, *rpcAny, *rpcSecretFile
+		if cfg.RPCListen != "" {
+			if err := checkRPCListen(cfg.RPCListen, cfg.RPCListenAny); err != nil {
+				fmt.Fprintf(stderr, "idmd %s: %v\n", cmd, err)
+				return 2
 			}
 		}
 	}

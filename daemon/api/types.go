@@ -183,6 +183,10 @@ type CreateRequest struct {
 	Dir string `json:"dir"`
 	// Limit is the job's rate cap in bytes per second; 0 is none.
 	Limit int64 `json:"limit,omitempty"`
+	// Name, when set, is the name of the file in Dir, in place of the
+	// one its sources give: a name, not a path. Characters no file name
+	// should hold are replaced as in the sources' names.
+	Name string `json:"name,omitempty"`
 	// Content, when set, pins the file: its content hash in hex, as
 	// idm-server and the Job's Content show it (the file's root, see
 	// docs/protocol.md). Sources holding any other file are rejected.
@@ -237,6 +241,19 @@ type Version struct {
 	PID int `json:"pid"`
 	// StateDir is the daemon's state directory.
 	StateDir string `json:"state_dir"`
+}
+
+// RPC answers GET /v1/rpc: where idmd answers aria2's JSON-RPC, and the
+// secret every call must carry.
+type RPC struct {
+	// Listen is the address the aria2 RPC listener serves on.
+	Listen string `json:"listen"`
+	// URL is where an aria2 client points: http://LISTEN/jsonrpc (ws://
+	// for a WebSocket).
+	URL string `json:"url"`
+	// Secret is what every call carries as its first parameter,
+	// "token:SECRET"; front-ends call it the RPC secret or token.
+	Secret string `json:"secret"`
 }
 
 // Event types.

@@ -315,3 +315,20 @@ func octalMode(m fs.FileMode) uint32 {
 	}
 	return o
 }
+
+// WithinDirs reports whether dir, a clean absolute path without symbolic
+// links (as ResolveDir returns it), is one of dirs or in one of them,
+// each of dirs taken with its symbolic links resolved. A directory of
+// dirs that cannot be resolved (it does not exist) holds nothing.
+func WithinDirs(dir string, dirs []string) bool {
+	for _, d := range dirs {
+		r, err := filepath.EvalSymlinks(d)
+		if err != nil || !filepath.IsAbs(r) {
+			continue
+		}
+		if dir == r || strings.HasPrefix(dir, strings.TrimSuffix(r, string(filepath.Separator))+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}

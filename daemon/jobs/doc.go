@@ -1,7 +1,9 @@
 // Package jobs is idmd's job queue. A [Queue] owns the store: it reads
 // every job once, at Open, into a table in memory that answers every
 // read, and it runs up to MaxActive transfers of package daemon/engine,
-// oldest job first, under a global and a per-job rate limit.
+// under a global and a per-job rate limit. Queued and paused jobs wait in
+// a line, in the order they were created until [Queue.Move] changes it;
+// the first queued job in line starts when a slot frees.
 //
 // # One owner per field
 //

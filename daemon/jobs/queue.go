@@ -125,6 +125,9 @@ type Queue struct {
 	same   map[string][]uint64 // unfinished jobs by sameKey
 	active map[uint64]*job     // jobs with a transfer
 	closed bool
+	// nextRank is the rank of the next job created: it goes to the end
+	// of the line (see job.rank).
+	nextRank int64
 
 	wg       sync.WaitGroup
 	stopTick context.CancelFunc
@@ -145,6 +148,11 @@ type job struct {
 	bad     error    // the record cannot be read; nothing else is known
 	run     *running // the transfer, while the job is Running
 	recheck bool     // the partial file may be ahead of the record
+	// rank is the job's place in the line of jobs waiting for a slot:
+	// the queue starts the queued job of least rank first. It is the
+	// order of creation until Move changes it, and lives only in memory:
+	// after a restart the line is in the order of creation again.
+	rank int64
 }
 
 // running is one job's transfer in progress.
@@ -251,6 +259,10 @@ func (q *Queue) load() error {
 		q.ids = append(q.ids, id)
 	}
 	slices.Sort(q.ids)
+	for i, id := range q.ids {
+		q.jobs[id].rank = int64(i)
+	}
+	q.nextRank = int64(len(q.ids))
 	q.log.Info("state opened", "dir", q.cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
 	return nil
 }
@@ -350,7 +362,7 @@ func (q *Queue) Close() error {
 	return err
 }
 
-// schedule starts queued jobs, oldest first, while slots are free. Called
+// schedule starts queued jobs, first in line first, while slots are free. Called
 // with wmu held: a job refused at its start is failed, which is written.
 func (q *Queue) schedule() {
 	for {
@@ -361,9 +373,8 @@ func (q *Queue) schedule() {
 		}
 		var j *job
 		for _, id := range q.ids {
-			if c := q.jobs[id]; c.bad == nil && c.state == Queued {
+			if c := q.jobs[id]; c.bad == nil && c.state == Queued && (j == nil || c.rank < j.rank) {
 				j = c
-				break
 			}
 		}
 		if j == nil {
@@ -589,10 +600,11 @@ func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job
 // new job's record.
 func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Record, error) {
 	var owner *store.Owner
-	if caller, known := auth.PeerFrom(ctx); known {
+	caller, known := auth.PeerFrom(ctx)
+	if known {
 		owner = caller.Owner()
 	}
-	dirID, err := validateCreate(req, owner)
+	dirID, err := validateCreate(req, owner, caller)
 	if errors.Is(err, auth.ErrDenied) {
 		q.log.Warn("refused a directory", "uid", owner.UID, "dir", req.Dir, "err", err)
 	}
@@ -608,6 +620,9 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 	if req.Checksum != "" {
 		d, _ := identity.ParseDigest(req.Checksum) // checked by validateCreate
 		rec.Checksum = d.String()
+	}
+	if req.Name != "" {
+		rec.Name = engine.SanitizeName(req.Name)
 	}
 	return rec, nil
 }
@@ -643,6 +658,8 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 	}
 	j := &job{id: rec.ID, rec: rec, state: Queued}
 	q.mu.Lock()
+	j.rank = q.nextRank
+	q.nextRank++
 	q.jobs[j.id] = j
 	q.ids = append(q.ids, j.id) // IDs only grow
 	q.index(j)
@@ -684,6 +701,10 @@ func (q *Queue) sameJob(ctx context.Context, rec *store.Record) uint64 {
 	return 0
 }
 
+// maxName bounds the name a caller gives a job's file, as most file
+// systems bound a name.
+const maxName = 255
+
 // maxConns bounds the connections a job opens to each source.
 const maxConns = 16
 
@@ -694,8 +715,8 @@ const loneMirrorConns = 4
 
 // validateCreate checks a create request from owner (nil when unknown),
 // normalises its sources and resolves its directory, whose identity it
-// returns.
-func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, error) {
+// returns. An aria2 RPC caller may download only into its Dirs.
+func validateCreate(req *api.CreateRequest, owner *store.Owner, caller auth.Peer) (store.FileID, error) {
 	if len(req.Sources) == 0 {
 		return store.FileID{}, fmt.Errorf("%w: no sources", ErrInvalid)
 	}
@@ -729,6 +750,9 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 			return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
+	if req.Name != "" && (req.Name == "." || req.Name == ".." || strings.ContainsAny(req.Name, "/\\\x00") || len(req.Name) > maxName) {
+		return store.FileID{}, fmt.Errorf("%w: name %.80q: want a file name of at most %d bytes, not a path", ErrInvalid, req.Name, maxName)
+	}
 	if req.Content != "" {
 		if _, err := transport.ParseHash(req.Content); err != nil {
 			return store.FileID{}, fmt.Errorf("%w: content %q is not a content hash (64 hex digits)", ErrInvalid, req.Content)
@@ -744,6 +768,13 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner) (store.FileID, e
 	dir, id, err := resolveDir(filepath.Clean(req.Dir), who)
 	if err != nil {
 		return store.FileID{}, err
+	}
+	// Checked on the resolved path, before idmd writes anything there; a
+	// directory replaced after this check is for the write path to catch,
+	// against its identity (DirID).
+	if caller.RPC && !auth.WithinDirs(dir, caller.Dirs) {
+		return store.FileID{}, &auth.DeniedError{Msg: fmt.Sprintf("dir %s is not one of idmd's download directories (%s): an RPC caller may download only into those and the directories in them",
+			req.Dir, strings.Join(caller.Dirs, ", "))}
 	}
 	req.Dir = dir
 	// The caller may write there; now idmd itself. Permission bits do
@@ -972,6 +1003,36 @@ func (q *Queue) SetLimit(ctx context.Context, limit int64) error {
 	setLimit(q.global, limit)
 	q.log.Info("global limit set", "bytes_per_second", limit)
 	return nil
+}
+
+// SetMaxActive changes how many jobs download at once until the daemon
+// stops. More slots start queued jobs at once; fewer stop none: the jobs
+// under way go on, and no other starts until they are fewer than n. As
+// the global limit, it applies to every user's jobs, so only root and
+// the daemon's user may change it.
+func (q *Queue) SetMaxActive(ctx context.Context, n int) error {
+	if p, ok := auth.PeerFrom(ctx); ok && !p.Privileged() {
+		q.log.Warn("refused a change to the number of active jobs", "uid", p.UID)
+		return &auth.DeniedError{Msg: fmt.Sprintf("uid %d may not change how many jobs download at once: it applies to every job, so only root or the daemon's user may", p.UID)}
+	}
+	if n < 1 {
+		return fmt.Errorf("%w: %d active jobs: want at least 1", ErrInvalid, n)
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.mu.Lock()
+	q.cfg.MaxActive = n
+	q.mu.Unlock()
+	q.log.Info("active jobs set", "max_active", n)
+	q.schedule()
+	return nil
+}
+
+// MaxActive returns how many jobs download at once.
+func (q *Queue) MaxActive() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg.MaxActive
 }
 
 // Limit returns the global rate cap.

@@ -98,3 +98,26 @@ func TestServer_Create_DirDenied(t *testing.T) {
 		t.Errorf("the API shows the owner: %s", b)
 	}
 }
+
+// The aria2 RPC's secret goes to every caller the socket admits, a
+// member of the daemon's group too, and to no one else.
+func TestServer_RPC_Access(t *testing.T) {
+	usertest.NeedRoot(t)
+	d := openQueue(t, jobs.Config{})
+	info := &api.RPC{Listen: "127.0.0.1:6800", URL: "http://127.0.0.1:6800/jsonrpc", Secret: "abc"}
+	for _, tc := range []struct {
+		group  int
+		status int
+	}{{gidShared, http.StatusOK}, {-1, http.StatusForbidden}} {
+		sock := filepath.Join(usertest.ReachableTempDir(t), "idmd.sock")
+		serve(t, &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: tc.group}, Logger: quietLog(), RPC: info}, sock, 0o666)
+		c := &apiClient{t: t, http: &http.Client{Transport: &http.Transport{
+			DialContext: func(context.Context, string, string) (net.Conn, error) { return usertest.DialAs(ann, sock) },
+		}}}
+		var got api.RPC
+		status, eb := c.do("GET", "/v1/rpc", "", &got)
+		if status != tc.status || (status == http.StatusOK && got != *info) || (status != http.StatusOK && eb.Code != api.CodeForbidden) {
+			t.Errorf("group %d: %d %+v %+v, want %d", tc.group, status, got, eb, tc.status)
+		}
+	}
+}

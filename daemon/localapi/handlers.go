@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/jobs"
 	"github.com/idmproject/idm/transport/metalink"
 )
@@ -61,6 +62,21 @@ func jobID(r *http.Request) (uint64, error) {
 
 func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request) error {
 	return &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: "no such route: " + r.URL.Path}}
+}
+
+// serveRPC tells where the aria2 RPC listens and its secret. Every caller
+// the socket admits may read it: the RPC acts with the least rights of
+// them all (see docs/api.md).
+func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet)
+	}
+	if s.RPC == nil {
+		return &apiError{http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Error: "the aria2 RPC listener is off: start idmd with --rpc-listen ADDR"}}
+	}
+	peer, _ := auth.PeerFrom(r.Context())
+	s.logger().Info("RPC secret read", "uid", peer.UID, "pid", peer.PID)
+	return writeJSON(w, http.StatusOK, s.RPC)
 }
 
 func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) error {

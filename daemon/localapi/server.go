@@ -34,6 +34,9 @@ type Server struct {
 	// make no progress before the stream is dropped as stalled. Zero
 	// means DefaultEventWriteTimeout.
 	EventWriteTimeout time.Duration
+	// RPC is the aria2 RPC listener's address and secret, which GET
+	// /v1/rpc tells every caller the socket admits; nil when it is off.
+	RPC *api.RPC
 
 	// mu guards the HTTP server, made by whichever of Serve and Shutdown
 	// comes first, so that a Shutdown before Serve stops it too.
@@ -61,6 +64,7 @@ func (s *Server) routes() *http.ServeMux {
 		"/v1/jobs/{id}/events":  s.serveJobEvents,
 		"/v1/events":            s.serveEvents,
 		"/v1/limit":             s.serveLimit,
+		"/v1/rpc":               s.serveRPC,
 		"/":                     s.serveNotFound,
 	} {
 		mux.Handle(path, s.wrap(h))

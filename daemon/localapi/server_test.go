@@ -271,3 +271,26 @@ func TestServer_ListJobs_Pages(t *testing.T) {
 		t.Errorf("GET /v1/jobs?view=all: %d %+v, want 400 bad_request", status, eb)
 	}
 }
+
+// GET /v1/rpc answers the aria2 RPC's address and secret, or, when the
+// listener is off, says how to turn it on.
+func TestServer_RPC(t *testing.T) {
+	d := openQueue(t, jobs.Config{})
+	info := &api.RPC{Listen: "127.0.0.1:6800", URL: "http://127.0.0.1:6800/jsonrpc", Secret: "abc"}
+	for _, rpc := range []*api.RPC{nil, info} {
+		sock := filepath.Join(t.TempDir(), "idmd.sock")
+		serve(t, &Server{Queue: d, Access: auth.Access{UID: os.Geteuid(), Group: -1}, Logger: quietLog(), RPC: rpc}, sock, 0o600)
+		c := dial(t, sock)
+		var got api.RPC
+		status, eb := c.do("GET", "/v1/rpc", "", &got)
+		switch {
+		case rpc == nil && (status != http.StatusNotFound || eb.Error != "the aria2 RPC listener is off: start idmd with --rpc-listen ADDR"):
+			t.Errorf("off: %d %+v", status, eb)
+		case rpc != nil && (status != http.StatusOK || got != *rpc):
+			t.Errorf("on: %d %+v %+v", status, got, eb)
+		}
+		if status, eb := c.do("POST", "/v1/rpc", "", nil); status != http.StatusMethodNotAllowed {
+			t.Errorf("POST: %d %+v", status, eb)
+		}
+	}
+}

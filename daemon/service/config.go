@@ -64,7 +64,20 @@ type Config struct {
 	// the system service may write to under systemd, whose view of the
 	// file system is otherwise read-only. Each must be an absolute path.
 	// Downloads into any other directory fail with "idmd cannot write".
+	// They are the daemon's download directories too (idmd run
+	// --download-dir), the only ones an aria2 RPC caller may use.
 	DownloadDirs []string
+
+	// RPCListen, when set, is the address where the service answers
+	// aria2's JSON-RPC (idmd run --rpc-listen). Empty bakes nothing in, so
+	// IDMD_RPC_LISTEN from /etc/default/idmd, or no RPC, applies.
+	RPCListen string
+	// RPCListenAny lets RPCListen be an address other than loopback's:
+	// then anyone who reaches it may try the secret.
+	RPCListenAny bool
+	// RPCSecretFile is where the RPC secret is kept. Empty means
+	// rpc-secret in the state directory.
+	RPCSecretFile string
 }
 
 // resolve fills in the defaults and checks what was given.
@@ -95,7 +108,13 @@ func (c Config) resolve() (Config, error) {
 		}
 	}
 	c.Socket, c.StateDir = filepath.Clean(c.Socket), filepath.Clean(c.StateDir)
-	for _, v := range append([]string{c.Executable, c.Socket, c.StateDir, c.Limit}, c.DownloadDirs...) {
+	if c.RPCSecretFile != "" {
+		if !filepath.IsAbs(c.RPCSecretFile) {
+			return c, fmt.Errorf("RPC secret file %q is not an absolute path", c.RPCSecretFile)
+		}
+		c.RPCSecretFile = filepath.Clean(c.RPCSecretFile)
+	}
+	for _, v := range append([]string{c.Executable, c.Socket, c.StateDir, c.Limit, c.RPCListen, c.RPCSecretFile}, c.DownloadDirs...) {
 		if strings.ContainsFunc(v, unicode.IsControl) {
 			return c, fmt.Errorf("%q: control characters cannot go into a service definition", v)
 		}
@@ -128,6 +147,18 @@ func (c Config) Arguments() []string {
 	}
 	if c.Limit != "" {
 		args = append(args, "--limit", c.Limit)
+	}
+	for _, d := range c.DownloadDirs {
+		args = append(args, "--download-dir", d)
+	}
+	if c.RPCListen != "" {
+		args = append(args, "--rpc-listen", c.RPCListen)
+	}
+	if c.RPCListenAny {
+		args = append(args, "--rpc-listen-any")
+	}
+	if c.RPCSecretFile != "" {
+		args = append(args, "--rpc-secret-file", c.RPCSecretFile)
 	}
 	return args
 }

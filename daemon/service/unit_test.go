@@ -245,3 +245,23 @@ func TestConfig_Resolve_UserDefaults(t *testing.T) {
 		t.Errorf("user defaults: socket %s, state %s", c.Socket, c.StateDir)
 	}
 }
+
+// The download directories and the RPC's flags are baked into the
+// service's command line.
+func TestConfig_Arguments_RPC(t *testing.T) {
+	c, err := Config{Executable: "/usr/bin/idmd", DownloadDirs: []string{"/srv/dl/"}, RPCListen: "0.0.0.0:6800", RPCListenAny: true, RPCSecretFile: "/etc/idmd/secret"}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"run", "--socket", "/run/idmd/idmd.sock", "--state-dir", "/var/lib/idmd", "--system", "--group", "idm",
+		"--download-dir", "/srv/dl", "--rpc-listen", "0.0.0.0:6800", "--rpc-listen-any", "--rpc-secret-file", "/etc/idmd/secret"}
+	if got := c.Arguments(); !slices.Equal(got, want) {
+		t.Errorf("arguments %q\nwant %q", got, want)
+	}
+	if _, err := (Config{Executable: "/usr/bin/idmd", RPCSecretFile: "secret"}).resolve(); err == nil {
+		t.Error("a relative secret file was taken")
+	}
+	if _, err := (Config{Executable: "/usr/bin/idmd", RPCListen: "127.0.0.1:6800\nExecStartPre=/bin/sh"}).resolve(); err == nil {
+		t.Error("a line break went into the unit")
+	}
+}
