@@ -22,6 +22,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const (
@@ -47,10 +48,18 @@ var errMalformed = errors.New("malformed answer")
 // answer fails, or when ctx is done; errors that follow ctx's end are
 // ctx's error.
 func roundTrip(ctx context.Context, conn net.Conn, method, path string, header [][2]string, body []byte) (*response, error) {
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// The connection is closed once, by whichever comes first: the end of
+	// ctx, a failure, or the body's Close, which then reports no error.
+	var once sync.Once
+	var closeErr error
+	closeConn := func() error {
+		once.Do(func() { closeErr = conn.Close() })
+		return closeErr
+	}
+	stop := context.AfterFunc(ctx, func() { closeConn() })
 	fail := func(err error) (*response, error) {
 		stop()
-		conn.Close()
+		closeConn()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -83,7 +92,7 @@ func roundTrip(ctx context.Context, conn net.Conn, method, path string, header [
 		return fail(err)
 	}
 	lim.n = -1
-	res.body = &answerBody{r: res.body, closer: func() error { stop(); return conn.Close() }, ctx: ctx}
+	res.body = &answerBody{r: res.body, closer: func() error { stop(); return closeConn() }, ctx: ctx}
 	return res, nil
 }
 

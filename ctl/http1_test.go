@@ -16,8 +16,13 @@ import (
 )
 
 // serveRaw answers every connection to a new socket with answer, after
-// reading the request's header, and returns a client of that socket.
-func serveRaw(t *testing.T, answer string) *Client {
+// reading the request's header, closes the connection, and returns a
+// client of that socket.
+func serveRaw(t *testing.T, answer string) *Client { return serveRawHold(t, answer, false) }
+
+// serveRawHold is serveRaw; with hold, the connection stays open after
+// the answer until the client closes it, as an event stream's does.
+func serveRawHold(t *testing.T, answer string, hold bool) *Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
 	ln, err := net.Listen("unix", sock)
@@ -38,6 +43,9 @@ func serveRaw(t *testing.T, answer string) *Client {
 					return
 				}
 				io.WriteString(conn, answer)
+				if hold {
+					io.Copy(io.Discard, br)
+				}
 			}()
 		}
 	}()
@@ -108,7 +116,7 @@ func TestRoundTrip_RefusesLineBreaks(t *testing.T) {
 // TestWatch_CancelEndsStream shows that cancelling the context of a
 // stream the daemon keeps open unblocks Next with the context's error.
 func TestWatch_CancelEndsStream(t *testing.T) {
-	c := serveRaw(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n")
+	c := serveRawHold(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", true)
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := c.WatchAll(ctx)
 	if err != nil {
