@@ -21,7 +21,8 @@
 // whether the mirror can ever serve the job: a 404, a mirror that
 // ignores ranges or breaks the protocol, a file that changed, a
 // Metalink in place of the file (OtherFile says the mirror holds another
-// file), or a redirect from https to http are permanent; a reset, a stall, a 408,
+// file; a job that downloads the Metalink itself accepts a Metalink 4,
+// Options.AcceptMetalink), or a redirect from https to http are permanent; a reset, a stall, a 408,
 // 429 or 5xx are transient, and RetryAfter gives the wait a mirror asked
 // for. A failure the caller caused (its context ended, or it closed the
 // Conn) is not the mirror's fault: it comes back as the context's error
