@@ -594,8 +594,8 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 	q.mu.Lock()
 	for _, p := range follow.files {
 		if p.same == 0 {
-			// Made with the job's completion: shown before it, so that
-			// whoever sees followed_by finds them.
+			// Made with the job's completion: in the table before the
+			// job shows followed_by, so that whoever sees it finds them.
 			q.insertLocked(p.rec)
 		}
 	}
