@@ -386,6 +386,21 @@ func TestConn_AcceptMetalink(t *testing.T) {
 			t.Errorf("MediaType = %q, want the answer's, without parameters", mt)
 		}
 	})
+	t.Run("announcing copies of itself", func(t *testing.T) {
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/metalink4+xml")
+			w.Header().Set("Link", `<http://copy.example/download>; rel=duplicate; pri=1`)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))
+		}))
+		var announced atomic.Bool
+		src := newSource(t, srv.URL+"/download", Options{AcceptMetalink: true, OnDuplicates: func([]string) { announced.Store(true) }})
+		if _, err := open(t, src).Describe(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if announced.Load() {
+			t.Error("the copies of a Metalink taken as the file were announced as the file's mirrors")
+		}
+	})
 	t.Run("Metalink 3", func(t *testing.T) {
 		_, err := open(t, newSource(t, serveAs("application/metalink+xml").URL+"/f.metalink", Options{AcceptMetalink: true})).Describe(t.Context())
 		checkErr(t, err, true, ErrMetalink3)

@@ -121,6 +121,12 @@ func (s *Source) notTheFile(resp *http.Response) *Error {
 	return nil
 }
 
+// isMetalink reports whether an answer says it is a Metalink 4.
+func isMetalink(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == metalink.MediaType
+}
+
 // statusError is the failure of an answer whose status is not the one
 // wanted.
 func (s *Source) statusError(resp *http.Response) *Error {

@@ -89,7 +89,8 @@ type Options struct {
 	OnDuplicates func(urls []string)
 	// AcceptMetalink takes an answer that is a Metalink 4 (Content-Type
 	// application/metalink4+xml) as the file, for a job that downloads
-	// a document its owner then reads (see MediaType). By default such
+	// a document its owner then reads (see MediaType); the copies such an
+	// answer announces are not passed to OnDuplicates. By default such
 	// an answer, a list of other files, fails with ErrMetalink; a
 	// Metalink 3 always fails.
 	AcceptMetalink bool
