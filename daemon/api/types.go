@@ -173,7 +173,9 @@ type MetalinkOptions struct {
 	// the password hidden as any source's is. Each applies to its own
 	// host only, whatever the scheme or port, as curl applies a netrc's;
 	// there is no default for other hosts, since the Metalink's author,
-	// not the caller, chose them. At most 256; kept for no other use.
+	// not the caller, chose them. At most 256; kept for no other use,
+	// and with FollowMetalink only until the job completes or is
+	// cancelled.
 	Logins []Login `json:"logins,omitempty"`
 }
 
