@@ -17,11 +17,15 @@ var addCmd = &command{
 	long: `Add asks idmd to download the file the sources hold into DIR (default:
 the current directory) and prints the new job's ID. A SOURCE is an idm
 server, idm://host:port (IPv6 in brackets), or an http:// or https://
-URL of a mirror; one job may take both. A Metalink (FILE.meta4, an
-http(s) URL of one, or a lone URL that idmd finds answers with one,
-whatever its name) makes one job per file it lists, from its mirrors,
-checked against its hashes; add prints each job's ID on a line. It does
-not wait: see wait and watch.`,
+URL of a mirror; one job may take both. A Metalink (FILE.meta4, or an
+http(s) URL ending in .meta4 or .metalink, which idmd fetches) makes one
+job per file it lists, from its mirrors, checked against its hashes; add
+prints each job's ID on a line. A lone URL is one job, made at once
+without asking the server anything: if it turns out to answer with a
+Metalink, whatever its name, the job downloads it and, once complete, is
+followed by the Metalink's jobs (--select and --location apply to them;
+status shows them, and wait waits for them too). It does not wait: see
+wait and watch.`,
 	run: (*cli).runAdd,
 }
 
@@ -139,8 +143,8 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	case len(sources) == 0:
 		return usagef(fs, "missing the sources")
 	}
-	// A lone URL may answer with a Metalink, whatever its name: idmd, which
-	// asks it, says which, and idmctl links no protocol to ask it itself.
+	// A lone URL may answer with a Metalink, whatever its name: its job,
+	// once complete, tells. Nothing is asked now, so add answers at once.
 	follow := len(sources) == 1 && !strings.HasPrefix(sources[0], "idm://")
 	if !follow && (*sel != "" || *loc != "") {
 		return usagef(fs, "--select and --location are for a Metalink: FILE.meta4, or the one URL of one")
@@ -154,17 +158,8 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err := hf.apply(&req); err != nil {
 		return err
 	}
-	var job *api.Job
-	if follow {
-		js, fromMetalink, err := c.client.CreateFollowing(ctx, req)
-		if err != nil {
-			return existing(err, abs)
-		}
-		if fromMetalink {
-			return c.printJobs(js)
-		}
-		job = &js[0]
-	} else if job, err = c.client.Create(ctx, req); err != nil {
+	job, err := c.client.Create(ctx, req)
+	if err != nil {
 		return existing(err, abs)
 	}
 	if c.json {

@@ -11,39 +11,38 @@ import (
 	"github.com/idmproject/idm/daemon/api"
 )
 
-// A lone URL is sent to idmd to follow if it answers with a Metalink,
-// with --select and --location for that Metalink; add prints the ID of
-// each job idmd made, one per line, whether one job of the URL or one
-// per file of its Metalink.
+// A lone URL is sent to idmd as one job that follows the Metalink it may
+// answer with, with --select and --location for that Metalink; add
+// prints that one job's ID, as idmd answers at once, whatever the URL
+// turns out to be.
 func TestAdd_LoneURLFollowsMetalink(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct {
-		name   string
-		args   []string
-		answer any
-		want   api.CreateRequest
-		stdout string
+		name string
+		args []string
+		want api.CreateRequest
 	}{
 		{
-			name:   "a Metalink",
-			args:   []string{"-o", dir, "--select", "b.iso, c.iso", "--location", "de,fr", "https://dl.example.org/download?id=5"},
-			answer: []api.Job{testJob(7, api.StateQueued), testJob(8, api.StateQueued)},
+			name: "select and locations",
+			args: []string{"-o", dir, "--select", "b.iso, c.iso", "--location", "de,fr", "https://dl.example.org/download?id=5"},
 			want: api.CreateRequest{Sources: []string{"https://dl.example.org/download?id=5"}, Dir: dir, FollowMetalink: true,
 				MetalinkOptions: api.MetalinkOptions{Select: []string{"b.iso", "c.iso"}, Locations: []string{"de", "fr"}}},
-			stdout: "7\n8\n",
 		},
 		{
-			name:   "a file",
-			args:   []string{"-o", dir, "-r", "http://dl.example.org/f.iso"},
-			answer: testJob(9, api.StateQueued),
-			want:   api.CreateRequest{Sources: []string{"http://dl.example.org/f.iso"}, Dir: dir, Resume: true, FollowMetalink: true},
-			stdout: "9\n",
+			name: "resumed",
+			args: []string{"-o", dir, "-r", "http://dl.example.org/f.iso"},
+			want: api.CreateRequest{Sources: []string{"http://dl.example.org/f.iso"}, Dir: dir, Resume: true, FollowMetalink: true},
+		},
+		{
+			name: "an idm server follows nothing",
+			args: []string{"-o", dir, "idm://127.0.0.1:9001"},
+			want: api.CreateRequest{Sources: []string{"idm://127.0.0.1:9001"}, Dir: dir},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newFakeDaemon(t)
-			d.reply("POST /v1/jobs", 201, tt.answer)
-			checkResult(t, run(t, d, append([]string{"add"}, tt.args...)...), 0, tt.stdout, "")
+			d.reply("POST /v1/jobs", 201, testJob(7, api.StateQueued))
+			checkResult(t, run(t, d, append([]string{"add"}, tt.args...)...), 0, "7\n", "")
 			reqs := d.requests()
 			if len(reqs) != 1 {
 				t.Fatalf("daemon got %q", reqs)
@@ -59,17 +58,18 @@ func TestAdd_LoneURLFollowsMetalink(t *testing.T) {
 	}
 	t.Run("json", func(t *testing.T) {
 		d := newFakeDaemon(t)
-		js := []api.Job{testJob(7, api.StateQueued), testJob(8, api.StateQueued)}
-		d.reply("POST /v1/jobs", 201, js)
+		j := testJob(7, api.StateQueued)
+		j.FollowMetalink = true
+		d.reply("POST /v1/jobs", 201, j)
 		r := run(t, d, "--json", "add", "https://dl.example.org/download?id=5")
-		var got []api.Job
-		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || !reflect.DeepEqual(got, js) {
-			t.Errorf("got %q (%v), want the Metalink's jobs as a JSON list", r.stdout, err)
+		var got api.Job
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || !reflect.DeepEqual(got, j) {
+			t.Errorf("got %q (%v), want the one job as JSON", r.stdout, err)
 		}
 	})
 	t.Run("exists", func(t *testing.T) {
 		d := newFakeDaemon(t)
-		d.reply("POST /v1/jobs", 409, api.ErrorBody{Error: "b.iso: exists", Code: api.CodeExists, Job: 3})
+		d.reply("POST /v1/jobs", 409, api.ErrorBody{Error: "exists", Code: api.CodeExists, Job: 3})
 		checkResult(t, run(t, d, "add", "-o", dir, "https://dl.example.org/download?id=5"), ExitError, "",
 			"idmctl: a download of the same servers into "+dir+" exists (job 3); use -r to resume it\n")
 	})

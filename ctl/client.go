@@ -100,33 +100,11 @@ func (c *Client) Job(ctx context.Context, id uint64) (*api.Job, error) {
 
 // Create adds a job. When an unfinished job for the same sources and
 // directory exists, it fails with an error for which IsExists is true,
-// unless req.Resume is set: then that job is resumed and returned.
+// unless req.Resume is set: then that job is resumed and returned. With
+// req.FollowMetalink, a lone URL that answers with a Metalink becomes the
+// Metalink's jobs once its job completes (see api.Job's FollowedBy).
 func (c *Client) Create(ctx context.Context, req api.CreateRequest) (*api.Job, error) {
 	return c.doJob(ctx, "POST", "/v1/jobs", req)
-}
-
-// CreateFollowing adds a job as Create does, but when req's one source is
-// an http(s) URL that answers with a Metalink, whatever its name, idmd
-// makes the Metalink's jobs instead, one per file, and metalink is true.
-// It sets req.FollowMetalink.
-func (c *Client) CreateFollowing(ctx context.Context, req api.CreateRequest) (jobs []api.Job, metalink bool, err error) {
-	req.FollowMetalink = true
-	var raw json.RawMessage
-	if err := c.do(ctx, "POST", "/v1/jobs", req, &raw); err != nil {
-		return nil, false, err
-	}
-	// A list of jobs is the Metalink's; one job is the source's own.
-	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) > 0 && b[0] == '[' {
-		if err := json.Unmarshal(raw, &jobs); err != nil {
-			return nil, false, fmt.Errorf("POST /v1/jobs: decode answer: %w", err)
-		}
-		return jobs, true, nil
-	}
-	var j api.Job
-	if err := json.Unmarshal(raw, &j); err != nil {
-		return nil, false, fmt.Errorf("POST /v1/jobs: decode answer: %w", err)
-	}
-	return []api.Job{j}, false, nil
 }
 
 // SetSources adds sources to a job and removes others.

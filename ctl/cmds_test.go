@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -293,6 +294,78 @@ func TestWait(t *testing.T) {
 			t.Errorf("exit %d, %v, stdout:\n%s", r.code, err, r.stdout)
 		}
 	})
+}
+
+// status says what became of a job that follows a Metalink: pending, the
+// jobs its file became, why it did not, or, for one of those jobs, the
+// job it follows.
+func TestStatus_FollowMetalink(t *testing.T) {
+	pending := testJob(2, api.StateDownloading)
+	pending.FollowMetalink = true
+	followed := testJob(3, api.StateCompleted)
+	followed.FollowMetalink, followed.FollowedBy = true, []uint64{8, 9}
+	one := testJob(4, api.StateCompleted)
+	one.FollowMetalink, one.FollowedBy = true, []uint64{8}
+	not := testJob(5, api.StateCompleted)
+	not.FollowMetalink, not.FollowError = true, "not followed as a Metalink: metalink: not a Metalink 4 document"
+	follower := testJob(8, api.StateQueued)
+	follower.Following = 3
+	for _, tt := range []struct {
+		job  api.Job
+		want string
+	}{
+		{pending, "Metalink:  if the file is one, its files become jobs once it completes\n"},
+		{followed, "Followed by: jobs 8, 9\n"},
+		{one, "Followed by: job 8\n"},
+		{not, "Not followed: not followed as a Metalink: metalink: not a Metalink 4 document\n"},
+		{follower, "Following: job 3\n"},
+	} {
+		d := newFakeDaemon(t)
+		d.reply(fmt.Sprintf("GET /v1/jobs/%d", tt.job.ID), 200, tt.job)
+		r := run(t, d, "status", fmt.Sprint(tt.job.ID))
+		if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
+			t.Errorf("job %d: exit %d, stdout:\n%s\nwant a line %q", tt.job.ID, r.code, r.stdout, tt.want)
+		}
+		if !tt.job.FollowMetalink && strings.Contains(r.stdout, "Metalink:") {
+			t.Errorf("job %d, which follows nothing, says:\n%s", tt.job.ID, r.stdout)
+		}
+	}
+}
+
+// wait on a job whose file was a Metalink waits for the jobs it became
+// too, says so, and exits as the first of them that did not complete,
+// having said why each did not.
+func TestWait_FollowedBy(t *testing.T) {
+	done := testJob(4, api.StateCompleted)
+	done.FollowedBy = []uint64{8, 9}
+	failed := testJob(8, api.StateFailed)
+	failed.LastError = "no source left"
+	for _, tt := range []struct {
+		name   string
+		eight  api.Job
+		code   int
+		stderr string
+	}{
+		{"all completed", testJob(8, api.StateCompleted), ExitOK, ""},
+		{"one failed", failed, ExitError, "idmctl: job 8 failed: no source left\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newFakeDaemon(t)
+			d.stream("GET /v1/jobs/4/events", stateEvent(testJob(4, api.StateDownloading)), stateEvent(done))
+			d.stream("GET /v1/jobs/8/events", stateEvent(tt.eight))
+			d.stream("GET /v1/jobs/9/events", stateEvent(testJob(9, api.StateDownloading)), stateEvent(testJob(9, api.StateCompleted)))
+			checkResult(t, run(t, d, "wait", "4"), tt.code, "", "Job 4's file is a Metalink: waiting for its jobs 8, 9\n"+tt.stderr)
+			var paths []string
+			d.mu.Lock()
+			for _, r := range d.reqs {
+				paths = append(paths, r.Path)
+			}
+			d.mu.Unlock()
+			if want := []string{"/v1/jobs/4/events", "/v1/jobs/8/events", "/v1/jobs/9/events"}; !reflect.DeepEqual(paths, want) {
+				t.Errorf("asked %q, want %q", paths, want)
+			}
+		})
+	}
 }
 
 func TestJobActions(t *testing.T) {

@@ -2,8 +2,10 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
@@ -17,7 +19,10 @@ var getCmd = &command{
 	long: `Get asks idmd to download the file served by the servers at IP on each
 PORT into DIR, then prints a report every SECONDS: each server's verified
 bytes and speed, and the total. It exits 0 once the file is complete and
-verified. Ctrl-C stops the reports only: the download goes on in idmd.`,
+verified. A lone URL whose file turns out to be a Metalink is followed by
+the Metalink's jobs once it completes: get then reports on each of them
+in turn, and exits 0 once they all completed. Ctrl-C stops the reports
+only: the download goes on in idmd.`,
 	run: (*cli).runGet,
 }
 
@@ -56,7 +61,10 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume}
+	// A lone URL may be a Metalink's, as for add: its jobs are reported
+	// once they are made.
+	follow := len(sources) == 1 && !strings.HasPrefix(sources[0], "idm://")
+	req := api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow}
 	if err := hf.apply(&req); err != nil {
 		return err
 	}
@@ -67,18 +75,43 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.report(ctx, job.ID, interval)
+	last, err := c.report(ctx, job.ID, interval)
+	if err != nil || len(last.FollowedBy) == 0 {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Job %d's file is a Metalink: following its %s\n", job.ID, jobList(last.FollowedBy))
+	var first *exitError
+	for _, id := range last.FollowedBy {
+		_, err := c.report(ctx, id, interval)
+		var ee *exitError
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &ee) || ee.code == ExitInterrupted {
+			return err
+		}
+		// A job that did not complete is said now, and the others are
+		// still reported on; get exits as the first did.
+		fmt.Fprintf(c.stderr, "idmctl: %s\n", ee.msg)
+		if first == nil {
+			first = &exitError{code: ee.code}
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return nil
 }
 
 // report follows job id and prints the seed's report every interval and
-// once more at the end.
-func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) error {
+// once more at the end. It returns the job as it completed.
+func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) (*api.Job, error) {
 	w, err := c.client.WatchJob(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
-			return c.detach(id)
+			return nil, c.detach(id)
 		}
-		return err
+		return nil, err
 	}
 	f := c.followJob(ctx, id, w)
 	defer f.Stop()
@@ -95,12 +128,12 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 		case ev, ok := <-f.C:
 			if !ok {
 				if ctx.Err() != nil {
-					return c.detach(id)
+					return nil, c.detach(id)
 				}
 				if err := f.Err(); err != nil {
-					return err
+					return nil, err
 				}
-				return errStreamEnded
+				return nil, errStreamEnded
 			}
 			if ev.Job.ID != id {
 				continue
@@ -117,23 +150,23 @@ func (c *cli) report(ctx context.Context, id uint64, interval time.Duration) err
 				r.observe(&ev.Job.Progress)
 			}
 			if err := r.print(c); err != nil {
-				return err
+				return nil, err
 			}
 			if err := jobOutcome(ev); err != nil {
-				return err
+				return nil, err
 			}
 			path := ev.Job.Path
 			if path == "" {
 				path = filepath.Join(ev.Job.Dir, ev.Job.Name)
 			}
 			fmt.Fprintf(c.stderr, "Saved %s (%d bytes, blake3 verified)\n", path, ev.Job.Size)
-			return nil
+			return &ev.Job, nil
 		case <-tick.C:
 			if err := r.print(c); err != nil {
-				return err
+				return nil, err
 			}
 		case <-ctx.Done():
-			return c.detach(id)
+			return nil, c.detach(id)
 		}
 	}
 }

@@ -445,3 +445,44 @@ func TestGet_QueuedIsNoOutage(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// get of a lone URL follows the Metalink it may answer with: when its
+// job completes followed by the Metalink's jobs, get says so and reports
+// on each in turn, saying why one did not complete, and exits as the
+// first that did not.
+func TestGet_FollowedBy(t *testing.T) {
+	one := api.Job{ID: 5, Sources: []string{"https://dl.example.org/download?id=5"}, Dir: "/data", State: api.StateCompleted,
+		Name: "download", Path: "/data/download", Size: 120, FollowedBy: []uint64{8, 9},
+		Progress: api.Progress{State: api.StateCompleted, Size: 120, Verified: 120, Time: t0,
+			Sources: []api.SourceProgress{{Source: "https://dl.example.org/download?id=5", State: api.SourceUp, Verified: 120}}}}
+	failed := testJob(9, api.StateFailed)
+	failed.LastError = "no source left"
+	for _, tt := range []struct {
+		name   string
+		nine   api.Job
+		code   int
+		stderr string
+	}{
+		{"all completed", progressed(testJob(9, api.StateCompleted), t0, 300, 100, 200), ExitOK, "Saved /data/f.bin (300 bytes, blake3 verified)\n"},
+		{"one failed", failed, ExitError, "idmctl: job 9 failed: no source left\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newFakeDaemon(t)
+			d.reply("POST /v1/jobs", 201, testJob(5, api.StateQueued))
+			d.stream("GET /v1/jobs/5/events", stateEvent(one))
+			d.stream("GET /v1/jobs/8/events", stateEvent(progressed(testJob(8, api.StateCompleted), t0, 300, 100, 200)))
+			d.stream("GET /v1/jobs/9/events", stateEvent(tt.nine))
+			r := run(t, d, "get", "-i", "100", "-o", "/data", "https://dl.example.org/download?id=5")
+			wantErr := "Saved /data/download (120 bytes, blake3 verified)\n" +
+				"Job 5's file is a Metalink: following its jobs 8, 9\n" +
+				"Saved /data/f.bin (300 bytes, blake3 verified)\n" + tt.stderr
+			if r.code != tt.code || r.stderr != wantErr {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d, stderr:\n%s", r.code, r.stderr, tt.code, wantErr)
+			}
+			var got api.CreateRequest
+			if reqs := d.requests(); len(reqs) != 1 || json.Unmarshal([]byte(reqs[0].Body), &got) != nil || !got.FollowMetalink {
+				t.Errorf("daemon got %q; want one job of the URL that follows its Metalink", reqs)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -76,6 +77,14 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 		row("Finished", j.Finished.Local().Format(time.DateTime))
 	}
 	row("Last error", oneLine(j.LastError))
+	if j.FollowMetalink && !j.Done() {
+		row("Metalink", "if the file is one, its files become jobs once it completes")
+	}
+	row("Followed by", jobList(j.FollowedBy))
+	if j.Following != 0 {
+		row("Following", jobList([]uint64{j.Following}))
+	}
+	row("Not followed", oneLine(j.FollowError))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -101,4 +110,24 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, s.Source, orDash(s.State), bytesize.Format(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
 	}
 	return tw.Flush()
+}
+
+// jobList names jobs as a person reads them: "job 8", "jobs 8, 9", or
+// "" for none.
+func jobList(ids []uint64) string {
+	switch len(ids) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("job %d", ids[0])
+	}
+	var b strings.Builder
+	b.WriteString("jobs ")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, id)
+	}
+	return b.String()
 }

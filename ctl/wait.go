@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/idmproject/idm/daemon/api"
 )
@@ -13,7 +15,10 @@ var waitCmd = &command{
 	short:   "wait for a job to end; exit 0 if it completed",
 	long: `Wait blocks until the job ends. It exits 0 if the job completed, 1 if
 it failed (the reason goes to stderr), 4 if it was cancelled or removed.
-If idmd goes away meanwhile, wait tries to reach it again for a minute.`,
+A job whose file turned out to be a Metalink is followed by the
+Metalink's jobs when it completes: wait then waits for them too, and
+exits as the first of them that did not complete. If idmd goes away
+meanwhile, wait tries to reach it again for a minute.`,
 	run: (*cli).runWait,
 }
 
@@ -24,16 +29,8 @@ func (c *cli) runWait(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := c.client.WatchJob(ctx, id)
+	last, err := c.waitJob(ctx, id)
 	if err != nil {
-		return err
-	}
-	f := c.followJob(ctx, id, w)
-	var last api.Event
-	for ev := range f.C {
-		last = ev
-	}
-	if err := f.Err(); err != nil {
 		return err
 	}
 	if c.json && last.Type != api.EventRemoved {
@@ -41,5 +38,42 @@ func (c *cli) runWait(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return jobOutcome(last)
+	if err := jobOutcome(last); err != nil || len(last.Job.FollowedBy) == 0 {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Job %d's file is a Metalink: waiting for its %s\n", id, jobList(last.Job.FollowedBy))
+	var first *exitError
+	for _, f := range last.Job.FollowedBy {
+		ev, err := c.waitJob(ctx, f)
+		if err != nil {
+			return err
+		}
+		var ee *exitError
+		if errors.As(jobOutcome(ev), &ee) {
+			// Said now, and the others still waited for: wait exits as
+			// the first that did not complete.
+			fmt.Fprintf(c.stderr, "idmctl: %s\n", ee.msg)
+			if first == nil {
+				first = &exitError{code: ee.code}
+			}
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return nil
+}
+
+// waitJob waits for job id to end and returns its final event.
+func (c *cli) waitJob(ctx context.Context, id uint64) (api.Event, error) {
+	w, err := c.client.WatchJob(ctx, id)
+	if err != nil {
+		return api.Event{}, err
+	}
+	f := c.followJob(ctx, id, w)
+	var last api.Event
+	for ev := range f.C {
+		last = ev
+	}
+	return last, f.Err()
 }

@@ -87,10 +87,13 @@ func noSecret(t *testing.T, what, s string) {
 }
 
 // idmctl add --netrc URL, where the URL answers with a Metalink whatever
-// its name: the URL gets its host's login, and the Metalink's mirrors
-// each their own host's; a mirror on a host the netrc has no machine for
-// gets nothing, not even the default entry's. The file comes whole, and
-// no password shows in idmctl ls, idmctl status or idmd's log.
+// its name: add prints the URL's one job at once; the job downloads the
+// Metalink with its host's login and, once complete, is followed by the
+// Metalink's job, whose mirrors each get their own host's login; a mirror
+// on a host the netrc has no machine for gets nothing, not even the
+// default entry's. idmctl wait waits for the follower too, the file comes
+// whole beside the Metalink, which is kept, and no password shows in
+// idmctl ls, idmctl status or idmd's log.
 func TestAddURLAnsweredWithMetalink_Netrc(t *testing.T) {
 	file, want := proctest.Sample(t, 3<<20, 24)
 	files := http.FileServer(http.Dir(filepath.Dir(file)))
@@ -102,7 +105,7 @@ func TestAddURLAnsweredWithMetalink_Netrc(t *testing.T) {
 	fmt.Fprintf(&doc, `<url priority="1">%s/%s</url><url priority="2">%s/%s</url></file></metalink>`, bob.URL, name, open.URL, name)
 	meta := newLoginServer(t, "127.0.0.1", "ann", "pw-of-ann", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/metalink4+xml")
-		fmt.Fprint(w, doc.String())
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc.String()))
 	}))
 	netrc := "machine 127.0.0.1 login ann password pw-of-ann\nmachine 127.0.0.2 login bob password pw-of-bob\ndefault login eve password pw-of-eve\n"
 
@@ -115,15 +118,25 @@ func TestAddURLAnsweredWithMetalink_Netrc(t *testing.T) {
 	}
 	ids := proctest.Lines(r.Stdout)
 	if len(ids) != 1 {
-		t.Fatalf("idmctl add printed %q; want the Metalink's one job", r.Stdout)
+		t.Fatalf("idmctl add printed %q; want the URL's one job", r.Stdout)
 	}
 	id, _ := strconv.ParseUint(ids[0], 10, 64)
-	if r := d.Idmctl("wait", ids[0]); r.Code != 0 {
-		t.Fatalf("wait: exit %d: %s", r.Code, r.Stderr)
+	if r := d.Idmctl("wait", ids[0]); r.Code != 0 || !strings.Contains(r.Stderr, "is a Metalink") {
+		t.Fatalf("wait: exit %d: %s; want it to wait for the Metalink's job too", r.Code, r.Stderr)
 	}
-	proctest.SameFile(t, out, want)
-	if j := d.Job(id); j.Name != "release.iso" || len(j.Sources) != 2 {
-		t.Errorf("job %q from %q; want the Metalink's file from its two mirrors", j.Name, j.Sources)
+	j := d.Job(id)
+	if j.State != api.StateCompleted || len(j.FollowedBy) != 1 {
+		t.Fatalf("job %d: %s, followed by %v (%s); want completed and followed by one job", id, j.State, j.FollowedBy, j.FollowError)
+	}
+	f := d.Job(j.FollowedBy[0])
+	if f.State != api.StateCompleted || f.Name != "release.iso" || len(f.Sources) != 2 || f.Following != id {
+		t.Errorf("follower %s %q from %q, following %d; want the Metalink's file from its two mirrors, following job %d", f.State, f.Name, f.Sources, f.Following, id)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "release.iso")); err != nil || !slices.Equal(got, want) {
+		t.Errorf("release.iso: %d bytes (%v), want the file's %d", len(got), err, len(want))
+	}
+	if got, err := os.ReadFile(j.Path); err != nil || string(got) != doc.String() {
+		t.Errorf("the Metalink at %s: %q (%v), want it kept", j.Path, got, err)
 	}
 	for _, s := range []struct {
 		name string
@@ -136,8 +149,54 @@ func TestAddURLAnsweredWithMetalink_Netrc(t *testing.T) {
 		}
 	}
 	noSecret(t, "idmctl ls", d.Idmctl("ls").Stdout)
+	noSecret(t, "idmctl status", d.Idmctl("status", ids[0]).Stdout)
 	noSecret(t, "idmctl status --json", d.Idmctl("status", "--json", ids[0]).Stdout)
+	noSecret(t, "idmctl status --json of the follower", d.Idmctl("status", "--json", strconv.FormatUint(f.ID, 10)).Stdout)
 	noSecret(t, "idmd's log", d.Logs.String())
+}
+
+// idmctl add of a lone URL whose server never answers prints its job at
+// once: idmd asks the server nothing before it answers. (It once asked
+// for the first byte, and add waited for the stall time-out.)
+func TestAddURL_ServerSilent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	d := proctest.NewDaemon(t)
+	d.Start()
+	start := time.Now()
+	r := d.Idmctl("add", "-o", t.TempDir(), "http://"+ln.Addr().String()+"/download?id=5")
+	took := time.Since(start)
+	if r.Code != 0 || len(proctest.Lines(r.Stdout)) != 1 {
+		t.Fatalf("idmctl add: exit %d, stdout %q: %s", r.Code, r.Stdout, r.Stderr)
+	}
+	// The stall time-out is 10 s; an answer that waited for the server
+	// would take that long.
+	if took > 5*time.Second {
+		t.Errorf("idmctl add took %v", took)
+	}
 }
 
 // idmctl mirrors add --netrc gives the mirror it adds its host's login.

@@ -299,52 +299,141 @@ func (db *DB) update(fn func(tx *bbolt.Tx) error) error {
 // bits, in one transaction. It assigns r.ID, overwriting any value there,
 // and sets r.Created and r.Updated if they are zero.
 func (db *DB) Create(r *Record, hashes []byte) error {
-	if err := r.validate(); err != nil {
+	n, err := prepareNew(NewJob{r, hashes})
+	if err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
-	if err := checkHashes(r, hashes); err != nil {
+	if err := db.update(func(tx *bbolt.Tx) error { return n.put(tx) }); err != nil {
 		return fmt.Errorf("create job: %w", err)
+	}
+	n.done()
+	return nil
+}
+
+// NewJob is a job for [DB.CreateFrom] to store: its record and its
+// segment hashes, as [DB.Create] takes them.
+type NewJob struct {
+	Record *Record
+	Hashes []byte
+}
+
+// CreateFrom stores the jobs news, each as Create does, and applies fn to
+// job id's record, as Change does, in one transaction: a crash leaves all
+// of it written or none. fn is given the new jobs' IDs, in order. It is
+// how the daemon makes the jobs of the Metalink a finished job's file is
+// and records them in that job, so that they are made once. It returns
+// the record of job id as stored; each new Record gets its ID and times.
+// Nothing is written when fn fails; its error is returned as it is.
+func (db *DB) CreateFrom(id uint64, news []NewJob, fn func(r *Record, ids []uint64) error) (*Record, error) {
+	var ns []*newJob
+	for _, nj := range news {
+		n, err := prepareNew(nj)
+		if err != nil {
+			return nil, fmt.Errorf("create jobs from job %d: %w", id, err)
+		}
+		ns = append(ns, n)
+	}
+	var out *Record
+	var fnErr error
+	err := db.update(func(tx *bbolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		ids := make([]uint64, 0, len(ns))
+		for _, n := range ns {
+			if err := n.put(tx); err != nil {
+				return err
+			}
+			ids = append(ids, n.rec.ID)
+		}
+		old := *r
+		if fnErr = fn(r, ids); fnErr != nil {
+			return fnErr
+		}
+		if r.ID != id || !sameIdentity(&old, r) {
+			return fmt.Errorf("record changes ID, size, segment size or content hash: %w", ErrIdentity)
+		}
+		if err := r.validate(); err != nil {
+			return err
+		}
+		out = r
+		return putRecord(tx, r)
+	})
+	switch {
+	case fnErr != nil:
+		return nil, fnErr
+	case err != nil:
+		return nil, fmt.Errorf("create jobs from job %d: %w", id, err)
+	}
+	for _, n := range ns {
+		n.done()
+	}
+	return out, nil
+}
+
+// newJob is a job checked and encoded for a transaction to store.
+type newJob struct {
+	r      *Record // the caller's, told its ID and times once stored
+	rec    Record  // the copy stored
+	bm     []byte
+	hashes []byte
+}
+
+// prepareNew checks a new job and encodes its bitmap, outside any
+// transaction.
+func prepareNew(nj NewJob) (*newJob, error) {
+	r := nj.Record
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkHashes(r, nj.Hashes); err != nil {
+		return nil, err
 	}
 	bm, err := NewBitmap(r.SegmentCount()).MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("create job: %w", err)
+		return nil, err
 	}
-	c := *r
+	n := &newJob{r: r, rec: *r, bm: bm, hashes: nj.Hashes}
 	now := time.Now()
-	if c.Created.IsZero() {
-		c.Created = now
+	if n.rec.Created.IsZero() {
+		n.rec.Created = now
 	}
-	if c.Updated.IsZero() {
-		c.Updated = now
+	if n.rec.Updated.IsZero() {
+		n.rec.Updated = now
 	}
-	err = db.update(func(tx *bbolt.Tx) error {
-		jobs := tx.Bucket(jobsBucket)
-		id, err := jobs.NextSequence()
-		if err != nil {
-			return err
-		}
-		c.ID = id
-		v, err := json.Marshal(&c)
-		if err != nil {
-			return err
-		}
-		k := key(id)
-		if err := jobs.Put(k, v); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bitmapsBucket).Put(k, bm); err != nil {
-			return err
-		}
-		if len(hashes) > 0 {
-			return tx.Bucket(hashesBucket).Put(k, hashes)
-		}
-		return nil
-	})
+	return n, nil
+}
+
+// put stores the new job in tx under the next ID.
+func (n *newJob) put(tx *bbolt.Tx) error {
+	jobs := tx.Bucket(jobsBucket)
+	id, err := jobs.NextSequence()
 	if err != nil {
-		return fmt.Errorf("create job: %w", err)
+		return err
 	}
-	r.ID, r.Created, r.Updated = c.ID, c.Created, c.Updated
+	n.rec.ID = id
+	v, err := json.Marshal(&n.rec)
+	if err != nil {
+		return err
+	}
+	k := key(id)
+	if err := jobs.Put(k, v); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bitmapsBucket).Put(k, n.bm); err != nil {
+		return err
+	}
+	if len(n.hashes) > 0 {
+		return tx.Bucket(hashesBucket).Put(k, n.hashes)
+	}
 	return nil
+}
+
+// done tells the caller's record what the store gave it, once the
+// transaction is committed.
+func (n *newJob) done() {
+	n.r.ID, n.r.Created, n.r.Updated = n.rec.ID, n.rec.Created, n.rec.Updated
 }
 
 // Get returns the job with the given ID. It fails with an error wrapping

@@ -832,3 +832,67 @@ func TestDB_Change(t *testing.T) {
 		t.Errorf("refused changes left state %q, want paused", after.State)
 	}
 }
+
+// CreateFrom stores new jobs and changes an existing one in one
+// transaction: after it, the new jobs, their bitmaps and hashes are there
+// with the IDs the change recorded; when the change fails, or the change
+// is refused, nothing is written and no ID is used up.
+func TestDB_CreateFrom(t *testing.T) {
+	db, path := openTestDB(t)
+	parent := testRecord()
+	if err := db.Create(parent, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := testRecord(), testRecord()
+	b.Name = "b.iso"
+	stored, err := db.CreateFrom(parent.ID, []NewJob{{a, testHashes(10)}, {b, nil}}, func(r *Record, ids []uint64) error {
+		r.State, r.FollowedBy = "completed", ids
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != parent.ID+1 || b.ID != parent.ID+2 || !reflect.DeepEqual(stored.FollowedBy, []uint64{a.ID, b.ID}) || stored.State != "completed" {
+		t.Fatalf("new jobs %d and %d, parent recorded %v (%s); want the next two IDs, recorded", a.ID, b.ID, stored.FollowedBy, stored.State)
+	}
+	db.Close()
+	db = reopen(t, path)
+	for _, r := range []*Record{a, b} {
+		got, err := db.Get(r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, got, r)
+		if bm, err := db.Bitmap(r.ID); err != nil || bm.Len() != r.SegmentCount() {
+			t.Errorf("job %d: bitmap %v, %v", r.ID, bm, err)
+		}
+	}
+	if h, err := db.Hashes(a.ID); err != nil || !bytes.Equal(h, testHashes(10)) {
+		t.Errorf("hashes of job %d: %x, %v; want those given", a.ID, h, err)
+	}
+
+	boom := errors.New("boom")
+	for name, fn := range map[string]func(*Record, []uint64) error{
+		"fails":    func(*Record, []uint64) error { return boom },
+		"identity": func(r *Record, _ []uint64) error { r.Size++; return nil },
+	} {
+		c := testRecord()
+		if _, err := db.CreateFrom(parent.ID, []NewJob{{c, nil}}, fn); err == nil {
+			t.Errorf("%s: written", name)
+		}
+		if c.ID != 0 {
+			t.Errorf("%s: the refused job was given ID %d", name, c.ID)
+		}
+	}
+	if _, err := db.CreateFrom(99, []NewJob{{testRecord(), nil}}, func(*Record, []uint64) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("from an unknown job: %v, want ErrNotFound", err)
+	}
+	recs, _, err := db.List()
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("%d jobs (%v), want the three made before the refusals", len(recs), err)
+	}
+	next := testRecord()
+	if err := db.Create(next, nil); err != nil || next.ID != b.ID+1 {
+		t.Errorf("next job %d (%v), want %d: a refused CreateFrom uses up no ID", next.ID, err, b.ID+1)
+	}
+}

@@ -16,7 +16,8 @@ piece count, so that saved progress can never be applied to a different
 file.
 
 Each field of a record has one writer. The daemon's job queue writes the
-fields it owns with [DB.Create], [DB.Change] and [DB.Delete]; a running
+fields it owns with [DB.Create], [DB.Change], [DB.CreateFrom] (new jobs
+and a change to the job they come from, together) and [DB.Delete]; a running
 job's transfer reports through [DB.SetIdentity], [DB.SetPart],
 [DB.Checkpoint] and [DB.Publish], which touch only the file's identity
 and the progress. Each is one read-modify-write transaction, so neither

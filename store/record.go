@@ -152,6 +152,48 @@ type Record struct {
 	// recorded before owners were, or made where the daemon cannot tell
 	// who its callers are.
 	Owner *Owner `json:"owner,omitempty"`
+
+	// Follow says what becomes of the job's file once it completes, when
+	// it is a Metalink: its files become jobs. Nil for a job that is
+	// never followed.
+	Follow *Follow `json:"follow,omitempty"`
+
+	// FollowedBy are the jobs of the Metalink the job's file was, in the
+	// Metalink's order, recorded in the transaction that made them
+	// ([DB.CreateFrom]). Empty for a job that was not followed.
+	FollowedBy []uint64 `json:"followed_by,omitempty"`
+
+	// Following is the job whose file, a Metalink, made this one; 0 for
+	// none.
+	Following uint64 `json:"following,omitempty"`
+
+	// FollowError says why a job that was to be followed was not when it
+	// completed: its file is no Metalink it could read, say. Empty
+	// otherwise.
+	FollowError string `json:"follow_error,omitempty"`
+}
+
+// Follow is how the file of a job, once complete, becomes the jobs of the
+// Metalink it is.
+type Follow struct {
+	// Select names the Metalink's files to make jobs of; empty means
+	// every one.
+	Select []string `json:"select,omitempty"`
+	// Locations are the countries whose mirrors come first, best first.
+	Locations []string `json:"locations,omitempty"`
+	// Logins are credentials by host for the Metalink's mirrors. They are
+	// kept in the clear, as Sources keep theirs, and only until the job
+	// completes or is cancelled: the daemon clears them then.
+	Logins []Login `json:"logins,omitempty"`
+}
+
+// Login is one host's credentials.
+type Login struct {
+	// Host is the host name, in lower case, without a port.
+	Host string `json:"host"`
+	// Login is the user name; Password its password.
+	Login    string `json:"login"`
+	Password string `json:"password,omitempty"`
 }
 
 // An Owner is a user as the kernel reported it on the control socket: the
@@ -234,6 +276,13 @@ type SourceStat struct {
 	// than mixed into the old version's pieces.
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+
+	// MediaType is the type an HTTP mirror gave its file (its
+	// Content-Type, without parameters) when it first answered. It is
+	// recorded beside the file's version, by the same checkpoints and by
+	// the one that publishes the file, so that a job whose file is a
+	// Metalink is known to be one after a restart too.
+	MediaType string `json:"media_type,omitempty"`
 }
 
 // SegmentCount returns the number of segments in the job's file, which is

@@ -52,6 +52,22 @@ type Job struct {
 	// Progress is the transfer's state; for a job that is not running it
 	// holds the stored counters.
 	Progress Progress `json:"progress"`
+	// FollowMetalink says the job was made with CreateRequest's
+	// FollowMetalink: once it completes, its file, if it is a Metalink 4,
+	// becomes the Metalink's jobs.
+	FollowMetalink bool `json:"follow_metalink,omitempty"`
+	// FollowedBy are the jobs the job's file, a Metalink, became when it
+	// completed, in the Metalink's order (aria2's followedBy). They are
+	// made, and named here, with the job's completion: the event that
+	// says it completed names them.
+	FollowedBy []uint64 `json:"followed_by,omitempty"`
+	// Following is the job whose file, a Metalink, made this one
+	// (aria2's following).
+	Following uint64 `json:"following,omitempty"`
+	// FollowError says why a job with FollowMetalink was completed
+	// without being followed: its file is no Metalink 4 idmd could read,
+	// say, or select and locations were given for a file that is none.
+	FollowError string `json:"follow_error,omitempty"`
 }
 
 // JobSummary is a job in brief, as GET /v1/jobs?view=summary lists it:
@@ -157,7 +173,9 @@ type MetalinkOptions struct {
 	// the password hidden as any source's is. Each applies to its own
 	// host only, whatever the scheme or port, as curl applies a netrc's;
 	// there is no default for other hosts, since the Metalink's author,
-	// not the caller, chose them. At most 256; kept for no other use.
+	// not the caller, chose them. At most 256; kept for no other use,
+	// and with FollowMetalink only until the job completes or is
+	// cancelled.
 	Logins []Login `json:"logins,omitempty"`
 }
 
@@ -205,17 +223,23 @@ type CreateRequest struct {
 	// and directory, resumed whatever its state, instead of a new one.
 	// Without it, such a job makes the request fail with CodeExists.
 	Resume bool `json:"resume,omitempty"`
-	// FollowMetalink lets a lone http(s) source that answers with a
-	// Metalink 4 (Content-Type application/metalink4+xml), whatever its
-	// name, become the Metalink's jobs, as MetalinkRequest with its URL
-	// makes them, with the request's directory, limit, connections, HTTP
-	// options, Resume and MetalinkOptions. The answer is then a list of
-	// jobs, one per file; when the source is no Metalink, it is the one
-	// job, as without it.
+	// FollowMetalink, for a lone http(s) source, lets its answer be a
+	// Metalink 4 (Content-Type application/metalink4+xml): the job
+	// downloads it as its file, and once it completes, a file that is a
+	// Metalink 4 (by that Content-Type, or a URL ending in .meta4 or
+	// .metalink) becomes the Metalink's jobs, one per file, as
+	// MetalinkRequest makes them, with the request's directory, limit,
+	// connections, HTTP options and MetalinkOptions (aria2's
+	// --follow-metalink). The job stays completed, its file kept, and
+	// names them in FollowedBy. Nothing is asked of the source before the
+	// answer: the request makes the one job at once. Without it, or
+	// beside other sources, a source that answers with a Metalink holds
+	// another file, and is rejected.
 	FollowMetalink bool `json:"follow_metalink,omitempty"`
 	// MetalinkOptions are for the Metalink the source may answer with:
-	// only with FollowMetalink, and Select and Locations only if it does
-	// (Logins are left unused if it does not).
+	// only with FollowMetalink, and Select and Locations only for a lone
+	// http(s) source. Logins are kept in the job's record, as its
+	// sources' credentials are, until the job completes or is cancelled.
 	MetalinkOptions
 }
 

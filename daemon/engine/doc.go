@@ -18,7 +18,9 @@
 // Permanent method that says so, and transient otherwise (retried with
 // back-off). One whose error has an OtherFile method that returns true
 // holds another file, though it could not describe one (an HTTP mirror
-// that answers with a Metalink): it is rejected with that reason.
+// that answers with a Metalink): it is rejected with that reason. A
+// Versioned source names the version of its file, and a Typed one its
+// media type: both are recorded with the source's statistics.
 //
 // # The file
 //

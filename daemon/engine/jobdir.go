@@ -136,3 +136,25 @@ func RemovePart(dir string, dirID store.FileID, part string, id store.FileID) er
 	}
 	return d.sync()
 }
+
+// OpenPublished opens the file a job published as name in dir (identified
+// by dirID when known), never through a symlink, and only if it still is
+// the file identified by id (when known): a name that now holds anything
+// else is refused. The job queue reads a finished file this way when it
+// is a Metalink to follow.
+func OpenPublished(dir string, dirID store.FileID, name string, id store.FileID) (*os.File, error) {
+	d, _, err := openJobDir(dir, dirID)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	f, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := stampFile(f); err != nil || (id != (store.FileID{}) && st.ID != (store.FileID{}) && st.ID != id) {
+		f.Close()
+		return nil, fmt.Errorf("%s is no longer the file the job published", filepath.Join(dir, name))
+	}
+	return f, nil
+}

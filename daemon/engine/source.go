@@ -95,6 +95,15 @@ type Versioned interface {
 	Version() (etag, lastModified string)
 }
 
+// A Typed source says what type of document its file is, as an HTTP
+// mirror's Content-Type does. The engine records it with the source's
+// statistics, where the job's owner reads it: a job whose file is a
+// Metalink may become the Metalink's jobs.
+type Typed interface {
+	// MediaType returns the file's media type, or "" while not known.
+	MediaType() string
+}
+
 // maxRetryAfter bounds the wait a source may ask for: a source that asks
 // for more is still tried again within the hour.
 const maxRetryAfter = time.Hour

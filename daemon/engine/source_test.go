@@ -297,3 +297,59 @@ func TestTransfer_Run_RateLimitHolds(t *testing.T) {
 		}
 	}
 }
+
+// typed is a sizeOnly source that says what type of document its file
+// is, as an HTTP mirror's Content-Type does.
+type typed struct {
+	*sizeOnly
+	media string
+}
+
+func (s typed) MediaType() string { return s.media }
+
+// A Typed source's media type is recorded with its statistics, by the
+// very checkpoint that publishes the file, and the published file can be
+// opened again, as long as it is the same file.
+func TestTransfer_Run_TypedSourceRecorded(t *testing.T) {
+	checkLeaks(t)
+	_, want := testFile(t, 300<<10, 61)
+	src := typed{&sizeOnly{name: "list.meta4", data: want, served: map[int64]int{}}, "application/metalink4+xml"}
+	db := openDB(t, "")
+	rec := newJob(t, db, []string{src.String()})
+	if err := withSources(t, db, rec.ID, src).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := checkResult(t, db, rec.ID, want)
+	if len(done.SourceStats) != 1 || done.SourceStats[0].MediaType != src.media {
+		t.Errorf("stats %+v; want the source's media type recorded", done.SourceStats)
+	}
+	name := filepath.Base(done.Path)
+	f, err := OpenPublished(done.Dir, done.DirID, name, done.PartStamp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(got, want) {
+		t.Errorf("OpenPublished read %d bytes, want the file's %d", len(got), len(want))
+	}
+	// Another file under its name is not the job's.
+	other := filepath.Join(done.Dir, "other")
+	if err := os.WriteFile(other, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, done.Path); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := OpenPublished(done.Dir, done.DirID, name, done.PartStamp.ID); err == nil {
+		f.Close()
+		t.Error("OpenPublished opened a file put in the published one's place")
+	}
+	if err := os.Symlink(other, filepath.Join(done.Dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := OpenPublished(done.Dir, done.DirID, "link", store.FileID{}); err == nil {
+		f.Close()
+		t.Error("OpenPublished followed a symlink")
+	}
+}

@@ -65,6 +65,9 @@ func (s *source) snapshot(now time.Time) SourceProgress {
 	if v, ok := s.src.(Versioned); ok {
 		st.ETag, st.LastModified = v.Version()
 	}
+	if t, ok := s.src.(Typed); ok && t.MediaType() != "" {
+		st.MediaType = t.MediaType() // else the one an earlier run recorded
+	}
 	p := SourceProgress{SourceStat: st, State: s.state, Speed: s.meter.rate(now)}
 	if s.state == SourceDown {
 		p.NextRetry = s.nextRetry

@@ -52,10 +52,28 @@
 // each such source's reach (store.Record.SourceReach), so it stays a
 // server's word across restarts.
 //
+// # Metalinks followed
+//
+// A job made with FollowMetalink, of one http(s) source, downloads
+// whatever the source answers with, a Metalink 4 included (httpsrc's
+// AcceptMetalink); nothing is asked of the source before, so Create
+// answers at once. When it completes, a file that is a Metalink 4 (the
+// source's recorded Content-Type says so, or its URL ends in .meta4 or
+// .metalink) is read, and its files become jobs, as CreateMetalink makes
+// them, in the very transaction that records the completion
+// (store.DB.CreateFrom): the job names them (FollowedBy), each names it
+// (Following), and no one ever sees the job completed without them. A
+// file that is none, or cannot be made into jobs, leaves the job
+// completed with the reason (FollowError). The logins kept for the
+// Metalink's mirrors are dropped when the job completes or is cancelled.
+//
 // # After a crash
 //
 // When the store was not closed cleanly, every unfinished job's partial
 // file is rechecked against its piece hashes when it next starts: work
 // done after the last checkpoint is kept, and data a power cut lost is
-// fetched again.
+// fetched again. A job whose transfer published its file but whose
+// completion was not written is completed at Open, and followed then if
+// it is a Metalink to follow: the completion and the follow are one
+// write, so they happen once.
 package jobs

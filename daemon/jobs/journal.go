@@ -81,6 +81,7 @@ func (q *Queue) view(j *job) api.Job {
 		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit, OwnHashes: r.OwnPieces, Checksum: r.Checksum,
 		Headers: redactHeaders(r.Headers), UserAgent: r.UserAgent, Proxy: addr.Redact(r.Proxy),
 		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
+		FollowMetalink: r.Follow != nil, FollowedBy: r.FollowedBy, Following: r.Following, FollowError: r.FollowError,
 	}
 	switch {
 	case r.Root != ([32]byte{}):

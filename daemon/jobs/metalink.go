@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/daemon/auth"
 	"github.com/idmproject/idm/daemon/engine"
+	"github.com/idmproject/idm/internal/safetext"
 	"github.com/idmproject/idm/store"
 	"github.com/idmproject/idm/transport/addr"
 	"github.com/idmproject/idm/transport/httpsrc"
@@ -56,88 +59,55 @@ func (q *Queue) CreateMetalink(ctx context.Context, req api.MetalinkRequest) (jo
 	return q.metalinkJobs(ctx, doc, self, reach, logins, req)
 }
 
-// CreateFollowing is Create for a request that may name a Metalink by a
-// URL that does not say so (FollowMetalink). When its one source is an
-// http(s) URL that answers with a Metalink 4, whatever its name, the
-// Metalink's files become jobs, as CreateMetalink makes them from that
-// URL, with the request's directory, limit, connections, HTTP options,
-// Resume and MetalinkOptions, and fromMetalink is true. Otherwise it is
-// Create: jobs holds its one job. created says whether any job is new.
-//
-// The source is asked once, as its job would ask it, before any job is
-// made; a source that cannot be asked, or answers with an error, is no
-// Metalink, and its job meets what it does as it would have. With
-// req.Resume, an existing job of the source is resumed without asking.
-func (q *Queue) CreateFollowing(ctx context.Context, req api.CreateRequest) (jobs []api.Job, fromMetalink, created bool, err error) {
-	rec, err := q.validate(ctx, &req)
-	if err != nil {
-		return nil, false, false, err
-	}
-	logins, err := loginsByHost(req.Logins)
-	if err != nil {
-		return nil, false, false, err
-	}
-	var doc string
-	var self []string
-	var reach httpsrc.Class
-	if a := metalinkCandidate(&req); a != nil && !(req.Resume && q.sameJob(ctx, rec) != 0) {
-		if doc, self, reach, err = q.probeMetalink(ctx, *a, req.HTTPOptions); err != nil {
-			return nil, false, false, err
-		}
-	}
-	if doc == "" {
-		if len(req.Select) > 0 || len(req.Locations) > 0 {
-			return nil, false, false, fmt.Errorf("%w: select and locations are for a Metalink, and the source answers with none", ErrInvalid)
-		}
-		view, created, err := q.add(ctx, rec, nil, req.Resume)
-		if err != nil {
-			return nil, false, false, err
-		}
-		return []api.Job{view}, false, created, nil
-	}
-	shown := addr.Redact(req.Sources[0])
-	if req.Content != "" || req.Checksum != "" {
-		return nil, false, false, fmt.Errorf("%w: %s answers with a Metalink, which brings its own hashes: add it without content or checksum", ErrInvalid, shown)
-	}
-	q.log.Info("source answers with a Metalink: its files become jobs", "source", shown)
-	jobs, created, err = q.metalinkJobs(ctx, doc, self, reach, logins, api.MetalinkRequest{Dir: req.Dir, Limit: req.Limit, Connections: req.Connections,
-		HTTPOptions: req.HTTPOptions, Resume: req.Resume, MetalinkOptions: req.MetalinkOptions})
-	if err != nil {
-		return nil, false, false, err
-	}
-	return jobs, true, created, nil
-}
-
-// metalinkCandidate returns the source of req that may answer with a
-// Metalink: its only one, when it follows Metalinks and that is an
-// http(s) URL. req's sources are normalised.
-func metalinkCandidate(req *api.CreateRequest) *addr.Addr {
-	if !req.FollowMetalink || len(req.Sources) != 1 {
-		return nil
-	}
-	a, err := addr.Parse(req.Sources[0])
-	if err != nil || a.Scheme == addr.IDM {
-		return nil
-	}
-	return &a
-}
-
 // metalinkJobs queues the jobs of the Metalink document doc as
 // CreateMetalink says, those of req's options. self are the addresses
 // the document was fetched from: no job takes them as a mirror. Only
 // mirrors within reach, what the server that sent the document allows,
 // are kept. A mirror on a host of logins is given its credentials.
 func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, reach httpsrc.Class, logins map[string]api.Login, req api.MetalinkRequest) (jobs []api.Job, created bool, err error) {
-	files, err := metalink.Parse(strings.NewReader(doc))
+	plan, err := q.planMetalink(ctx, doc, self, reach, logins, req)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if files, err = selectFiles(files, req.Select); err != nil {
 		return nil, false, err
 	}
-	type planned struct {
-		rec    *store.Record
-		hashes []byte
+	for _, p := range plan {
+		if p.same != 0 && !req.Resume {
+			// Said before any job is made: half a Metalink's jobs, made
+			// and not named, would be for the caller to find.
+			return nil, false, fmt.Errorf("%s: %w", p.rec.Name, &existsError{p.same})
+		}
+	}
+	for _, p := range plan {
+		j, made, err := q.add(ctx, p.rec, p.hashes, req.Resume)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", p.rec.Name, err)
+		}
+		jobs = append(jobs, j)
+		created = created || made
+	}
+	return jobs, created, nil
+}
+
+// planned is the job of one file of a Metalink, checked and not yet
+// stored: its record and piece hashes, and the unfinished job of the same
+// mirrors and directory that the caller of the request may change, if
+// there is one.
+type planned struct {
+	rec    *store.Record
+	hashes []byte
+	same   uint64
+}
+
+// planMetalink checks the Metalink document doc and returns the job of
+// each file req selects, in the document's order, as the caller of ctx
+// would make it with req's options, keeping the mirrors within reach;
+// see metalinkJobs. Nothing is stored.
+func (q *Queue) planMetalink(ctx context.Context, doc string, self []string, reach httpsrc.Class, logins map[string]api.Login, req api.MetalinkRequest) ([]planned, error) {
+	files, err := metalink.Parse(strings.NewReader(doc))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if files, err = selectFiles(files, req.Select); err != nil {
+		return nil, err
 	}
 	var plan []planned
 	for _, f := range files {
@@ -152,11 +122,11 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, rea
 			cr.Sources = append(cr.Sources, withLogin(m.URL, logins))
 		}
 		if len(cr.Sources) == 0 {
-			return nil, false, fmt.Errorf("%w: %s: its only mirror is the Metalink itself", ErrInvalid, f.Name)
+			return nil, fmt.Errorf("%w: %s: its only mirror is the Metalink itself", ErrInvalid, f.Name)
 		}
 		mirrors, refused := q.admit(cr.Sources, reach, "metalink", addr.Redact(req.URL), "file", f.Name)
 		if len(mirrors) == 0 {
-			return nil, false, fmt.Errorf("%w: %s: no mirror left: %v", ErrInvalid, f.Name, refused[0])
+			return nil, fmt.Errorf("%w: %s: no mirror left: %v", ErrInvalid, f.Name, refused[0])
 		}
 		cr.Sources = mirrors
 		if f.Pieces == nil && len(f.Digests) > 0 {
@@ -164,12 +134,7 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, rea
 		}
 		rec, err := q.validate(ctx, &cr)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", f.Name, err)
-		}
-		if id := q.sameJob(ctx, rec); id != 0 && !req.Resume {
-			// Said before any job is made: half a Metalink's jobs, made
-			// and not named, would be for the caller to find.
-			return nil, false, fmt.Errorf("%s: %w", f.Name, &existsError{id})
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
 		}
 		rec.SourceReach = nextReach(nil, rec.Sources, rec.Sources, reach)
 		var hashes []byte
@@ -181,17 +146,168 @@ func (q *Queue) metalinkJobs(ctx context.Context, doc string, self []string, rea
 		} else {
 			rec.Name = engine.SanitizeName(f.Name)
 		}
-		plan = append(plan, planned{rec, hashes})
+		plan = append(plan, planned{rec, hashes, q.sameJob(ctx, rec)})
+	}
+	return plan, nil
+}
+
+// followPlan is what a job's completion makes of its file when the job
+// follows Metalinks: the jobs of the Metalink it is, or why none.
+type followPlan struct {
+	files []planned // in the Metalink's order
+	why   string    // why the file was not followed, for the job's view
+}
+
+// news returns the jobs of p that do not exist already, for the store to
+// make.
+func (p *followPlan) news() []store.NewJob {
+	var out []store.NewJob
+	for _, f := range p.files {
+		if f.same == 0 {
+			out = append(out, store.NewJob{Record: f.rec, Hashes: f.hashes})
+		}
+	}
+	return out
+}
+
+// followers returns the IDs of p's jobs in the Metalink's order, given
+// those the store gave the new ones, in order.
+func (p *followPlan) followers(ids []uint64) []uint64 {
+	var out []uint64
+	for _, f := range p.files {
+		if f.same != 0 {
+			out = append(out, f.same)
+			continue
+		}
+		out = append(out, ids[0])
+		ids = ids[1:]
+	}
+	return out
+}
+
+// maxFollowError bounds why a job was not followed, as its view shows it.
+const maxFollowError = 512
+
+// planFollow reads the file of job r, complete and published at path,
+// as a Metalink 4 when r is to be followed, and plans the Metalink's jobs
+// as CreateMetalink would make them for r's owner with r's options (its
+// directory, limit, connections, HTTP options, select, locations and
+// logins). r is followed when it follows Metalinks, has one http(s)
+// source, and that source answered with a Metalink 4's Content-Type or
+// its address names one (.meta4, .metalink). A file that cannot be read
+// as one, or whose jobs cannot be made, is left as it is, and the plan
+// says why. Called with wmu held, so that no job is made meanwhile that
+// the plan should have found.
+func (q *Queue) planFollow(r *store.Record, path string) followPlan {
+	if r.Follow == nil || len(r.Sources) != 1 {
+		return followPlan{}
+	}
+	a, err := addr.Parse(r.Sources[0])
+	if err != nil || a.Scheme == addr.IDM {
+		return followPlan{}
+	}
+	var mt string
+	for _, st := range r.SourceStats {
+		if st.Source == a.Redacted() {
+			mt = st.MediaType
+		}
+	}
+	if mt != metalink.MediaType && !metalinkName(a) {
+		if len(r.Follow.Select) > 0 || len(r.Follow.Locations) > 0 {
+			return followPlan{why: fmt.Sprintf("the file is no Metalink (%s): select and locations left unused", cmp.Or(mt, "no Content-Type"))}
+		}
+		return followPlan{}
+	}
+	fail := func(err error) followPlan {
+		return followPlan{why: safetext.Line("not followed as a Metalink: "+err.Error(), '?', maxFollowError)}
+	}
+	doc, err := readPublished(r, path)
+	if err != nil {
+		return fail(err)
+	}
+	ls := make([]api.Login, 0, len(r.Follow.Logins))
+	for _, l := range r.Follow.Logins {
+		ls = append(ls, api.Login{Host: l.Host, Login: l.Login, Password: l.Password})
+	}
+	logins, err := loginsByHost(ls)
+	if err != nil {
+		return fail(err)
+	}
+	ctx := context.Background()
+	if o := r.Owner; o != nil {
+		// The owner's request, as if made now: its directory checked for
+		// the owner, its jobs the owner's.
+		ctx = auth.WithPeer(ctx, auth.Peer{UID: o.UID, GID: o.GID, Groups: o.Groups})
+	}
+	req := api.MetalinkRequest{Dir: r.Dir, Limit: r.Limit, Connections: r.Conns,
+		HTTPOptions:     api.HTTPOptions{Headers: r.Headers, UserAgent: r.UserAgent, CA: r.CA, Proxy: r.Proxy, NoDiscover: r.NoDiscover},
+		MetalinkOptions: api.MetalinkOptions{Select: r.Follow.Select, Locations: r.Follow.Locations}}
+	// Which server sent the document, after redirects, is not kept: the
+	// mirrors it lists get what its address allows, Public for a name.
+	reach := httpsrc.NamedBy(a.URL, sourceReach(r, r.Sources[0]))
+	plan, err := q.planMetalink(ctx, doc, []string{a.URL}, reach, logins, req)
+	if err != nil {
+		return fail(err)
 	}
 	for _, p := range plan {
-		j, made, err := q.add(ctx, p.rec, p.hashes, req.Resume)
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", p.rec.Name, err)
+		if p.rec.Dir != r.Dir || (r.DirID != (store.FileID{}) && p.rec.DirID != r.DirID) {
+			return fail(fmt.Errorf("the directory %s was replaced since the job was created", r.Dir))
 		}
-		jobs = append(jobs, j)
-		created = created || made
+		p.rec.Following = r.ID
 	}
-	return jobs, created, nil
+	return followPlan{files: plan}
+}
+
+// metalinkName reports whether the address a names a Metalink by its
+// extension, as idmctl takes a file or URL to be one.
+func metalinkName(a addr.Addr) bool {
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return false
+	}
+	ext := strings.ToLower(path.Ext(u.Path))
+	return ext == ".meta4" || ext == ".metalink"
+}
+
+// readPublished reads job r's finished file, published at p, up to one
+// byte more than metalink.MaxSize, for Parse to refuse a larger one: the
+// file the job published, never what a name in its directory holds now.
+func readPublished(r *store.Record, p string) (string, error) {
+	if filepath.Dir(p) != r.Dir {
+		return "", fmt.Errorf("%s is not in the job's directory", p)
+	}
+	f, err := engine.OpenPublished(r.Dir, r.DirID, filepath.Base(p), r.PartStamp.ID)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, metalink.MaxSize+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > metalink.MaxSize {
+		return "", fmt.Errorf("the file is larger than %d MiB, the most a Metalink may be", metalink.MaxSize>>20)
+	}
+	return string(b), nil
+}
+
+// keptLogins checks a request's logins and returns those a job keeps for
+// the Metalink its file may be: one per host, the first, as a ~/.netrc
+// gives them.
+func keptLogins(ls []api.Login) ([]store.Login, error) {
+	byHost, err := loginsByHost(ls)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Login
+	for _, l := range ls {
+		host := strings.ToLower(l.Host)
+		if k, ok := byHost[host]; ok {
+			out = append(out, store.Login{Host: host, Login: k.Login, Password: k.Password})
+			delete(byHost, host)
+		}
+	}
+	return out, nil
 }
 
 // Bounds on a request's logins: more than a ~/.netrc holds, and little
@@ -305,50 +421,6 @@ func readMetalink(a addr.Addr, resp *http.Response) (doc string, from []string, 
 		return "", nil, fmt.Errorf("%w: Metalink %s: %v", ErrInvalid, a.Redacted(), err)
 	}
 	return string(b), []string{a.URL, resp.Request.URL.String()}, nil
-}
-
-// probeMetalink asks the http(s) source a for its first byte, as its job
-// would ask it (with opt), and returns the Metalink 4 document it
-// answers with, if it does, and the addresses it came from: the answer's
-// body when it is whole, or else the whole document fetched again. An
-// answer of another type, or none (a failure, a time-out, an error
-// status), is no Metalink: "" and no error. A Metalink 3 is refused: it
-// is not the file either, and idmd does not read it. reach is what the
-// server that sent the document allows the mirrors it lists.
-func (q *Queue) probeMetalink(ctx context.Context, a addr.Addr, opt api.HTTPOptions) (doc string, from []string, reach httpsrc.Class, err error) {
-	ctx, cancel := context.WithTimeout(ctx, metalinkTimeout)
-	defer cancel()
-	ctx, trip := httpsrc.WithReach(ctx, httpsrc.Machine) // the user's URL
-	// The answer's header must come within a stall time-out, as a job's
-	// would; the body of a Metalink, within the Metalink's time.
-	stall := time.AfterFunc(cmp.Or(q.cfg.StallTimeout, httpsrc.DefaultStallTimeout), cancel)
-	resp, err := q.get(ctx, a, opt, http.Header{"Range": {"bytes=0-0"}})
-	stall.Stop()
-	if err != nil {
-		q.log.Debug("source not asked whether it is a Metalink", "source", a.Redacted(), "err", err)
-		return "", nil, 0, nil
-	}
-	defer func() {
-		// A little is read, so that the byte of a file's range leaves the
-		// connection for its job's first request; not a whole file's.
-		io.CopyN(io.Discard, resp.Body, 4<<10)
-		resp.Body.Close()
-	}()
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	switch {
-	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
-		return "", nil, 0, nil
-	case mt == metalink.MediaType3:
-		return "", nil, 0, fmt.Errorf("%w: %s answers with a Metalink 3 (%s), which idmd does not read: give the URL of its Metalink 4 (.meta4)", ErrInvalid, a.Redacted(), mt)
-	case mt != metalink.MediaType:
-		return "", nil, 0, nil
-	case resp.StatusCode == http.StatusPartialContent:
-		// Only the range asked for came: the whole document is fetched.
-		resp.Body.Close()
-		return q.fetchMetalink(ctx, a, opt)
-	}
-	doc, from, err = readMetalink(a, resp)
-	return doc, from, trip.Onward(), err
 }
 
 // get sends a GET of the http(s) address a as a job with the HTTP

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,30 +22,25 @@ import (
 	"github.com/idmproject/idm/internal/proctest"
 )
 
-// metalinkServer answers every request with its document as a Metalink 4,
-// as a mirror network's download script does, whatever the URL's name.
-// ranged, it honours a Range as a file server does; otherwise it sends
-// the whole document whatever was asked.
+// metalinkServer answers every request with its document, by ranges as
+// a file server does, as a Metalink 4 (or of the type it is set to), as
+// a mirror network's download script does, whatever the URL's name.
 type metalinkServer struct {
 	*httptest.Server
-	ranged bool
 
-	mu  sync.Mutex
-	doc string
+	mu    sync.Mutex
+	doc   string
+	ctype string
 }
 
-func newMetalinkServer(t *testing.T, ranged bool) *metalinkServer {
-	m := &metalinkServer{ranged: ranged}
+func newMetalinkServer(t *testing.T) *metalinkServer {
+	m := &metalinkServer{ctype: "application/metalink4+xml"}
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
-		doc := m.doc
+		doc, ctype := m.doc, m.ctype
 		m.mu.Unlock()
-		w.Header().Set("Content-Type", "application/metalink4+xml")
-		if m.ranged {
-			http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
-			return
-		}
-		fmt.Fprint(w, doc)
+		w.Header().Set("Content-Type", ctype)
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
 	}))
 	t.Cleanup(m.Close)
 	return m
@@ -53,6 +49,12 @@ func newMetalinkServer(t *testing.T, ranged bool) *metalinkServer {
 func (m *metalinkServer) set(doc string) {
 	m.mu.Lock()
 	m.doc = doc
+	m.mu.Unlock()
+}
+
+func (m *metalinkServer) setType(ctype string) {
+	m.mu.Lock()
+	m.ctype = ctype
 	m.mu.Unlock()
 }
 
@@ -78,168 +80,313 @@ func meta4Files(files ...metaFile) string {
 	return b.String()
 }
 
-// A lone URL that answers with a Metalink 4, whatever its name, becomes
-// the Metalink's jobs, as the Metalink's URL would: whether the server
-// sends the whole document to a range or only the range, the files come
-// from the Metalink's mirrors, checked against its pieces. The URL
-// itself, listed among the mirrors, is left out: it would answer with
-// the Metalink again.
-func TestQueue_CreateFollowing_Metalink(t *testing.T) {
-	path, data := testFile(t, 2<<20+11, 91)
-	mirror := fileMirror(t, filepath.Dir(path), nil)
-	for _, ranged := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
-			meta := newMetalinkServer(t, ranged)
+// followQueue is mirrorQueue with the queue's log kept, and the
+// completion of a job failing while fail says so.
+func followQueue(t *testing.T, dir string, log *proctest.LockedBuffer, fail func(id uint64) error) *Queue {
+	t.Helper()
+	q, err := Open(Config{StateDir: dir, Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		FlushInterval: 50 * time.Millisecond, StallTimeout: 5 * time.Second, failComplete: fail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// A lone URL is one job, made at once; when it answers with a Metalink
+// 4, whatever its name, the job downloads the document as its file and,
+// once complete, is followed by the Metalink's jobs, made as the
+// Metalink's URL would make them (with --select, only those selected):
+// their files come from the Metalink's mirrors, checked against its
+// pieces, and the URL itself, listed among the mirrors, is left out. The
+// job stays completed, its file kept, and names its followers, which name
+// it; the event that says it completed names them too.
+func TestQueue_FollowMetalink(t *testing.T) {
+	pa, a := testFile(t, 2<<20+11, 91)
+	pb, b := testFile(t, 1<<20+2, 93)
+	ma := fileMirror(t, filepath.Dir(pa), nil)
+	mb := fileMirror(t, filepath.Dir(pb), nil)
+	for _, tt := range []struct {
+		name   string
+		sel    []string
+		follow []string
+	}{
+		{"every file", nil, []string{"a.bin", "b.bin"}},
+		{"select", []string{"b.bin"}, []string{"b.bin"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			meta := newMetalinkServer(t)
 			src := meta.URL + "/download?id=5"
-			meta.set(meta4("release.iso", data, 256<<10, src, mirror.URL+"/video.bin"))
-			q := mirrorQueue(t)
-			js, fromMetalink, created, err := q.CreateFollowing(context.Background(), api.CreateRequest{Sources: []string{src}, Dir: t.TempDir(), FollowMetalink: true})
+			doc := meta4Files(metaFile{"a.bin", a, []string{src, ma.URL + "/video.bin"}}, metaFile{"b.bin", b, []string{"http://127.0.0.1:1/b.bin", mb.URL + "/video.bin"}})
+			meta.set(doc)
+			var log proctest.LockedBuffer
+			q := followQueue(t, t.TempDir(), &log, nil)
+			sub, err := q.Subscribe(0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !fromMetalink || !created || len(js) != 1 || js[0].Name != "release.iso" || js[0].OwnHashes {
-				t.Fatalf("from a Metalink %v, created %v, jobs %+v; want the Metalink's one job, named and checked by it", fromMetalink, created, js)
+			defer sub.Close()
+			out := t.TempDir()
+			j, created, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{src}, Dir: out, FollowMetalink: true,
+				MetalinkOptions: api.MetalinkOptions{Select: tt.sel, Locations: []string{"de"}}})
+			if err != nil || !created || !j.FollowMetalink {
+				t.Fatalf("Create = %+v, %v, %v; want one new job that follows its Metalink", j, created, err)
 			}
-			if !slices.Equal(js[0].Sources, []string{mirror.URL + "/video.bin"}) {
-				t.Errorf("sources %q: want the Metalink's mirror, and not the Metalink itself", js[0].Sources)
+			j = finish(t, q, j.ID)
+			sameFile(t, j.Path, []byte(doc))
+			if len(j.FollowedBy) != len(tt.follow) || j.FollowError != "" {
+				t.Fatalf("followed by %v (%q); want the jobs of %q", j.FollowedBy, j.FollowError, tt.follow)
 			}
-			j := finish(t, q, js[0].ID)
-			sameFile(t, j.Path, data)
+			for i, id := range j.FollowedBy {
+				f := finish(t, q, id)
+				want := map[string][]byte{"a.bin": a, "b.bin": b}[tt.follow[i]]
+				if f.Name != tt.follow[i] || f.Following != j.ID || f.OwnHashes || f.FollowMetalink {
+					t.Errorf("job %d: %q, following %d, own hashes %v; want %q following job %d, checked by the Metalink", id, f.Name, f.Following, f.OwnHashes, tt.follow[i], j.ID)
+				}
+				if slices.ContainsFunc(f.Sources, func(s string) bool { return strings.HasPrefix(s, meta.URL) }) {
+					t.Errorf("job %d has sources %q: the Metalink itself among them", id, f.Sources)
+				}
+				sameFile(t, f.Path, want)
+			}
+			names := append([]string{"download"}, tt.follow...)
+			slices.Sort(names)
+			if got := dirNames(t, out); !slices.Equal(got, names) {
+				t.Errorf("the directory holds %q, want %q: the Metalink and the files followed", got, names)
+			}
+			// The stream never shows the job completed without its
+			// followers: they are made with its completion.
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				ev, err := sub.Next(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("event stream: %v", err)
+				}
+				if ev.Job.ID == j.ID && ev.Job.State == api.StateCompleted {
+					if !slices.Equal(ev.Job.FollowedBy, j.FollowedBy) {
+						t.Errorf("completed event names %v, want %v", ev.Job.FollowedBy, j.FollowedBy)
+					}
+					break
+				}
+			}
+			if !strings.Contains(log.String(), "followed_by") {
+				t.Errorf("the log does not say the job was followed:\n%s", log.String())
+			}
 		})
 	}
 }
 
-// --select and --location apply to a Metalink a lone URL answers with,
-// as to one named as such.
-func TestQueue_CreateFollowing_Select(t *testing.T) {
-	pa, a := testFile(t, 1<<20+1, 92)
-	pb, b := testFile(t, 1<<20+2, 93)
-	ma := fileMirror(t, filepath.Dir(pa), nil)
-	mb := fileMirror(t, filepath.Dir(pb), nil)
-	meta := newMetalinkServer(t, false)
-	meta.set(meta4Files(metaFile{"a.bin", a, []string{ma.URL + "/video.bin"}}, metaFile{"b.bin", b, []string{"http://127.0.0.1:1/b.bin", mb.URL + "/video.bin"}}))
-	q := mirrorQueue(t)
-	out := t.TempDir()
-	js, fromMetalink, _, err := q.CreateFollowing(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/get"}, Dir: out, FollowMetalink: true,
-		MetalinkOptions: api.MetalinkOptions{Select: []string{"b.bin"}, Locations: []string{"de"}}})
+// Adding a lone URL asks nothing of it: Create answers with its one job
+// while the job cannot even start (the one slot is taken by a job whose
+// server never answers), and the URL's server has had no connection.
+// Once the job may start, the server is asked.
+func TestQueue_FollowMetalink_CreateAsksNothing(t *testing.T) {
+	silent := recordingListener(t, false)
+	asked := recordingListener(t, true)
+	q, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), MaxActive: 1, StallTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fromMetalink || len(js) != 1 || js[0].Name != "b.bin" {
-		t.Fatalf("jobs %+v; want the one file selected", js)
+	t.Cleanup(func() { q.Close() })
+	busy, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://" + silent.Addr().String() + "/f"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	j := finish(t, q, js[0].ID)
-	sameFile(t, j.Path, b)
-	if names := dirNames(t, out); !slices.Equal(names, []string{"b.bin"}) {
-		t.Errorf("the directory holds %q, want only the file selected", names)
+	waitFor(t, "the first job to take the slot", 10*time.Second, func() bool { return silent.conns() > 0 })
+	j, created, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://" + asked.Addr().String() + "/download?id=5"}, Dir: t.TempDir(),
+		FollowMetalink: true, MetalinkOptions: api.MetalinkOptions{Select: []string{"a.iso"}}})
+	if err != nil || !created || j.State != api.StateQueued || len(j.Sources) != 1 {
+		t.Fatalf("Create = %+v, %v, %v; want the URL's one job, queued", j, created, err)
+	}
+	if n := asked.conns(); n != 0 {
+		t.Fatalf("the URL's server had %d connections before its job started", n)
+	}
+	if _, err := q.Cancel(context.Background(), busy.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job to ask its server", 10*time.Second, func() bool { return asked.conns() > 0 })
+}
+
+// listener counts the connections made to it on loopback.
+type listener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *listener) conns() int64 { return l.n.Load() }
+
+// recordingListener listens on loopback and counts its connections;
+// with answer, it answers each request with a 404, and otherwise never.
+func recordingListener(t *testing.T, answer bool) *listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener{Listener: ln}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !answer {
+			<-r.Context().Done()
+			return
+		}
+		http.NotFound(w, r)
+	}), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			l.n.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return l
+}
+
+// A crash, or a store that fails, between the publication of a Metalink
+// job's file and the write of its completion loses nothing and makes
+// nothing twice: the job, shown completed, is not followed then; the
+// next start finds it published and unfinished, completes it and makes
+// the Metalink's jobs, once; the start after finds nothing to do.
+func TestQueue_FollowMetalink_AfterRestart(t *testing.T) {
+	pa, a := testFile(t, 1<<20+3, 96)
+	ma := fileMirror(t, filepath.Dir(pa), nil)
+	meta := newMetalinkServer(t)
+	meta.set(meta4("a.bin", a, 256<<10, ma.URL+"/video.bin"))
+	state, out := t.TempDir(), t.TempDir()
+	var log proctest.LockedBuffer
+	var failed atomic.Bool
+	q := followQueue(t, state, &log, func(uint64) error {
+		failed.Store(true)
+		return errors.New("the disk is full")
+	})
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/get"}, Dir: out, FollowMetalink: true,
+		MetalinkOptions: api.MetalinkOptions{Logins: []api.Login{{Host: "127.0.0.9", Login: "ann", Password: "pw-of-ann"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	if !failed.Load() || len(j.FollowedBy) != 0 || len(q.Jobs()) != 1 {
+		t.Fatalf("the write failed: %v; followed by %v, %d jobs; want none made", failed.Load(), j.FollowedBy, len(q.Jobs()))
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q = followQueue(t, state, &log, nil)
+	j, err = q.Job(j.ID)
+	if err != nil || j.State != api.StateCompleted || len(j.FollowedBy) != 1 {
+		t.Fatalf("after the restart: %+v, %v; want it completed and followed", j, err)
+	}
+	sameFile(t, finish(t, q, j.FollowedBy[0]).Path, a)
+	rec, err := q.db.Get(j.ID)
+	if err != nil || rec.Follow == nil || len(rec.Follow.Logins) != 0 {
+		t.Errorf("the completed job's record keeps %+v (%v); want its logins forgotten", rec.Follow, err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q = followQueue(t, state, &log, nil)
+	if n := len(q.Jobs()); n != 2 {
+		t.Errorf("%d jobs after a second restart, want the job and its one follower", n)
+	}
+	if got := dirNames(t, out); !slices.Equal(got, []string{"a.bin", "get"}) {
+		t.Errorf("the directory holds %q, want the Metalink and its file, once each", got)
+	}
+	if strings.Contains(log.String(), "pw-of-ann") {
+		t.Error("the log shows a password")
 	}
 }
 
-// A lone URL that answers with anything but a Metalink is a job of its
-// own, as without FollowMetalink: the file, or a source that cannot be
-// asked, which its job then meets. Metalink options are then refused.
-func TestQueue_CreateFollowing_NotMetalink(t *testing.T) {
+// A job that follows Metalinks but whose file is none, or none idmd
+// reads, is a plain job: a file is completed and not followed (and says
+// why when select or locations were given for a Metalink); a Metalink 3
+// fails the job, saying why; a Metalink 4 that does not parse, or is
+// larger than a Metalink may be, is completed, not followed, and says
+// why. A URL named .meta4 is read as a Metalink whatever its type.
+func TestQueue_FollowMetalink_NotFollowed(t *testing.T) {
 	path, data := testFile(t, 1<<20, 94)
 	mirror := fileMirror(t, filepath.Dir(path), nil)
+	big := strings.Repeat("x", 16<<20+1)
 	q := mirrorQueue(t)
-	js, fromMetalink, created, err := q.CreateFollowing(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), FollowMetalink: true})
-	if err != nil || fromMetalink || !created || len(js) != 1 {
-		t.Fatalf("jobs %+v, from a Metalink %v, created %v, %v; want one new job of the URL", js, fromMetalink, created, err)
+	for _, tt := range []struct {
+		name, ctype, doc, path string
+		sel                    []string
+		state, says            string // says: in the follow error, or the last error of a failed job
+	}{
+		{name: "a file", ctype: "application/octet-stream", doc: "plain data", path: "/f.bin", state: api.StateCompleted},
+		{name: "a file, with select", ctype: "text/plain", doc: "plain data", path: "/f.txt", sel: []string{"a"}, state: api.StateCompleted, says: "no Metalink (text/plain)"},
+		{name: "Metalink 3", ctype: "application/metalink+xml", doc: `<metalink version="3.0" xmlns="http://www.metalinker.org/"></metalink>`, path: "/f?token=s3cr3t", state: api.StateFailed, says: "Metalink 3"},
+		{name: "not XML", ctype: "application/metalink4+xml", doc: "<html>sorry</html>", path: "/get", state: api.StateCompleted, says: "not a Metalink 4"},
+		{name: "too large", ctype: "application/metalink4+xml", doc: big, path: "/get", state: api.StateCompleted, says: "larger than 16 MiB"},
+		{name: "named .meta4", ctype: "application/octet-stream", doc: "<html>sorry</html>", path: "/list.meta4", state: api.StateCompleted, says: "not a Metalink 4"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			meta := newMetalinkServer(t)
+			meta.set(tt.doc)
+			meta.setType(tt.ctype)
+			j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + tt.path}, Dir: t.TempDir(), FollowMetalink: true,
+				MetalinkOptions: api.MetalinkOptions{Select: tt.sel}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j = ended(t, q, j.ID)
+			why := j.FollowError
+			if tt.state == api.StateFailed {
+				why = j.LastError
+			}
+			if j.State != tt.state || len(j.FollowedBy) != 0 || (tt.says == "") != (why == "") || !strings.Contains(why, tt.says) ||
+				strings.Contains(why, "s3cr3t") || strings.Contains(why, "\n") {
+				t.Errorf("%s, followed by %v, saying %q; want %s, not followed, saying %q in one line", j.State, j.FollowedBy, why, tt.state, tt.says)
+			}
+			if tt.state == api.StateCompleted {
+				sameFile(t, j.Path, []byte(tt.doc))
+			}
+		})
 	}
-	sameFile(t, finish(t, q, js[0].ID).Path, data)
-
-	js, fromMetalink, _, err = q.CreateFollowing(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/gone"}, Dir: t.TempDir(), FollowMetalink: true})
-	if err != nil || fromMetalink || len(js) != 1 {
-		t.Errorf("a source that cannot be asked: %+v, %v, %v; want its job made as ever", js, fromMetalink, err)
-	}
+	// Without follow_metalink, select and locations are refused; with it,
+	// for anything but a lone http(s) source.
 	n := len(q.Jobs())
-	_, _, _, err = q.CreateFollowing(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), FollowMetalink: true,
-		MetalinkOptions: api.MetalinkOptions{Select: []string{"video.bin"}}})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "select") {
-		t.Errorf("select for a URL that is no Metalink: %v; want ErrInvalid", err)
-	}
-	_, _, err = q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(),
-		MetalinkOptions: api.MetalinkOptions{Locations: []string{"de"}}})
-	if !errors.Is(err, ErrInvalid) {
-		t.Errorf("locations without follow_metalink: %v; want ErrInvalid", err)
+	for _, req := range []api.CreateRequest{
+		{Sources: []string{mirror.URL + "/video.bin"}, MetalinkOptions: api.MetalinkOptions{Locations: []string{"de"}}},
+		{Sources: []string{mirror.URL + "/video.bin", mirror.URL + "/b/video.bin"}, FollowMetalink: true, MetalinkOptions: api.MetalinkOptions{Select: []string{"a"}}},
+		{Sources: []string{"idm://127.0.0.1:1"}, FollowMetalink: true, MetalinkOptions: api.MetalinkOptions{Select: []string{"a"}}},
+	} {
+		req.Dir = t.TempDir()
+		if _, _, err := q.Create(context.Background(), req); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: %v; want ErrInvalid", req, err)
+		}
 	}
 	if len(q.Jobs()) != n {
 		t.Error("a refused request made a job")
 	}
-}
-
-// What a lone URL's Metalink cannot be is said in one line before any job
-// is made: a Metalink 3, a Metalink whose only mirror is itself, one
-// with a content hash or checksum of the caller's beside its own.
-func TestQueue_CreateFollowing_Refused(t *testing.T) {
-	data := bytes.Repeat([]byte("x"), 300<<10)
-	meta3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/metalink+xml")
-		fmt.Fprint(w, `<metalink version="3.0" xmlns="http://www.metalinker.org/"></metalink>`)
-	}))
-	t.Cleanup(meta3.Close)
-	self := newMetalinkServer(t, false)
-	self.set(meta4("a.iso", data, 256<<10, self.URL+"/download?id=1"))
-	other := newMetalinkServer(t, false)
-	other.set(meta4("a.iso", data, 256<<10, "http://127.0.0.1:1/a.iso"))
-	q := mirrorQueue(t)
-	for _, tt := range []struct {
-		name string
-		req  api.CreateRequest
-		says string
-	}{
-		{"Metalink 3", api.CreateRequest{Sources: []string{meta3.URL + "/f.metalink?token=s3cr3t"}}, "Metalink 3"},
-		{"only itself", api.CreateRequest{Sources: []string{self.URL + "/download?id=1"}}, "only mirror is the Metalink itself"},
-		{"checksum", api.CreateRequest{Sources: []string{other.URL + "/x"}, Checksum: "sha-256=" + strings.Repeat("ab", 32)}, "without content or checksum"},
-		{"content", api.CreateRequest{Sources: []string{other.URL + "/x"}, Content: strings.Repeat("cd", 32)}, "without content or checksum"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.req.Dir, tt.req.FollowMetalink = t.TempDir(), true
-			js, _, _, err := q.CreateFollowing(context.Background(), tt.req)
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "\n") {
-				t.Errorf("%v, %v; want one line of ErrInvalid saying %q, no secret", js, err, tt.says)
-			}
-		})
-	}
-	if n := len(q.Jobs()); n != 0 {
-		t.Errorf("refused requests made %d jobs", n)
-	}
-}
-
-// A Metalink's jobs that exist already refuse the request, naming one,
-// and make nothing; with Resume they are resumed instead, and nothing
-// new is made either.
-func TestQueue_CreateFollowing_Exists(t *testing.T) {
-	data := bytes.Repeat([]byte("y"), 300<<10)
-	meta := newMetalinkServer(t, false)
-	meta.set(meta4Files(metaFile{"a.bin", data, []string{"http://127.0.0.1:1/a.bin"}}, metaFile{"b.bin", data, []string{"http://127.0.0.1:1/b.bin"}}))
-	q := mirrorQueue(t)
-	req := api.CreateRequest{Sources: []string{meta.URL + "/get"}, Dir: t.TempDir(), FollowMetalink: true}
-	first, _, _, err := q.CreateFollowing(context.Background(), req)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{mirror.URL + "/video.bin"}, Dir: t.TempDir(), FollowMetalink: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, j := range first {
-		if _, err := q.Pause(context.Background(), j.ID); err != nil {
-			t.Fatal(err)
-		}
+	sameFile(t, finish(t, q, j.ID).Path, data)
+}
+
+// A file of the Metalink whose unfinished job exists already, of the
+// same mirrors into the same directory, is not made twice: the follow
+// names that job among its followers, and makes the others.
+func TestQueue_FollowMetalink_JobExists(t *testing.T) {
+	data := bytes.Repeat([]byte("y"), 300<<10)
+	meta := newMetalinkServer(t)
+	meta.set(meta4Files(metaFile{"a.bin", data, []string{"http://127.0.0.1:1/a.bin"}}, metaFile{"b.bin", data, []string{"http://127.0.0.1:1/b.bin"}}))
+	q := mirrorQueue(t)
+	out := t.TempDir()
+	before, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{"http://127.0.0.1:1/b.bin"}, Dir: out})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, _, _, err = q.CreateFollowing(context.Background(), req)
-	if id, ok := ExistingJob(err); !ok || id != first[0].ID {
-		t.Errorf("again: %v; want ErrExists naming job %d", err, first[0].ID)
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/get"}, Dir: out, FollowMetalink: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	req.Resume = true
-	again, fromMetalink, created, err := q.CreateFollowing(context.Background(), req)
-	if err != nil || !fromMetalink || created || len(again) != 2 || again[0].ID != first[0].ID || again[1].ID != first[1].ID {
-		t.Fatalf("resumed: %+v, from a Metalink %v, created %v, %v; want the same two jobs", again, fromMetalink, created, err)
+	j = finish(t, q, j.ID)
+	if len(j.FollowedBy) != 2 || j.FollowedBy[1] != before.ID || j.FollowedBy[0] <= j.ID {
+		t.Fatalf("followed by %v; want a new job for a.bin and job %d for b.bin", j.FollowedBy, before.ID)
 	}
-	for _, j := range again {
-		if j.State == api.StatePaused {
-			t.Errorf("job %d is still paused", j.ID)
-		}
-	}
-	if n := len(q.Jobs()); n != 2 {
-		t.Errorf("%d jobs, want the first two only", n)
+	if n := len(q.Jobs()); n != 3 {
+		t.Errorf("%d jobs, want 3", n)
 	}
 }
 
@@ -248,7 +395,7 @@ func TestQueue_CreateFollowing_Exists(t *testing.T) {
 func TestQueue_Mirrors_MetalinkAnswerRejected(t *testing.T) {
 	path, data := testFile(t, 2<<20, 90)
 	good := fileMirror(t, filepath.Dir(path), nil)
-	meta := newMetalinkServer(t, false)
+	meta := newMetalinkServer(t)
 	meta.set(meta4("video.bin", data, 256<<10, good.URL+"/video.bin"))
 	q := mirrorQueue(t)
 	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/download?id=5", good.URL + "/video.bin"}, Dir: t.TempDir()})
@@ -393,5 +540,51 @@ func TestQueue_Metalink_LoginsRefused(t *testing.T) {
 	}
 	if n := len(q.Jobs()); n != 0 {
 		t.Errorf("refused logins made %d jobs", n)
+	}
+}
+
+// The logins sent with a lone URL go to the mirrors of the Metalink it
+// turns out to be, each to its own host's, once the job completes, and
+// the completed job's record keeps them no more. No view, summary or log
+// line shows a password.
+func TestQueue_FollowMetalink_Logins(t *testing.T) {
+	path, data := testFile(t, 1<<20+5, 97)
+	dir := filepath.Dir(path)
+	a := newAuthMirror(t, "127.0.0.2", dir, "ann", "pw-of-ann", 0)
+	c := newAuthMirror(t, "127.0.0.3", dir, "", "", 0)
+	meta := newMetalinkServer(t)
+	meta.set(meta4("f.bin", data, 256<<10, a.URL+"/video.bin", c.URL+"/video.bin"))
+	var log proctest.LockedBuffer
+	q := followQueue(t, t.TempDir(), &log, nil)
+	logins := []api.Login{{Host: "127.0.0.2", Login: "ann", Password: "pw-of-ann"}, {Host: "127.0.0.9", Login: "eve", Password: "pw-of-eve"}}
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/get"}, Dir: t.TempDir(), FollowMetalink: true,
+		MetalinkOptions: api.MetalinkOptions{Logins: logins}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := []string{fmt.Sprint(j)}
+	j = finish(t, q, j.ID)
+	if len(j.FollowedBy) != 1 {
+		t.Fatalf("followed by %v (%s), want one job", j.FollowedBy, j.FollowError)
+	}
+	f := finish(t, q, j.FollowedBy[0])
+	sameFile(t, f.Path, data)
+	for _, m := range []struct {
+		mirror *authMirror
+		want   string
+	}{{a, basic("ann", "pw-of-ann")}, {c, ""}} {
+		if seen := m.mirror.seen(); len(seen) == 0 || slices.ContainsFunc(seen, func(s string) bool { return s != m.want }) {
+			t.Errorf("the mirror at %s was sent Authorization %q; want %q every time", m.mirror.URL, seen, m.want)
+		}
+	}
+	rec, err := q.db.Get(j.ID)
+	if err != nil || rec.Follow == nil || len(rec.Follow.Logins) != 0 {
+		t.Errorf("the completed job's record keeps %+v (%v); want its logins forgotten", rec.Follow, err)
+	}
+	shown = append(shown, fmt.Sprint(j), fmt.Sprint(f), fmt.Sprint(q.Jobs()), log.String())
+	for _, s := range shown {
+		if strings.Contains(s, "pw-of-") {
+			t.Errorf("a password shows: %s", s)
+		}
 	}
 }

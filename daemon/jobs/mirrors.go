@@ -101,10 +101,14 @@ func notTokenChar(r rune) bool {
 
 // mirrorOptions returns the options every HTTP mirror of job r is made
 // with: the daemon's shared client, or one of the job's own when it has a
-// CA or a proxy, and its headers.
+// CA or a proxy, its headers, and whether a Metalink is its file.
 func (q *Queue) mirrorOptions(r *store.Record) (httpsrc.Options, error) {
 	opt := httpsrc.Options{Client: q.mirrors(), StallTimeout: q.cfg.StallTimeout,
 		Header: http.Header{"User-Agent": {cmp.Or(r.UserAgent, q.cfg.UserAgent, defaultUserAgent)}}}
+	// A lone source whose Metalink the job follows: its answer is the
+	// job's file, read once complete. Beside other mirrors, a Metalink
+	// is not the file they hold, and is refused.
+	opt.AcceptMetalink = r.Follow != nil && len(r.Sources) == 1
 	for _, h := range r.Headers {
 		name, value, err := splitHeader(h)
 		if err != nil {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,11 @@ type Config struct {
 	// engine opens, in place of the idm transport: tests give the queue
 	// sources that misbehave in ways no real server can.
 	openSource func(raw string) (engine.Source, error)
+	// failComplete, when set, is called before the completion of job id
+	// is written, and an error it returns is the store's: tests make the
+	// write fail, as a full disk or a crash right after the transfer
+	// published the file would.
+	failComplete func(id uint64) error
 }
 
 // Queue owns the store, the jobs and their transfers. Jobs that were
@@ -215,9 +221,36 @@ func Open(cfg Config) (*Queue, error) {
 		}
 	})
 	q.wmu.Lock()
+	q.completePublished()
 	q.schedule()
 	q.wmu.Unlock()
 	return q, nil
+}
+
+// completePublished completes the unfinished jobs whose transfer
+// published their file and whose completion was not written: idmd died,
+// or its store failed, between the two. The file is in place and the
+// journal said so; downloading it again would make a second copy. A job
+// that follows Metalinks is followed now, as it would have been then.
+// Called with wmu held, before any job starts.
+func (q *Queue) completePublished() {
+	for _, id := range slices.Clone(q.ids) { // move adds the followers' IDs
+		j := q.jobs[id]
+		if j.bad != nil || j.state != Queued || j.rec.Path == "" {
+			continue
+		}
+		q.log.Info("job published its file before idmd stopped: completing it", "job", id, "path", j.rec.Path)
+		j.state = Running // as it was: its transfer ended, not yet recorded
+		if err := q.move(j, Complete, nil, j.rec.Path); err != nil {
+			q.log.Error("record job end", "job", id, "err", err)
+		}
+		if r := j.rec; r.Part != "" && r.Path != filepath.Join(r.Dir, r.Part) {
+			// The second name a crash may have left, as load removes it.
+			if err := engine.RemovePart(r.Dir, r.DirID, r.Part, r.PartStamp.ID); err != nil {
+				q.log.Warn("remove partial file of a completed job", "job", id, "err", err)
+			}
+		}
+	}
 }
 
 // load reads every job into the table.
@@ -497,7 +530,10 @@ func (q *Queue) finished(j *job, run *running, err, cause error) {
 
 // move applies event e to job j: it writes the new state, then shows it.
 // cause is why a job fails; path is a completed job's file as its
-// transfer knows it. Called with wmu held and mu not held.
+// transfer knows it. A job that completes with a Metalink for its file
+// and follows Metalinks becomes the Metalink's jobs too, made in the
+// transaction that completes it (see planFollow). Called with wmu held
+// and mu not held.
 func (q *Queue) move(j *job, e Event, cause error, path string) error {
 	q.mu.Lock()
 	from := j.state
@@ -510,6 +546,7 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 		return nil
 	}
 	now := time.Now()
+	var follow followPlan
 	edit := func(r *store.Record) error {
 		r.State = next.stored()
 		switch e {
@@ -519,6 +556,7 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 			if path != "" && r.Path == "" {
 				r.Path, r.Finished, r.Verified = path, now, r.Size
 			}
+			dropLogins(r)
 		case Fail:
 			r.LastError = cause.Error()
 		case Resume:
@@ -530,16 +568,26 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 			}
 		case Cancel:
 			r.Finished = now
+			dropLogins(r)
 		}
 		return nil
 	}
-	rec, err := q.db.Change(j.id, edit)
+	var rec *store.Record
+	var err error
+	if e == Complete {
+		rec, follow, err = q.complete(j, path, edit)
+	} else {
+		rec, err = q.db.Change(j.id, edit)
+	}
 	if err != nil {
 		if from != Running {
 			return err
 		}
 		// A transfer has ended whatever the store says: show how, and
-		// keep the rest of what was recorded.
+		// keep the rest of what was recorded. A Metalink is not followed:
+		// the next start, finding the job unfinished and its file
+		// published, completes it again (completePublished).
+		follow = followPlan{}
 		q.mu.Lock()
 		rec = cloneRecord(j.rec)
 		q.mu.Unlock()
@@ -555,6 +603,13 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 		}
 	}
 	q.mu.Lock()
+	for _, p := range follow.files {
+		if p.same == 0 {
+			// Made with the job's completion: in the table before the
+			// job shows followed_by, so that whoever sees it finds them.
+			q.insertLocked(p.rec)
+		}
+	}
 	j.rec, j.state = rec, next
 	if next.Final() {
 		q.unindex(j)
@@ -566,10 +621,70 @@ func (q *Queue) move(j *job, e Event, cause error, path string) error {
 		q.log.Warn("job failed", "job", j.id, "err", cause)
 	case Complete:
 		q.log.Info("job completed", "job", j.id, "path", rec.Path)
+		for _, p := range follow.files {
+			if p.same == 0 {
+				q.log.Info("job created", "job", p.rec.ID, "sources", redactAll(p.rec.Sources), "dir", p.rec.Dir, "following", j.id)
+			}
+		}
+		switch {
+		case len(rec.FollowedBy) > 0:
+			q.log.Info("job's file is a Metalink: followed by its jobs", "job", j.id, "followed_by", rec.FollowedBy)
+		case rec.FollowError != "":
+			q.log.Warn("job's file not followed", "job", j.id, "why", rec.FollowError)
+		}
 	default:
 		q.log.Info("job "+next.String(), "job", j.id, "by", e.String())
 	}
 	return nil
+}
+
+// complete writes the completion of job j, whose file is published at
+// path (or where its record says), with edit; when the file is a
+// Metalink to follow, its jobs are made in the same transaction and
+// recorded as the job's followers. It returns the job's record as
+// written and the plan it followed.
+func (q *Queue) complete(j *job, path string, edit func(*store.Record) error) (*store.Record, followPlan, error) {
+	if q.cfg.failComplete != nil {
+		if err := q.cfg.failComplete(j.id); err != nil {
+			return nil, followPlan{}, err
+		}
+	}
+	q.mu.Lock()
+	follows := j.rec.Follow != nil
+	q.mu.Unlock()
+	var follow followPlan
+	if follows {
+		// The table's copy lags behind the journal's writes: the source's
+		// type, the file's path and identity are in the store.
+		cur, err := q.db.Get(j.id)
+		if err != nil {
+			return nil, followPlan{}, err
+		}
+		follow = q.planFollow(cur, cmp.Or(cur.Path, path))
+	}
+	if len(follow.files) == 0 {
+		rec, err := q.db.Change(j.id, func(r *store.Record) error {
+			r.FollowError = follow.why
+			return edit(r)
+		})
+		return rec, follow, err
+	}
+	rec, err := q.db.CreateFrom(j.id, follow.news(), func(r *store.Record, ids []uint64) error {
+		r.FollowedBy, r.FollowError = follow.followers(ids), ""
+		return edit(r)
+	})
+	return rec, follow, err
+}
+
+// dropLogins forgets the logins r kept for the Metalink its file may be:
+// the job has ended, and they are of no more use. The Follow r points to
+// is left alone, as the table's copy of the record may share it.
+func dropLogins(r *store.Record) {
+	if r.Follow != nil && len(r.Follow.Logins) > 0 {
+		f := *r.Follow
+		f.Logins = nil
+		r.Follow = &f
+	}
 }
 
 // cloneRecord copies r deeply enough that the copy's edits leave r alone.
@@ -586,8 +701,13 @@ func cloneRecord(r *store.Record) *store.Record {
 // be allowed to create files in req.Dir, or the request fails with
 // auth.ErrDenied and nothing is written. Only a job the caller may change
 // counts as the same: another user's is neither named nor resumed, and
-// the caller gets a job of its own. It asks no source anything: a
-// request that may name a Metalink is CreateFollowing's.
+// the caller gets a job of its own. It asks no source anything, so it
+// answers at once whatever the network does.
+//
+// With req.FollowMetalink, a job of one http(s) source downloads what
+// the source answers with, a Metalink 4 included, and once it completes,
+// a file that is a Metalink becomes the Metalink's jobs (see move), with
+// req's MetalinkOptions; its logins are kept in the record until then.
 func (q *Queue) Create(ctx context.Context, req api.CreateRequest) (view api.Job, created bool, err error) {
 	rec, err := q.validate(ctx, &req)
 	if err != nil {
@@ -613,6 +733,15 @@ func (q *Queue) validate(ctx context.Context, req *api.CreateRequest) (*store.Re
 	}
 	rec := &store.Record{Sources: req.Sources, Dir: req.Dir, Limit: req.Limit, Conns: req.Connections, State: Queued.stored(), DirID: dirID, Owner: owner,
 		Headers: req.Headers, UserAgent: req.UserAgent, CA: req.CA, Proxy: req.Proxy, NoDiscover: req.NoDiscover}
+	if req.FollowMetalink {
+		logins, err := keptLogins(req.Logins)
+		if err != nil {
+			return nil, err
+		}
+		if followsMetalink(req.Sources) {
+			rec.Follow = &store.Follow{Select: req.Select, Locations: req.Locations, Logins: logins}
+		}
+	}
 	if req.Content != "" {
 		h, _ := transport.ParseHash(req.Content) // checked by validateCreate
 		rec.Expect = h
@@ -656,19 +785,26 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 	if err := q.db.Create(rec, hashes); err != nil {
 		return api.Job{}, false, err
 	}
-	j := &job{id: rec.ID, rec: rec, state: Queued}
 	q.mu.Lock()
+	q.insertLocked(rec)
+	q.mu.Unlock()
+	q.log.Info("job created", "job", rec.ID, "sources", redactAll(rec.Sources), "dir", rec.Dir)
+	q.schedule()
+	view, err = q.Job(rec.ID)
+	return view, true, err
+}
+
+// insertLocked adds the job of rec, a new record just stored, to the
+// table, queued at the end of the waiting line, and tells the event
+// streams. Called with mu held.
+func (q *Queue) insertLocked(rec *store.Record) {
+	j := &job{id: rec.ID, rec: rec, state: Queued}
 	j.rank = q.nextRank
 	q.nextRank++
 	q.jobs[j.id] = j
 	q.ids = append(q.ids, j.id) // IDs only grow
 	q.index(j)
 	q.events.send(api.EventState, j.id, nil)
-	q.mu.Unlock()
-	q.log.Info("job created", "job", j.id, "sources", redactAll(rec.Sources), "dir", rec.Dir)
-	q.schedule()
-	view, err = q.Job(j.id)
-	return view, true, err
 }
 
 // sameLocked returns the unfinished job with the same sources and
@@ -739,6 +875,9 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner, caller auth.Peer
 	if !req.FollowMetalink && (len(req.Select) > 0 || len(req.Locations) > 0 || len(req.Logins) > 0) {
 		return store.FileID{}, fmt.Errorf("%w: select, locations and logins are for a Metalink the source may answer with (follow_metalink)", ErrInvalid)
 	}
+	if req.FollowMetalink && !followsMetalink(req.Sources) && (len(req.Select) > 0 || len(req.Locations) > 0) {
+		return store.FileID{}, fmt.Errorf("%w: select and locations are for a Metalink: only a lone http(s) source may answer with one", ErrInvalid)
+	}
 	if err := validateHTTPOptions(req); err != nil {
 		return store.FileID{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -786,6 +925,13 @@ func validateCreate(req *api.CreateRequest, owner *store.Owner, caller auth.Peer
 	f.Close()
 	os.Remove(f.Name())
 	return id, nil
+}
+
+// followsMetalink reports whether a job of sources, normalised, may
+// follow a Metalink: it has one, an http(s) URL, whose answer is the job's
+// file whatever it is, a Metalink's list of files included.
+func followsMetalink(sources []string) bool {
+	return len(sources) == 1 && !strings.HasPrefix(sources[0], addr.IDM+"://")
 }
 
 // Jobs returns every job that can be read, in ID order.

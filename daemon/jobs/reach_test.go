@@ -324,3 +324,40 @@ func TestQueue_Reach_UserAddedMirrorOnThisMachine(t *testing.T) {
 		t.Errorf("recorded reach %v, want none: every source is the user's", got)
 	}
 }
+
+// TestQueue_Reach_FollowedMetalinkFromPublicServer shows that a Metalink
+// a job downloads from a public server and then follows gives its mirrors
+// no more than that server allows: one on this machine is left out, the
+// public one kept.
+func TestQueue_Reach_FollowedMetalinkFromPublicServer(t *testing.T) {
+	pretendPublic(t)
+	path, data := testFile(t, 1<<20+7, 92)
+	dir := filepath.Dir(path)
+	h, insideAsked := countingHandler(http.FileServer(http.Dir(dir)))
+	inside := httptest.NewServer(h)
+	t.Cleanup(inside.Close)
+	far := serveAt(t, publicIP2, http.FileServer(http.Dir(dir)))
+	doc := meta4("release.iso", data, 256<<10, inside.URL+"/video.bin", far.URL+"/video.bin")
+	meta := serveAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/metalink4+xml")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
+	}))
+	q := mirrorQueue(t)
+
+	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{meta.URL + "/get?id=7"}, Dir: t.TempDir(), FollowMetalink: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = finish(t, q, j.ID)
+	if len(j.FollowedBy) != 1 || j.FollowError != "" {
+		t.Fatalf("followed by %v (%q); want the Metalink's one job", j.FollowedBy, j.FollowError)
+	}
+	f := finish(t, q, j.FollowedBy[0])
+	sameFile(t, f.Path, data)
+	if len(f.Sources) != 1 || !strings.Contains(f.Sources[0], publicIP2) {
+		t.Errorf("the follower's sources are %v; want only the public mirror", f.Sources)
+	}
+	if n := insideAsked.Load(); n != 0 {
+		t.Errorf("the mirror on this machine was asked %d times", n)
+	}
+}

@@ -95,9 +95,6 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request) error {
 		if err := readJSON(r, &req); err != nil {
 			return err
 		}
-		if req.FollowMetalink {
-			return s.createFollowing(w, r, req)
-		}
 		j, created, err := s.Queue.Create(r.Context(), req)
 		if err != nil {
 			return err
@@ -114,20 +111,6 @@ func createdStatus(created bool) int {
 		return http.StatusCreated
 	}
 	return http.StatusOK
-}
-
-// createFollowing serves POST /v1/jobs with follow_metalink: the answer
-// is a list of jobs, as POST /v1/metalinks gives, when the source
-// answered with a Metalink, and otherwise the one job, as ever.
-func (s *Server) createFollowing(w http.ResponseWriter, r *http.Request, req api.CreateRequest) error {
-	js, fromMetalink, created, err := s.Queue.CreateFollowing(r.Context(), req)
-	if err != nil {
-		return err
-	}
-	if fromMetalink {
-		return writeJSON(w, createdStatus(created), js)
-	}
-	return writeJSON(w, createdStatus(created), js[0])
 }
 
 func (s *Server) serveSources(w http.ResponseWriter, r *http.Request) error {

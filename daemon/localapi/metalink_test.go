@@ -1,47 +1,70 @@
 package localapi
 
 import (
-	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/jobs"
 )
 
-// POST /v1/jobs with follow_metalink answers a list of jobs, as POST
-// /v1/metalinks does, when the lone source answers with a Metalink, and
-// the one job, as ever, when it does not; Metalink options without
-// follow_metalink are refused.
-func TestServer_CreateFollowing(t *testing.T) {
-	const doc = `<metalink xmlns="urn:ietf:params:xml:ns:metalink">
-<file name="a.iso"><size>5</size><url>http://127.0.0.1:1/a.iso</url></file>
-<file name="b.iso"><size>6</size><url>http://127.0.0.1:1/b.iso</url></file>
-</metalink>`
-	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/download" {
-			http.NotFound(w, r)
+// countingServer serves HTTP on loopback and counts the connections made
+// to it; with answer, it answers every request with a 404, and otherwise
+// never.
+func countingServer(t *testing.T, answer bool) (url string, conns *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns = new(atomic.Int64)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !answer {
+			<-r.Context().Done()
 			return
 		}
-		w.Header().Set("Content-Type", "application/metalink4+xml")
-		fmt.Fprint(w, doc)
-	}))
-	t.Cleanup(meta.Close)
-	_, c := startControl(t, jobs.Config{})
+		http.NotFound(w, r)
+	}), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String(), conns
+}
 
-	var list []api.Job
-	status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{meta.URL + "/download"}, Dir: t.TempDir(), FollowMetalink: true}), &list)
-	if status != http.StatusCreated || len(list) != 2 || list[0].Name != "a.iso" || list[1].Name != "b.iso" {
-		t.Errorf("a URL that answers with a Metalink: %d %+v, jobs %+v; want 201 and its two files' jobs", status, eb, list)
+// POST /v1/jobs with follow_metalink answers at once with the one job of
+// the lone URL, whatever the URL's server does: it asks the server
+// nothing. The job here cannot even start (a job whose server never
+// answers holds the one slot), and the URL's server has had no
+// connection when the answer comes. Metalink options without
+// follow_metalink are refused.
+func TestServer_CreateFollowMetalink_AsksNothing(t *testing.T) {
+	silent, busyConns := countingServer(t, false)
+	url, conns := countingServer(t, true)
+	_, c := startControl(t, jobs.Config{MaxActive: 1, StallTimeout: time.Minute})
+	var busy api.Job
+	if status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{silent + "/f"}, Dir: t.TempDir()}), &busy); status != http.StatusCreated {
+		t.Fatalf("%d %+v", status, eb)
 	}
+	waitFor(t, "the first job to take the slot", 10*time.Second, func() bool { return busyConns.Load() > 0 })
+
 	var one api.Job
-	status, eb = c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{meta.URL + "/missing"}, Dir: t.TempDir(), FollowMetalink: true}), &one)
-	if status != http.StatusCreated || one.ID == 0 || len(one.Sources) != 1 {
-		t.Errorf("a URL that answers with no Metalink: %d %+v, job %+v; want 201 and its one job", status, eb, one)
+	start := time.Now()
+	status, eb := c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{url + "/download?id=5"}, Dir: t.TempDir(), FollowMetalink: true,
+		MetalinkOptions: api.MetalinkOptions{Select: []string{"a.iso"}}}), &one)
+	took := time.Since(start)
+	if status != http.StatusCreated || one.ID == 0 || len(one.Sources) != 1 || one.State != api.StateQueued || !one.FollowMetalink {
+		t.Fatalf("%d %+v, job %+v; want 201 and the URL's one job, queued, following its Metalink", status, eb, one)
 	}
-	status, eb = c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{meta.URL + "/download"}, Dir: t.TempDir(),
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the URL's server had %d connections during the request (%v)", n, took)
+	}
+	status, eb = c.do("POST", "/v1/jobs", mustJSON(api.CreateRequest{Sources: []string{url + "/download"}, Dir: t.TempDir(),
 		MetalinkOptions: api.MetalinkOptions{Select: []string{"a.iso"}}}), nil)
 	if status != http.StatusBadRequest || !strings.Contains(eb.Error, "follow_metalink") {
 		t.Errorf("select without follow_metalink: %d %+v; want 400 saying why", status, eb)

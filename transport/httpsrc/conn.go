@@ -90,7 +90,10 @@ func (c *Conn) Describe(ctx context.Context) (*identity.Description, error) {
 		return nil, x.fail(c.src.refused(err))
 	}
 	c.src.remember(resp.Request.URL, x.trip.allowed())
-	if dups := duplicates(resp.Header, resp.Request.URL); len(dups) > 0 && c.src.onDuplicates != nil {
+	// The copies of a Metalink taken as the file would only be more
+	// copies of a small document, and more sources would make the job
+	// one of several, where a Metalink is another file.
+	if dups := duplicates(resp.Header, resp.Request.URL); len(dups) > 0 && c.src.onDuplicates != nil && !isMetalink(resp) {
 		c.src.onDuplicates(dups, x.trip.Onward())
 	}
 	d := described(resp, size)

@@ -31,10 +31,11 @@
 // whether the mirror can ever serve the job: a 404, a mirror that
 // ignores ranges or breaks the protocol, a file that changed, a
 // Metalink in place of the file (OtherFile says the mirror holds another
-// file), a redirect from https to http, or an address beyond the
-// source's reach are permanent; a reset, a stall, a 408, 429 or 5xx are
-// transient, and RetryAfter gives the wait a mirror asked for. A failure
-// the caller caused (its context ended, or it closed the
+// file; a job that downloads the Metalink itself accepts a Metalink 4,
+// Options.AcceptMetalink), a redirect from https to http, or an address
+// beyond the source's reach are permanent; a reset, a stall, a 408, 429
+// or 5xx are transient, and RetryAfter gives the wait a mirror asked
+// for. A failure the caller caused (its context ended, or it closed the
 // Conn) is not the mirror's fault: it comes back as the context's error
 // or as a transient one, and an error of the writer given to Fetch comes
 // back as it is.

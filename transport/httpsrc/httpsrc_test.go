@@ -357,6 +357,67 @@ func TestConn_Describe_Metalink(t *testing.T) {
 	})
 }
 
+// A source that accepts a Metalink 4 as its file takes it as any file:
+// described by its ranges, fetched whole, with its type kept for its
+// owner to read. A Metalink 3 is still refused, saying why, and an answer
+// of another type is a file as ever, its type kept too.
+func TestConn_AcceptMetalink(t *testing.T) {
+	doc := []byte(`<metalink xmlns="urn:ietf:params:xml:ns:metalink"><file name="a"><url>http://a.example/a</url></file></metalink>`)
+	serveAs := func(ctype string) *httptest.Server {
+		return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))
+		}))
+	}
+	t.Run("Metalink 4", func(t *testing.T) {
+		src := newSource(t, serveAs("application/metalink4+xml; charset=utf-8").URL+"/download", Options{AcceptMetalink: true})
+		c := open(t, src)
+		d, err := c.Describe(t.Context())
+		if err != nil || d.Size != int64(len(doc)) {
+			t.Fatalf("Describe = %+v, %v; want the document's size", d, err)
+		}
+		var buf bytes.Buffer
+		if err := c.Fetch(t.Context(), 0, int64(len(doc)), &buf); err != nil || !bytes.Equal(buf.Bytes(), doc) {
+			t.Fatalf("Fetch = %q, %v; want the document", buf.Bytes(), err)
+		}
+		if mt := src.MediaType(); mt != "application/metalink4+xml" {
+			t.Errorf("MediaType = %q, want the answer's, without parameters", mt)
+		}
+	})
+	t.Run("announcing copies of itself", func(t *testing.T) {
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/metalink4+xml")
+			w.Header().Set("Link", `<http://copy.example/download>; rel=duplicate; pri=1`)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))
+		}))
+		var announced atomic.Bool
+		src := newSource(t, srv.URL+"/download", Options{AcceptMetalink: true, OnDuplicates: func([]string, Class) { announced.Store(true) }})
+		if _, err := open(t, src).Describe(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if announced.Load() {
+			t.Error("the copies of a Metalink taken as the file were announced as the file's mirrors")
+		}
+	})
+	t.Run("Metalink 3", func(t *testing.T) {
+		_, err := open(t, newSource(t, serveAs("application/metalink+xml").URL+"/f.metalink", Options{AcceptMetalink: true})).Describe(t.Context())
+		checkErr(t, err, true, ErrMetalink3)
+		var e *Error
+		if !errors.As(err, &e) || !e.OtherFile() || !strings.Contains(err.Error(), "Metalink 4 (.meta4)") {
+			t.Errorf("%v: want another file, and what to give instead", err)
+		}
+	})
+	t.Run("a file", func(t *testing.T) {
+		src := newSource(t, serveAs("Application/Octet-Stream").URL+"/f", Options{AcceptMetalink: true})
+		if _, err := open(t, src).Describe(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if mt := src.MediaType(); mt != "application/octet-stream" {
+			t.Errorf("MediaType = %q, want the answer's in lower case", mt)
+		}
+	})
+}
+
 func TestError_RetryAfter(t *testing.T) {
 	date := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	tests := []struct {

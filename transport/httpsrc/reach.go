@@ -170,6 +170,22 @@ func hostClass(host string) (ip netip.Addr, c Class, ok bool) {
 	return ip, classify(ip), true
 }
 
+// NamedBy returns the reach of what the server at raw, an http(s) URL,
+// names, when only its address is known and not which server answered
+// (after a restart, say): the class of its host when that is a literal
+// address or localhost, narrowed to at least reach, and Public for a
+// name, which could resolve anywhere.
+func NamedBy(raw string, reach Class) Class {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Public
+	}
+	if _, c, ok := hostClass(u.Hostname()); ok {
+		return max(reach, c)
+	}
+	return Public
+}
+
 // inetAton reads an IPv4 address in the forms of inet_aton(3): one to
 // four parts, each decimal, octal (0 first) or hexadecimal (0x), the last
 // filling the bytes left. A proxy or a C resolver reads "127.1" as

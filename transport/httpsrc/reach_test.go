@@ -596,3 +596,24 @@ func TestNewClient_ReachOfPlainRequests(t *testing.T) {
 		t.Errorf("the server on this machine got %d requests, want the plain one", asked.Load())
 	}
 }
+
+func TestNamedBy(t *testing.T) {
+	for _, tt := range []struct {
+		raw   string
+		reach Class
+		want  Class
+	}{
+		{"http://127.0.0.1:8080/x.meta4", Machine, Machine},
+		{"http://localhost/x.meta4", Machine, Machine},
+		{"http://10.1.2.3/x.meta4", Machine, Internal},
+		{"http://[fe80::1]/x.meta4", Machine, Internal},
+		{"http://8.8.8.8/x.meta4", Machine, Public},
+		{"http://127.0.0.1/x.meta4", Public, Public}, // a public server named it
+		{"http://mirror.example/x.meta4", Machine, Public},
+		{"http://%zz/", Machine, Public},
+	} {
+		if got := NamedBy(tt.raw, tt.reach); got != tt.want {
+			t.Errorf("NamedBy(%q, %v) = %v, want %v", tt.raw, tt.reach, got, tt.want)
+		}
+	}
+}

@@ -41,6 +41,11 @@ var (
 	// of the file. It is permanent, and the mirror holds another file
 	// (see Error.OtherFile).
 	ErrMetalink = errors.New("the mirror answers with a Metalink, not the file")
+	// ErrMetalink3 reports a mirror that answers with a Metalink 3
+	// (application/metalink+xml) where a Metalink was accepted as the
+	// file (Options.AcceptMetalink): only Metalink 4 is read. It is
+	// permanent, and the mirror holds another file.
+	ErrMetalink3 = errors.New("the mirror answers with a Metalink 3, which idmd does not read")
 )
 
 // maxRetryAfter caps the wait a mirror may ask for.
@@ -96,19 +101,42 @@ func (e *Error) Whole() *identity.Description { return e.whole }
 // permanent failure.
 func (s *Source) refused(err error) *Error { return &Error{src: s.shown, err: err, permanent: true} }
 
+// maxMediaType bounds the media type a source keeps: a real one is a few
+// dozen bytes, and a mirror's header could hold kilobytes.
+const maxMediaType = 127
+
 // notTheFile is the failure of an answer that is a Metalink, not a file:
-// the mirror holds another file. It returns nil for any other answer.
-// Only a successful answer counts: an error page's type says nothing of
-// the file.
+// the mirror holds another file. It returns nil for any other answer, and
+// for a Metalink 4 when the source accepts one as its file. Only a
+// successful answer counts: an error page's type says nothing of the
+// file. The type of the first such answer is kept (MediaType).
 func (s *Source) notTheFile(resp *http.Response) *Error {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return nil
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != metalink.MediaType && mt != metalink.MediaType3 {
-		return nil
+	if len(mt) <= maxMediaType {
+		s.mu.Lock()
+		if s.media == "" {
+			s.media = mt
+		}
+		s.mu.Unlock()
 	}
-	return &Error{src: s.shown, err: fmt.Errorf("%w (%s)", ErrMetalink, mt), permanent: true, other: true}
+	switch {
+	case mt == metalink.MediaType3 && s.meta4:
+		return &Error{src: s.shown, err: fmt.Errorf("%w (%s): give the URL of its Metalink 4 (.meta4)", ErrMetalink3, mt), permanent: true, other: true}
+	case mt == metalink.MediaType && s.meta4:
+		return nil
+	case mt == metalink.MediaType || mt == metalink.MediaType3:
+		return &Error{src: s.shown, err: fmt.Errorf("%w (%s)", ErrMetalink, mt), permanent: true, other: true}
+	}
+	return nil
+}
+
+// isMetalink reports whether an answer says it is a Metalink 4.
+func isMetalink(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == metalink.MediaType
 }
 
 // statusError is the failure of an answer whose status is not the one

@@ -98,6 +98,13 @@ type Options struct {
 	// enforces it, at the dial; one a caller builds itself connects
 	// wherever it is sent.
 	Reach Class
+	// AcceptMetalink takes an answer that is a Metalink 4 (Content-Type
+	// application/metalink4+xml) as the file, for a job that downloads
+	// a document its owner then reads (see MediaType); the copies such an
+	// answer announces are not passed to OnDuplicates. By default such
+	// an answer, a list of other files, fails with ErrMetalink; a
+	// Metalink 3 always fails.
+	AcceptMetalink bool
 }
 
 // NewClient returns the client a Source uses when given none: TLS
@@ -191,8 +198,10 @@ type Source struct {
 
 	onDuplicates func([]string, Class)
 	reach        Class
+	meta4        bool // a Metalink 4 answer is the file (Options.AcceptMetalink)
 
 	mu         sync.Mutex
+	media      string // the type of the first successful answer
 	final      string // where the last redirect led, "" for nowhere
 	finalReach Class  // the reach with which a request went there
 	known      bool   // size and recorded hold what the mirror said first
@@ -233,7 +242,7 @@ func New(raw string, opt Options) (*Source, error) {
 		return theirs(req, via)
 	}
 	s := &Source{url: u, shown: a.Redacted(), client: &client, stall: opt.StallTimeout, header: opt.Header.Clone(), given: opt.Validator,
-		onDuplicates: opt.OnDuplicates, reach: opt.Reach}
+		onDuplicates: opt.OnDuplicates, reach: opt.Reach, meta4: opt.AcceptMetalink}
 	if s.stall <= 0 {
 		s.stall = DefaultStallTimeout
 	}
@@ -266,6 +275,15 @@ func (s *Source) Validator() Validator {
 		return s.recorded
 	}
 	return s.given
+}
+
+// MediaType returns the type of the mirror's file as its first
+// successful answer gave it (its Content-Type, without parameters, in
+// lower case), or "" before any such answer, or when it gave none.
+func (s *Source) MediaType() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.media
 }
 
 // target returns the address the next request goes to, its reach, and
