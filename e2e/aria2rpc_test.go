@@ -252,12 +252,6 @@ func startIdmdRPC(t *testing.T, secret string) (port, dir string) {
 var rpcDifferences = []struct{ diff, reason string }{
 	{"getVersion .idmd: aria2c absent, idmd string",
 		"idmd gives its own version beside version, the aria2 version whose interface it speaks, so that a script can tell the two apart; front-ends read only the keys they know"},
-	{"tellStatus .bitfield: aria2c hex, idmd absent",
-		"idmd's job API gives the RPC no piece bitmap; AriaNg then draws an empty piece map (it reads a missing bitfield as no pieces), and its progress comes from completedLength"},
-	{"tellStatus .numPieces: aria2c digits, idmd absent",
-		"as bitfield: without the bitmap, a piece count would describe nothing"},
-	{"tellStatus .pieceLength: aria2c digits, idmd absent",
-		"as bitfield"},
 }
 
 // The aria2 JSON-RPC as a front-end sees it: one scenario, through the
