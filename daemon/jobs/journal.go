@@ -190,13 +190,15 @@ func (q *Queue) Pieces(id uint64) (*store.Bitmap, error) {
 		q.mu.Unlock()
 		return nil, err
 	}
-	var bm *store.Bitmap
-	running, n := j.run != nil, j.rec.SegmentCount()
-	if running {
-		bm = j.run.tr.Pieces()
-	}
-	completed := j.state == Completed
+	run, n, completed := j.run, j.rec.SegmentCount(), j.state == Completed
 	q.mu.Unlock()
+	// Copied without mu: a transfer that has ended since still holds its
+	// last pieces, and they are right.
+	var bm *store.Bitmap
+	running := run != nil
+	if running {
+		bm = run.tr.Pieces()
+	}
 	switch {
 	case bm != nil:
 		return bm, nil
