@@ -174,7 +174,10 @@ func storedState(s store.SourceStat) string {
 
 // Pieces returns which pieces of job id's file are verified, one bit a
 // piece, as many as its view's Pieces; nil while the file is not known,
-// and for an empty file. A running job's come from its transfer's memory,
+// for an empty file, and for a job that has not started (a Metalink's
+// file is known before: it has no partial file, and no piece is loaded,
+// as aria2 says of a download not started by leaving its bitfield out).
+// A running job's come from its transfer's memory,
 // so that a caller may ask every second without a read of the store; a
 // completed job's are all; the others' are those stored, read from the
 // store (a paused, failed or cancelled job's: the partial file of a
@@ -190,7 +193,7 @@ func (q *Queue) Pieces(id uint64) (*store.Bitmap, error) {
 		q.mu.Unlock()
 		return nil, err
 	}
-	run, n, completed := j.run, j.rec.SegmentCount(), j.state == Completed
+	run, n, completed, started := j.run, j.rec.SegmentCount(), j.state == Completed, j.rec.Part != ""
 	q.mu.Unlock()
 	// Copied without mu: a transfer that has ended since still holds its
 	// last pieces, and they are right.
@@ -208,7 +211,7 @@ func (q *Queue) Pieces(id uint64) (*store.Bitmap, error) {
 			bm.Set(i)
 		}
 		return bm, nil
-	case !running && n == 0:
+	case !running && (n == 0 || !started):
 		// The table's record is the store's while the job does not run:
 		// nothing to read.
 		return nil, nil

@@ -243,7 +243,7 @@ func TestQueue_ReadsDoNotWaitOnWrites(t *testing.T) {
 }
 
 // Pieces says which pieces are verified: nothing before the file is
-// known; a running job's from its transfer's memory, ahead of the store;
+// known, nor before the job has started; a running job's from its transfer's memory, ahead of the store;
 // a paused one's as stored; a completed one's, all. The view tells the
 // piece length and count the bits are of.
 func TestQueue_Pieces(t *testing.T) {
@@ -251,12 +251,30 @@ func TestQueue_Pieces(t *testing.T) {
 	path, _ := testFile(t, 4<<20+1000, 42)
 	srv := startServers(t, path, pieceLen, 1e6)
 	// No checkpoint but when the transfer stops: the store lags behind.
-	q, err := Open(Config{StateDir: t.TempDir(), Logger: quietLog(), FlushInterval: time.Hour})
+	state := t.TempDir()
+	db, err := store.Open(filepath.Join(state, dbName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A job whose file is known before it starts, as a Metalink's is.
+	known := &store.Record{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir(), State: api.StatePaused}
+	known.SetFile(&identity.File{Size: 1 << 20, PieceLen: 64 << 10, Algo: identity.BLAKE3}, "known.bin", true)
+	if err := db.Create(known, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	q, err := Open(Config{StateDir: state, Logger: quietLog(), FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
 	ctx := context.Background()
+	if view, _ := q.Job(known.ID); view.Pieces != 16 || view.PieceLength != 64<<10 {
+		t.Errorf("a job whose file is known: the view says %d pieces of %d bytes", view.Pieces, view.PieceLength)
+	}
+	if bm, err := q.Pieces(known.ID); bm != nil || err != nil {
+		t.Errorf("a job not started: pieces %v, %v", bm, err)
+	}
 
 	down, _, err := q.Create(ctx, api.CreateRequest{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir()})
 	if err != nil {
