@@ -52,7 +52,8 @@ Flags of run (each falls back to an environment variable):
   --stall DURATION   drop a connection silent this long (default 10s)
   --download-dir DIR a directory aria2 RPC callers may download into, besides the
                      default one (STATE-DIR/downloads for a system daemon, else
-                     ~/Downloads); repeatable; IDMD_DOWNLOAD_DIRS adds more
+                     ~/Downloads, made at the start when missing); repeatable;
+                     IDMD_DOWNLOAD_DIRS adds more
   --rpc-listen ADDR  answer aria2's JSON-RPC at http://ADDR/jsonrpc, for AriaNg and
                      the like (IDMD_RPC_LISTEN; default off); idmctl rpc-secret
                      prints its secret
@@ -225,10 +226,21 @@ func runDaemon(args []string, stderr io.Writer) int {
 		rpc = &aria2rpc.Server{Queue: q, Secret: secret, Dirs: dirs, GlobalChanges: gid < 0, Version: localapi.Version, Logger: log.With("rpc", "aria2")}
 		addr := rpcLn.Addr().String()
 		srv.RPC = &api.RPC{Listen: addr, URL: "http://" + addr + "/jsonrpc", Secret: secret}
-		go func() { served <- rpc.Serve(rpcLn) }()
-		if _, err := os.Stat(dirs[0]); err != nil {
-			log.Warn("the default download directory of RPC callers is missing", "dir", dirs[0], "err", err)
+		// Made before the first call: an addUri without dir goes there.
+		// Only the package makes it for the system service; aria2c makes
+		// its --dir too.
+		perm, dirGID := downloadDirMode(gid)
+		switch made, err := aria2rpc.MakeDownloadDir(dirs[0], perm, dirGID); {
+		case made && err != nil:
+			log.Warn("made the default download directory of RPC callers, but not as wanted", "dir", dirs[0], "err", err)
+		case err != nil:
+			log.Warn("the default download directory of RPC callers was not made", "dir", dirs[0], "err", err)
+		case made && dirGID >= 0:
+			log.Info("made the default download directory of RPC callers", "dir", dirs[0], "mode", octal(perm), "gid", dirGID)
+		case made:
+			log.Info("made the default download directory of RPC callers", "dir", dirs[0], "mode", octal(perm))
 		}
+		go func() { served <- rpc.Serve(rpcLn) }()
 		log.Info("aria2 RPC listening", "url", srv.RPC.URL, "secret_file", *rpcSecretFile, "download_dirs", dirs)
 	}
 	go func() { served <- srv.Serve(ln) }()

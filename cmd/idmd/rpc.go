@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -41,7 +42,8 @@ func loopbackHost(host string) bool {
 // defaultDownloadDir is where a download goes when an RPC caller names
 // no directory: the downloads directory in the state directory of a
 // system daemon, which the package and idmd install make for group idm,
-// and the user's download directory for a per-user one.
+// and the user's download directory for a per-user one. idmd makes it
+// when it starts without it (aria2rpc.MakeDownloadDir).
 func defaultDownloadDir(system bool, stateDir string) string {
 	if system {
 		return filepath.Join(stateDir, "downloads")
@@ -54,6 +56,31 @@ func defaultDownloadDir(system bool, stateDir string) string {
 		return filepath.Join(stateDir, "downloads")
 	}
 	return filepath.Join(home, "Downloads")
+}
+
+// downloadDirMode returns the mode and the group (-1: none) idmd gives
+// the default download directory when it makes it. With a group, that of
+// a system daemon, as the package makes it: the group may write in it,
+// what is made there is the group's (setgid), and the sticky bit keeps a
+// member from deleting or renaming another's files, or putting a link in
+// the place of one. Without, only the daemon's user may use it, as only
+// that user may use the socket.
+func downloadDirMode(gid int) (fs.FileMode, int) {
+	if gid >= 0 {
+		return 0o775 | fs.ModeSetgid | fs.ModeSticky, gid
+	}
+	return 0o700, -1
+}
+
+// octal writes m as chmod takes it, special bits first: 3775.
+func octal(m fs.FileMode) string {
+	n := uint32(m.Perm())
+	for bit, v := range map[fs.FileMode]uint32{fs.ModeSetuid: 0o4000, fs.ModeSetgid: 0o2000, fs.ModeSticky: 0o1000} {
+		if m&bit != 0 {
+			n |= v
+		}
+	}
+	return fmt.Sprintf("%04o", n)
 }
 
 // downloadDirs returns the daemon's download directories: the default

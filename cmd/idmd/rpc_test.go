@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,5 +246,141 @@ func TestRun_DownloadDir_Relative(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"run", "--state-dir", t.TempDir(), "--download-dir", "downloads"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), `download directory "downloads" is not an absolute path`) {
 		t.Errorf("exit %d\n%s", code, stderr.String())
+	}
+}
+
+// rpcInfo returns the URL and the secret of d's aria2 RPC.
+func rpcInfo(t *testing.T, d *daemon) (url, secret string) {
+	t.Helper()
+	info, err := (&ctl.Client{Socket: d.sock}).RPC(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.URL, info.Secret
+}
+
+// addPaused adds a paused download with aria2.addUri and no dir, and
+// returns the directory it goes to, or the error.
+func addPaused(t *testing.T, url, secret string) (dir, errMsg string) {
+	t.Helper()
+	res, msg := rpcCall(t, url, secret, "aria2.addUri", []string{"http://127.0.0.1:1/f"}, map[string]any{"pause": "true"})
+	if msg != "" {
+		return "", msg
+	}
+	var gid string
+	json.Unmarshal(res, &gid)
+	res, msg = rpcCall(t, url, secret, "aria2.tellStatus", gid, []string{"dir"})
+	var st map[string]string
+	if json.Unmarshal(res, &st); msg != "" {
+		t.Fatalf("tellStatus %s: %s", gid, msg)
+	}
+	return st["dir"], ""
+}
+
+// A missing default download directory is made at the start, that one
+// directory: private to a per-user daemon's user; as the package makes
+// it for a system daemon, its group's to write in, setgid and sticky.
+// An addUri without dir then downloads there.
+func TestRun_RPC_DefaultDirMade(t *testing.T) {
+	t.Setenv("IDMD_DOWNLOAD_DIRS", "")
+	group, err := user.LookupGroupId(strconv.Itoa(os.Getegid()))
+	if err != nil {
+		t.Skip("the test's group has no name:", err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		mode fs.FileMode
+		gid  int
+	}{
+		{"per-user", nil, fs.ModeDir | 0o700, -1},
+		{"system", []string{"--system", "--group", group.Name}, fs.ModeDir | fs.ModeSetgid | fs.ModeSticky | 0o775, os.Getegid()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := t.TempDir()
+			dl := filepath.Join(state, "downloads") // a system daemon's
+			if tc.gid < 0 {
+				dl = filepath.Join(t.TempDir(), "Downloads")
+			}
+			t.Setenv("XDG_DOWNLOAD_DIR", dl)
+			d := startDaemon(t, append([]string{"--state-dir", state, "--rpc-listen", "127.0.0.1:0"}, tc.args...)...)
+			fi, err := os.Lstat(dl)
+			if err != nil || fi.Mode() != tc.mode {
+				t.Fatalf("the default download directory: %v, mode %v; want %v\n%s", err, fi.Mode(), tc.mode, d.stderr)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != os.Geteuid() || tc.gid >= 0 && int(st.Gid) != tc.gid {
+				t.Errorf("owned by %d:%d", st.Uid, st.Gid)
+			}
+			if !strings.Contains(d.stderr.String(), "made the default download directory of RPC callers") {
+				t.Errorf("no word of it in the log:\n%s", d.stderr)
+			}
+			url, secret := rpcInfo(t, d)
+			if dir, msg := addPaused(t, url, secret); dir != dl {
+				t.Errorf("addUri without dir: into %q, %s; want %s", dir, msg, dl)
+			}
+			if code := d.stop(t); code != 0 {
+				t.Fatalf("idmd ended with %d:\n%s", code, d.stderr)
+			}
+			// The next start finds it, and leaves it as it is.
+			os.Chmod(dl, 0o750)
+			d = startDaemon(t, append([]string{"--state-dir", state, "--rpc-listen", "127.0.0.1:0"}, tc.args...)...)
+			if fi, _ := os.Lstat(dl); fi.Mode() != fs.ModeDir|0o750 || strings.Contains(d.stderr.String(), "made the default") {
+				t.Errorf("at the next start: mode %v\n%s", fi.Mode(), d.stderr)
+			}
+		})
+	}
+}
+
+// What is in the default download directory's place and is not a
+// directory is neither replaced nor followed to make one: idmd says so
+// in one line of its log and runs. A link to nowhere leaves an addUri
+// without dir refused; one to a directory, the user's own way of
+// putting downloads elsewhere, is where they go, its mode untouched.
+func TestRun_RPC_DefaultDirRefused(t *testing.T) {
+	t.Setenv("IDMD_DOWNLOAD_DIRS", "")
+	dir := t.TempDir()
+	elsewhere := filepath.Join(dir, "elsewhere")
+	os.Mkdir(elsewhere, 0o750)
+	nowhere := filepath.Join(dir, "nowhere")
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, tc := range []struct {
+		name, to, log, into string
+	}{
+		{"dangling", nowhere, "is a symbolic link to " + nowhere + ", no directory", ""},
+		{"to-dir", elsewhere, "is a symbolic link to " + elsewhere + ": idmd neither makes", elsewhere},
+		{"file", "", "is not a directory", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dl := filepath.Join(dir, tc.name)
+			if tc.to != "" {
+				os.Symlink(tc.to, dl)
+			} else {
+				os.WriteFile(dl, nil, 0o600)
+			}
+			t.Setenv("XDG_DOWNLOAD_DIR", dl)
+			d := startDaemon(t, "--state-dir", t.TempDir(), "--rpc-listen", "127.0.0.1:0")
+			var lines []string
+			for _, l := range strings.Split(d.stderr.String(), "\n") {
+				if strings.Contains(l, "default download directory") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], tc.log) {
+				t.Errorf("the log says %q; want one warning saying %q", lines, tc.log)
+			}
+			url, secret := rpcInfo(t, d)
+			into, msg := addPaused(t, url, secret)
+			if tc.into == "" && msg == "" || tc.into != "" && into != tc.into {
+				t.Errorf("addUri without dir: into %q, %s", into, msg)
+			}
+		})
+	}
+	if _, err := os.Lstat(nowhere); !os.IsNotExist(err) {
+		t.Errorf("a directory was made where the dangling link leads: %v", err)
+	}
+	if fi, _ := os.Stat(elsewhere); fi.Mode() != fs.ModeDir|0o750 {
+		t.Errorf("the directory a link leads to is now %v", fi.Mode())
 	}
 }

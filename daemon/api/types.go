@@ -20,6 +20,11 @@ type Job struct {
 	Path string `json:"path,omitempty"`
 	// Size is the file's size, once known.
 	Size int64 `json:"size"`
+	// PieceLength is the length of every piece of the file but the last,
+	// and Pieces their number, once the file is known: idmd verifies the
+	// file piece by piece, and keeps which pieces are done.
+	PieceLength int64 `json:"piece_length,omitempty"`
+	Pieces      int   `json:"pieces,omitempty"`
 	// Content is the file's content hash in hex, its identity, once known:
 	// the root of its segment hashes (docs/protocol.md).
 	Content string `json:"content,omitempty"`

@@ -423,7 +423,7 @@ func (s *Server) tellStatus(ctx context.Context, p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return status(&j, k), nil
+	return s.status(&j, k), nil
 }
 
 // getURIs is aria2.getUris(gid).
@@ -479,7 +479,7 @@ func (s *Server) tellActive(ctx context.Context, p params) (any, error) {
 	out := []map[string]any{}
 	for _, j := range s.visible(ctx) {
 		if statusOf(&j) == statusActive {
-			out = append(out, status(&j, k))
+			out = append(out, s.status(&j, k))
 		}
 	}
 	return out, nil
@@ -488,7 +488,7 @@ func (s *Server) tellActive(ctx context.Context, p params) (any, error) {
 // tellWaiting is aria2.tellWaiting(offset, num[, keys]): the line of
 // waiting and paused downloads.
 func (s *Server) tellWaiting(ctx context.Context, p params) (any, error) {
-	return page(p, s.Queue.Waiting(ctx))
+	return s.page(p, s.Queue.Waiting(ctx))
 }
 
 // tellStopped is aria2.tellStopped(offset, num[, keys]): the stopped
@@ -501,13 +501,13 @@ func (s *Server) tellStopped(ctx context.Context, p params) (any, error) {
 		}
 	}
 	slices.SortFunc(list, byStop)
-	return page(p, list)
+	return s.page(p, list)
 }
 
 // page answers tellWaiting and tellStopped: the part of list that offset
 // and num say, as aria2 cuts it. A negative offset counts from the end,
 // -1 the last, and the answer is then in reverse order.
-func page(p params, list []api.Job) (any, error) {
+func (s *Server) page(p params, list []api.Job) (any, error) {
 	offset, _, err := p.integer(0, true)
 	if err != nil {
 		return nil, err
@@ -526,7 +526,7 @@ func page(p params, list []api.Job) (any, error) {
 	from, to := paginate(offset, num, int64(len(list)))
 	out := []map[string]any{}
 	for i := from; i < to; i++ {
-		out = append(out, status(&list[i], k))
+		out = append(out, s.status(&list[i], k))
 	}
 	if offset < 0 {
 		slices.Reverse(out)

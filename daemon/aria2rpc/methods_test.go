@@ -151,7 +151,7 @@ func TestMethods_Lifecycle(t *testing.T) {
 	}
 	var active []map[string]any
 	e.call(&active, "aria2.tellActive", []string{"gid", "status", "infoHash", "bittorrent", "numSeeders", "seeder", "bitfield", "completedLength"})
-	if len(active) != 1 || active[0]["gid"] != g || active[0]["status"] != statusActive || len(active[0]) != 3 {
+	if len(active) != 1 || active[0]["gid"] != g || active[0]["status"] != statusActive || active[0]["bitfield"] == nil || len(active[0]) != 4 {
 		t.Errorf("tellActive with BitTorrent keys: %v", active)
 	}
 	var uris []map[string]string

@@ -2,6 +2,7 @@ package aria2rpc
 
 import (
 	"cmp"
+	"encoding/hex"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idmproject/idm/daemon/api"
+	"github.com/idmproject/idm/store"
 )
 
 // A download's status, in aria2's words.
@@ -101,10 +103,12 @@ func errorCode(j *api.Job, st string) string {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // status renders job j as tellStatus answers it, with only the keys
-// asked for (all with none). Keys that concern only BitTorrent, and
-// those idmd does not keep (the bitfield, the piece length), are left
-// out, as aria2 leaves out what does not apply.
-func status(j *api.Job, keys []string) map[string]any {
+// asked for (all with none). Keys that concern only BitTorrent are left
+// out, as aria2 leaves out what does not apply; so are the piece length
+// and count while the file is not known (aria2 would give the piece
+// length it would use, which idmd cannot know before the file is
+// decided), and the bitfield with them.
+func (s *Server) status(j *api.Job, keys []string) map[string]any {
 	st := statusOf(j)
 	all := map[string]func() any{
 		"gid":             func() any { return gid(j.ID) },
@@ -122,13 +126,53 @@ func status(j *api.Job, keys []string) map[string]any {
 		all["errorCode"] = func() any { return errorCode(j, st) }
 		all["errorMessage"] = func() any { return j.LastError }
 	}
+	if j.PieceLength > 0 {
+		all["pieceLength"] = func() any { return itoa(j.PieceLength) }
+		all["numPieces"] = func() any { return itoa(int64(j.Pieces)) }
+	}
 	out := map[string]any{}
 	for k, f := range all {
 		if len(keys) == 0 || slices.Contains(keys, k) {
 			out[k] = f()
 		}
 	}
+	// Asked for only when wanted: it costs a copy of the job's bitmap,
+	// or a read of the store for a job that is not running.
+	if j.Pieces > 0 && (len(keys) == 0 || slices.Contains(keys, "bitfield")) {
+		if b, ok := s.bitfield(j); ok {
+			out["bitfield"] = b
+		}
+	}
 	return out
+}
+
+// bitfield returns job j's verified pieces as aria2's bitfield, when it
+// can tell them for j's pieces.
+func (s *Server) bitfield(j *api.Job) (string, bool) {
+	bm, err := s.Queue.Pieces(j.ID)
+	if err != nil {
+		s.logger().Warn("the verified pieces of a job cannot be read", "job", j.ID, "err", err)
+		return "", false
+	}
+	// Read apart from the view: checked against it rather than trusted,
+	// though a job's file is decided once.
+	if bm == nil || bm.Len() != j.Pieces {
+		return "", false
+	}
+	return hexBits(bm), true
+}
+
+// hexBits encodes bm as aria2 encodes a bitfield: in hex, two lowercase
+// digits a byte, piece 0 the highest bit of the first byte, and the bits
+// past the last piece zero.
+func hexBits(bm *store.Bitmap) string {
+	b := make([]byte, (bm.Len()+7)/8)
+	for i := range bm.Len() {
+		if bm.Has(i) {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return hex.EncodeToString(b)
 }
 
 // speed is job j's download speed in bytes per second.

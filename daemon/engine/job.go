@@ -167,6 +167,9 @@ type Progress struct {
 	Root identity.Hash
 	// Size is the file's size, 0 until known.
 	Size int64
+	// PieceLen is the length of every piece of the file but the last, 0
+	// until the file is known.
+	PieceLen int64
 	// OwnPieces says the piece hashes are the engine's own, taken as the
 	// pieces were written, because no source published any.
 	OwnPieces bool

@@ -292,7 +292,7 @@ func (tr *Transfer) Progress() Progress {
 	if t == nil {
 		p := Progress{Phase: Starting, Name: tr.Job.Name, OwnPieces: tr.Job.OwnPieces, Verified: tr.Job.Verified, Fetched: tr.Job.Fetched, Time: time.Now()}
 		if tr.Job.File != nil {
-			p.Size = tr.Job.File.Size
+			p.Size, p.PieceLen = tr.Job.File.Size, tr.Job.File.PieceLen
 		}
 		for _, src := range tr.Job.Sources {
 			sp := SourceProgress{SourceStat: store.SourceStat{Source: src.String()}}
@@ -308,6 +308,27 @@ func (tr *Transfer) Progress() Progress {
 	return t.progress(time.Now())
 }
 
+// Pieces returns a copy of the set of the file's verified pieces as the
+// transfer holds it, or nil before it does: before Run, while the file is
+// not decided, and while the partial file is opened or rechecked. It
+// costs a copy of the bitmap, one bit a piece, and no disk I/O.
+func (tr *Transfer) Pieces() *store.Bitmap {
+	t := tr.t.Load()
+	if t == nil {
+		// Job.Done is not for the taking: once Run has begun, its
+		// scheduler sets its bits under its own lock.
+		return nil
+	}
+	t.mu.Lock()
+	sched := t.sched
+	t.mu.Unlock()
+	if sched == nil {
+		return nil
+	}
+	bm, _ := sched.snapshot()
+	return bm
+}
+
 func (t *transfer) progress(now time.Time) Progress {
 	p := Progress{
 		Verified: t.verified.Load(),
@@ -318,7 +339,7 @@ func (t *transfer) progress(now time.Time) Progress {
 	t.mu.Lock()
 	p.Phase, p.Name = t.phase, t.name
 	if t.file != nil {
-		p.Size, p.OwnPieces = t.file.Size, t.own
+		p.Size, p.PieceLen, p.OwnPieces = t.file.Size, t.file.PieceLen, t.own
 		if !t.own {
 			p.Root = t.summary.Root
 		}

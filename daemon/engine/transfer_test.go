@@ -501,3 +501,56 @@ func TestTransfer_Progress_DoesNotWaitOnJournal(t *testing.T) {
 		})
 	}
 }
+
+// Pieces tells which pieces are verified, from the transfer's memory: a
+// copy, which the transfer's own bits do not follow, that agrees with
+// the verified bytes, and every piece once the file is published.
+func TestTransfer_Pieces(t *testing.T) {
+	checkLeaks(t)
+	const segSize = 256 << 10
+	path, want := testFile(t, 4<<20+1000, 72)
+	srv := startServers(t, path, segSize, 1e6, 1e6)
+	db := openDB(t, "")
+	rec := newJob(t, db, serverSources(srv...))
+	tr := fastTransfer(t, db, rec.ID)
+	if bm := tr.Pieces(); bm != nil {
+		t.Fatalf("Pieces before Run: %d bits", bm.Len())
+	}
+	wait := runTransfer(t, context.Background(), tr)
+	var bm *store.Bitmap
+	waitFor(t, "a piece verified", time.Minute, func() bool {
+		bm = tr.Pieces()
+		return bm != nil && bm.Count() > 0
+	})
+	const count = (4<<20 + 1000 + segSize - 1) / segSize
+	if p := tr.Progress(); bm.Len() != count || p.PieceLen != segSize || p.Size != int64(len(want)) {
+		t.Fatalf("%d pieces of %d bytes in a file of %d; want %d of %d in %d", bm.Len(), p.PieceLen, p.Size, count, segSize, len(want))
+	}
+	before := tr.Progress().Verified
+	bm = tr.Pieces()
+	after := tr.Progress().Verified
+	var held int64
+	for i := range bm.Len() {
+		if bm.Has(i) {
+			held += min(segSize, int64(len(want))-int64(i)*segSize)
+		}
+	}
+	// A piece's bit is set just before its bytes are counted: each of
+	// the two connections may be between the two.
+	if held < before || held > after+2*segSize {
+		t.Errorf("the pieces hold %d bytes; %d then %d were verified around the call", held, before, after)
+	}
+	for i := range bm.Len() {
+		bm.Set(i)
+	}
+	if again := tr.Pieces(); again.Complete() && tr.Progress().Verified < int64(len(want)) {
+		t.Error("setting the bits of the copy set the transfer's")
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if bm := tr.Pieces(); bm == nil || !bm.Complete() || bm.Len() != count {
+		t.Errorf("after Run, Pieces is %v", bm)
+	}
+	checkResult(t, db, rec.ID, want)
+}

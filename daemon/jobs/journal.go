@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +79,7 @@ func (q *Queue) view(j *job) api.Job {
 	r := j.rec
 	out := api.Job{
 		ID: r.ID, Sources: redactAll(r.Sources), Dir: r.Dir, Name: r.Name, Path: r.Path, Size: r.Size,
+		PieceLength: r.SegmentSize, Pieces: r.SegmentCount(),
 		State: apiState(j.state), LastError: r.LastError, Limit: r.Limit, OwnHashes: r.OwnPieces, Checksum: r.Checksum,
 		Headers: redactHeaders(r.Headers), UserAgent: r.UserAgent, Proxy: addr.Redact(r.Proxy),
 		Created: r.Created, Updated: r.Updated, Finished: r.Finished,
@@ -98,6 +100,10 @@ func (q *Queue) view(j *job) api.Job {
 		out.State = out.Progress.State
 		if p.Size > 0 {
 			out.Size, out.OwnHashes = p.Size, p.OwnPieces
+		}
+		if p.PieceLen > 0 {
+			f := identity.File{Size: p.Size, PieceLen: p.PieceLen}
+			out.PieceLength, out.Pieces = p.PieceLen, f.Count()
 		}
 		if p.Name != "" {
 			out.Name = p.Name
@@ -165,4 +171,61 @@ func storedState(s store.SourceStat) string {
 		return api.SourceFailed
 	}
 	return ""
+}
+
+// Pieces returns which pieces of job id's file are verified, one bit a
+// piece, as many as its view's Pieces; nil while the file is not known,
+// for an empty file, and for a job that has not started (a Metalink's
+// file is known before: it has no partial file, and no piece is loaded,
+// as aria2 says of a download not started by leaving its bitfield out).
+// A running job's come from its transfer's memory,
+// so that a caller may ask every second without a read of the store; a
+// completed job's are all; the others' are those stored, read from the
+// store (a paused, failed or cancelled job's: the partial file of a
+// cancelled one is gone, but its bits say what had been verified, as its
+// view's counters do).
+func (q *Queue) Pieces(id uint64) (*store.Bitmap, error) {
+	q.mu.Lock()
+	j, err := q.lookup(id)
+	if err == nil && j.bad != nil {
+		err = j.bad
+	}
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	run, n, completed, started := j.run, j.rec.SegmentCount(), j.state == Completed, j.rec.Part != ""
+	q.mu.Unlock()
+	// Copied without mu: a transfer that has ended since still holds its
+	// last pieces, and they are right.
+	var bm *store.Bitmap
+	running := run != nil
+	if running {
+		bm = run.tr.Pieces()
+	}
+	switch {
+	case bm != nil:
+		return bm, nil
+	case completed && n > 0:
+		bm = store.NewBitmap(n)
+		for i := range n {
+			bm.Set(i)
+		}
+		return bm, nil
+	case !running && (n == 0 || !started):
+		// The table's record is the store's while the job does not run:
+		// nothing to read.
+		return nil, nil
+	}
+	// A transfer that has not yet taken up its pieces (it opens or
+	// rechecks its partial file, or waits for its file to be decided)
+	// has recorded its identity in the store, not in the table.
+	bm, err = q.db.Bitmap(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil || bm.Len() == 0 {
+		return nil, err
+	}
+	return bm, nil
 }

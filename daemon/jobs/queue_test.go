@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -239,4 +240,110 @@ func TestQueue_ReadsDoNotWaitOnWrites(t *testing.T) {
 	close(release)
 	<-writeDone
 	<-pauseDone
+}
+
+// Pieces says which pieces are verified: nothing before the file is
+// known, nor before the job has started; a running job's from its transfer's memory, ahead of the store;
+// a paused one's as stored; a completed one's, all. The view tells the
+// piece length and count the bits are of.
+func TestQueue_Pieces(t *testing.T) {
+	const pieceLen = 256 << 10
+	path, _ := testFile(t, 4<<20+1000, 42)
+	srv := startServers(t, path, pieceLen, 1e6)
+	// No checkpoint but when the transfer stops: the store lags behind.
+	state := t.TempDir()
+	db, err := store.Open(filepath.Join(state, dbName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A job whose file is known before it starts, as a Metalink's is.
+	known := &store.Record{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir(), State: api.StatePaused}
+	known.SetFile(&identity.File{Size: 1 << 20, PieceLen: 64 << 10, Algo: identity.BLAKE3}, "known.bin", true)
+	if err := db.Create(known, nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	q, err := Open(Config{StateDir: state, Logger: quietLog(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	if view, _ := q.Job(known.ID); view.Pieces != 16 || view.PieceLength != 64<<10 {
+		t.Errorf("a job whose file is known: the view says %d pieces of %d bytes", view.Pieces, view.PieceLength)
+	}
+	if bm, err := q.Pieces(known.ID); bm != nil || err != nil {
+		t.Errorf("a job not started: pieces %v, %v", bm, err)
+	}
+
+	down, _, err := q.Create(ctx, api.CreateRequest{Sources: []string{"idm://127.0.0.1:1"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bm, err := q.Pieces(down.ID); bm != nil || err != nil || down.PieceLength != 0 || down.Pieces != 0 {
+		t.Errorf("a job whose file is not known: pieces %v, %v; view %d of %d bytes", bm, err, down.Pieces, down.PieceLength)
+	}
+
+	j, _, err := q.Create(ctx, api.CreateRequest{Sources: serverSources(srv...), Dir: t.TempDir(), Limit: 512 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = (4<<20 + 1000 + pieceLen - 1) / pieceLen
+	var bm *store.Bitmap
+	waitFor(t, "a piece verified", time.Minute, func() bool {
+		bm, err = q.Pieces(j.ID)
+		return err == nil && bm != nil && bm.Count() > 0
+	})
+	view, _ := q.Job(j.ID)
+	if bm.Len() != count || view.Pieces != count || view.PieceLength != pieceLen {
+		t.Fatalf("%d bits; the view says %d pieces of %d bytes; want %d of %d", bm.Len(), view.Pieces, view.PieceLength, count, pieceLen)
+	}
+	if stored, err := q.db.Bitmap(j.ID); err != nil || stored.Count() >= bm.Count() {
+		t.Errorf("the store has %d pieces, the transfer %d: Pieces read the store (%v)", stored.Count(), bm.Count(), err)
+	}
+
+	if _, err := q.Pause(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	bm, err = q.Pieces(j.ID)
+	stored, _ := q.db.Bitmap(j.ID)
+	if err != nil || bm == nil || bm.Count() == 0 || bm.Count() == count || !slices.Equal(setBits(bm), setBits(stored)) {
+		t.Errorf("paused: pieces %v (%v), stored %v", setBits(bm), err, setBits(stored))
+	}
+	view, _ = q.Job(j.ID)
+	if view.Pieces != count || view.PieceLength != pieceLen {
+		t.Errorf("paused: the view says %d pieces of %d bytes", view.Pieces, view.PieceLength)
+	}
+
+	if _, err := q.Resume(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.SetJobLimit(ctx, j.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job complete", time.Minute, func() bool {
+		j, _ := q.Job(j.ID)
+		return j.State == api.StateCompleted
+	})
+	if bm, err := q.Pieces(j.ID); err != nil || bm == nil || bm.Len() != count || !bm.Complete() {
+		t.Errorf("completed: pieces %v, %v", bm, err)
+	}
+
+	if _, err := q.Pieces(1000); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown job: %v", err)
+	}
+}
+
+// setBits lists the set bits of bm, none for nil.
+func setBits(bm *store.Bitmap) []int {
+	var out []int
+	if bm == nil {
+		return nil
+	}
+	for i := range bm.Len() {
+		if bm.Has(i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
