@@ -8,12 +8,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
@@ -463,6 +466,45 @@ func TestMethods_AddMetalink(t *testing.T) {
 	}
 	e.fail("not base64", "aria2.addMetalink", "!!!")
 	e.fail("invalid request", "aria2.addMetalink", base64.StdEncoding.EncodeToString([]byte("<html/>")))
+}
+
+// An addUri of a URL that answers with a Metalink downloads it and then
+// follows it, as aria2's --follow-metalink does by default: the download
+// names the Metalink's downloads in followedBy, each of them it in
+// following. With follow-metalink false, the Metalink is another file.
+func TestMethods_AddUri_FollowMetalink(t *testing.T) {
+	e := newEnv(t, nil)
+	data := testData(t, 300<<10, 6)
+	m := mirror(t, data)
+	doc := meta4(data, m.URL, "one.bin", "two.bin")
+	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/metalink4+xml")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
+	}))
+	t.Cleanup(meta.Close)
+
+	var g string
+	e.call(&g, "aria2.addUri", []string{meta.URL + "/get?id=1"}, map[string]any{"out": "release.meta4"})
+	st := e.waitStatus(g, statusComplete)
+	followers, _ := st["followedBy"].([]any)
+	if len(followers) != 2 {
+		t.Fatalf("followedBy = %v, want the Metalink's two downloads", st["followedBy"])
+	}
+	for i, name := range []string{"one.bin", "two.bin"} {
+		f, _ := followers[i].(string)
+		fs := e.waitStatus(f, statusComplete)
+		if fs["following"] != g {
+			t.Errorf("%s: following = %v, want %s", name, fs["following"], g)
+		}
+		if b, err := os.ReadFile(filepath.Join(e.dir, name)); err != nil || !bytes.Equal(b, data) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	e.call(&g, "aria2.addUri", []string{meta.URL + "/get?id=2"}, map[string]any{"follow-metalink": "false"})
+	if st := e.waitStatus(g, statusError); st["followedBy"] != nil {
+		t.Errorf("a download told not to follow: followedBy %v", st["followedBy"])
+	}
 }
 
 // changeUri removes sources, each once, adds those the download has not

@@ -153,6 +153,12 @@ func (s *Server) parseAddOptions(opts map[string]json.RawMessage, uris []string)
 	if v, ok := option(opts, "pause"); ok {
 		o.pause = v == "true"
 	}
+	// aria2 follows a Metalink it downloads unless told "false"; "mem"
+	// (follow without keeping the file) is taken as "true": idmd keeps it.
+	o.req.FollowMetalink = true
+	if v, ok := option(opts, "follow-metalink"); ok && v == "false" {
+		o.req.FollowMetalink = false
+	}
 	return o, nil
 }
 

@@ -122,6 +122,20 @@ func (s *Server) status(j *api.Job, keys []string) map[string]any {
 		"dir":             func() any { return j.Dir },
 		"files":           func() any { return files(j) },
 	}
+	// A downloaded Metalink's jobs, and the job whose Metalink made one,
+	// as aria2 names the downloads a Metalink it followed made.
+	if len(j.FollowedBy) > 0 {
+		all["followedBy"] = func() any {
+			gids := make([]string, len(j.FollowedBy))
+			for i, id := range j.FollowedBy {
+				gids[i] = gid(id)
+			}
+			return gids
+		}
+	}
+	if j.Following != 0 {
+		all["following"] = func() any { return gid(j.Following) }
+	}
 	if stopped(st) {
 		all["errorCode"] = func() any { return errorCode(j, st) }
 		all["errorMessage"] = func() any { return j.LastError }
