@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -336,10 +337,6 @@ func (db *DB) CreateFrom(id uint64, news []NewJob, fn func(r *Record, ids []uint
 	var out *Record
 	var fnErr error
 	err := db.update(func(tx *bbolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
 		ids := make([]uint64, 0, len(ns))
 		for _, n := range ns {
 			if err := n.put(tx); err != nil {
@@ -347,18 +344,9 @@ func (db *DB) CreateFrom(id uint64, news []NewJob, fn func(r *Record, ids []uint
 			}
 			ids = append(ids, n.rec.ID)
 		}
-		old := *r
-		if fnErr = fn(r, ids); fnErr != nil {
-			return fnErr
-		}
-		if r.ID != id || !sameIdentity(&old, r) {
-			return fmt.Errorf("record changes ID, size, segment size or content hash: %w", ErrIdentity)
-		}
-		if err := r.validate(); err != nil {
-			return err
-		}
-		out = r
-		return putRecord(tx, r)
+		var err error
+		out, fnErr, err = changeIn(tx, id, func(r *Record) error { return fn(r, ids) })
+		return cmp.Or(fnErr, err)
 	})
 	switch {
 	case fnErr != nil:
@@ -519,22 +507,9 @@ func (db *DB) Change(id uint64, fn func(*Record) error) (*Record, error) {
 	var out *Record
 	var fnErr error
 	err := db.update(func(tx *bbolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		old := *r
-		if fnErr = fn(r); fnErr != nil {
-			return fnErr
-		}
-		if r.ID != id || !sameIdentity(&old, r) {
-			return fmt.Errorf("record changes ID, size, segment size or content hash: %w", ErrIdentity)
-		}
-		if err := r.validate(); err != nil {
-			return err
-		}
-		out = r
-		return putRecord(tx, r)
+		var err error
+		out, fnErr, err = changeIn(tx, id, fn)
+		return cmp.Or(fnErr, err)
 	})
 	switch {
 	case fnErr != nil:
@@ -543,6 +518,26 @@ func (db *DB) Change(id uint64, fn func(*Record) error) (*Record, error) {
 		return nil, fmt.Errorf("change job %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// changeIn applies fn to job id's record in tx and stores the result, as
+// Change says, and returns it; fnErr is fn's own error, apart from the
+// others.
+func changeIn(tx *bbolt.Tx, id uint64, fn func(*Record) error) (r *Record, fnErr, err error) {
+	if r, err = getRecord(tx, id); err != nil {
+		return nil, nil, err
+	}
+	old := *r
+	if fnErr = fn(r); fnErr != nil {
+		return nil, fnErr, nil
+	}
+	if r.ID != id || !sameIdentity(&old, r) {
+		return nil, nil, fmt.Errorf("record changes ID, size, segment size or content hash: %w", ErrIdentity)
+	}
+	if err := r.validate(); err != nil {
+		return nil, nil, err
+	}
+	return r, nil, putRecord(tx, r)
 }
 
 // write is Put, writing bm too when it is not nil.
