@@ -468,7 +468,7 @@ func (q *Queue) startLocked(j *job, tj engine.Job) {
 		Job: tj, Journal: journal{q.db, id},
 		Conns: c.Conns, Depth: c.Depth, FlushInterval: c.FlushInterval,
 		Limiters: []*rate.Limiter{run.limiter, q.global},
-		Logger:   q.log.With("job", id),
+		Logger:   q.log, // the transfer names the job in its lines
 		// A source's state changed: the event hub only notes the job, so
 		// this never blocks the engine.
 		OnChange: func() { q.events.send(api.EventState, id, nil) },
