@@ -213,10 +213,11 @@ func TestMirrorsAdd_Netrc(t *testing.T) {
 		t.Fatalf("idmctl mirrors add: exit %d: %s", r.Code, r.Stderr)
 	}
 	noSecret(t, "idmctl mirrors add", r.Stdout)
-	proctest.WaitFor(t, "the file", time.Minute, func() bool {
-		b, err := os.ReadFile(filepath.Join(out, filepath.Base(file)))
-		return err == nil && len(b) == len(want)
-	})
+	// Wait for the job, not the file: the file is published by a hard
+	// link before the partial file's name is removed.
+	if r := d.Idmctl("wait", strconv.FormatUint(id, 10)); r.Code != 0 {
+		t.Fatalf("idmctl wait: exit %d: %s", r.Code, r.Stderr)
+	}
 	proctest.SameFile(t, out, want)
 	if seen := bob.seen(); len(seen) == 0 || slices.Contains(seen, "") {
 		t.Errorf("the mirror was sent %q; want bob's login every time", seen)
