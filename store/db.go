@@ -520,6 +520,30 @@ func (db *DB) Change(id uint64, fn func(*Record) error) (*Record, error) {
 	return out, nil
 }
 
+// ChangeAll is Change for each of the jobs ids, in one transaction: every
+// record is changed or none is. It returns the records as stored, in the
+// order of ids.
+func (db *DB) ChangeAll(ids []uint64, fn func(*Record) error) ([]*Record, error) {
+	out := make([]*Record, len(ids))
+	var fnErr error
+	err := db.update(func(tx *bbolt.Tx) error {
+		for i, id := range ids {
+			var err error
+			if out[i], fnErr, err = changeIn(tx, id, fn); fnErr != nil || err != nil {
+				return cmp.Or(fnErr, fmt.Errorf("job %d: %w", id, err))
+			}
+		}
+		return nil
+	})
+	switch {
+	case fnErr != nil:
+		return nil, fnErr
+	case err != nil:
+		return nil, fmt.Errorf("change %d jobs: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 // changeIn applies fn to job id's record in tx and stores the result, as
 // Change says, and returns it; fnErr is fn's own error, apart from the
 // others.

@@ -833,6 +833,68 @@ func TestDB_Change(t *testing.T) {
 	}
 }
 
+// ChangeAll changes every job it is given or none: a job that is not
+// there, a change refused for one job, leaves the others as they were.
+func TestDB_ChangeAll(t *testing.T) {
+	db, path := openTestDB(t)
+	var ids []uint64
+	for range 3 {
+		r := testRecord()
+		if err := db.Create(r, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	rank := func(r *Record) error { r.Rank = 100 - int64(r.ID); return nil }
+	if _, err := db.ChangeAll(append(ids, 99), rank); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ChangeAll with an unknown job = %v, want ErrNotFound", err)
+	}
+	negative := func(r *Record) error {
+		r.Rank = 5
+		if r.ID == ids[2] {
+			r.Rank = -1
+		}
+		return nil
+	}
+	if _, err := db.ChangeAll(ids, negative); err == nil {
+		t.Error("ChangeAll wrote a negative rank")
+	}
+	boom := errors.New("boom")
+	failing := func(r *Record) error {
+		r.Rank = 7
+		if r.ID == ids[1] {
+			return boom
+		}
+		return nil
+	}
+	if _, err := db.ChangeAll(ids, failing); err != boom {
+		t.Errorf("ChangeAll whose function fails = %v, want its error", err)
+	}
+	for _, id := range ids {
+		if r, _ := db.Get(id); r.Rank != 0 {
+			t.Errorf("refused changes gave job %d rank %d", id, r.Rank)
+		}
+	}
+	got, err := db.ChangeAll([]uint64{ids[2], ids[0]}, rank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != ids[2] || got[0].Rank != 100-int64(ids[2]) || got[1].ID != ids[0] {
+		t.Errorf("ChangeAll returned %+v", got)
+	}
+	db.Close()
+	db = reopen(t, path)
+	for i, id := range ids {
+		want := 100 - int64(id)
+		if i == 1 {
+			want = 0
+		}
+		if r, err := db.Get(id); err != nil || r.Rank != want {
+			t.Errorf("job %d: rank %d, %v; want %d", id, r.Rank, err, want)
+		}
+	}
+}
+
 // CreateFrom stores new jobs and changes an existing one in one
 // transaction: after it, the new jobs, their bitmaps and hashes are there
 // with the IDs the change recorded; when the change fails, or the change

@@ -167,6 +167,12 @@ type Record struct {
 	// none.
 	Following uint64 `json:"following,omitempty"`
 
+	// Rank is the job's place in the line of jobs waiting to start: the
+	// daemon starts the waiting job of least rank first. 0 means the
+	// job's ID, the order of creation; the daemon writes a rank only when
+	// a job is moved in the line, so that the line outlasts a restart.
+	Rank int64 `json:"rank,omitempty"`
+
 	// FollowError says why a job that was to be followed was not when it
 	// completed: its file is no Metalink it could read, say. Empty
 	// otherwise.
@@ -370,6 +376,8 @@ func (r *Record) validate() error {
 		return fmt.Errorf("record %d has no sources", r.ID)
 	case r.Size < 0 || r.SegmentSize < 0:
 		return fmt.Errorf("record %d: negative size %d or segment size %d", r.ID, r.Size, r.SegmentSize)
+	case r.Rank < 0:
+		return fmt.Errorf("record %d: negative rank %d", r.ID, r.Rank)
 	}
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/idmproject/idm/daemon/api"
 	"github.com/idmproject/idm/daemon/auth"
+	"github.com/idmproject/idm/store"
 )
 
 // Whence says what a position given to Move counts from.
@@ -41,7 +43,7 @@ func (q *Queue) lineFor(ctx context.Context) []*job {
 			line = append(line, j)
 		}
 	}
-	slices.SortFunc(line, func(a, b *job) int { return cmp.Compare(a.rank, b.rank) })
+	slices.SortFunc(line, func(a, b *job) int { return cmp.Compare(a.rank(), b.rank()) })
 	return line
 }
 
@@ -65,25 +67,52 @@ func (q *Queue) Waiting(ctx context.Context) []api.Job {
 // the job moves ahead of or behind those, and every other job keeps its
 // place. A position beyond either end of the line is that end. A job
 // that is not waiting (running, or ended) cannot move (ErrConflict). The
-// line lasts until the daemon stops; after a restart the waiting jobs
-// are in the order they were created.
+// line is recorded: it outlasts a restart.
 func (q *Queue) Move(ctx context.Context, id uint64, pos int, from Whence) (int, error) {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	cur, dest, ranks, err := q.planMove(ctx, id, pos, from)
+	q.mu.Unlock()
+	if err != nil || len(ranks) == 0 {
+		return dest, err
+	}
+	ids := slices.Collect(maps.Keys(ranks))
+	recs, err := q.db.ChangeAll(ids, func(r *store.Record) error {
+		r.Rank = int64(ranks[r.ID])
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record the line: %w", err)
+	}
+	q.mu.Lock()
+	for _, r := range recs {
+		q.jobs[r.ID].rec = r
+	}
+	q.events.send(api.EventState, id, nil)
+	q.mu.Unlock()
+	q.log.Info("job moved in the line", "job", id, "from", cur, "to", dest)
+	return dest, nil
+}
+
+// planMove works out Move: job id's place in the line and its new one,
+// and the new rank of every job whose rank changes. The ranks the
+// caller's jobs hold are handed out again in the new order, so that the
+// others keep theirs, and so their places. Called with mu held.
+func (q *Queue) planMove(ctx context.Context, id uint64, pos int, from Whence) (cur, dest int, ranks map[uint64]uint64, err error) {
 	j, err := q.authorize(ctx, id)
 	if err == nil && j.bad != nil {
 		err = j.bad
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, nil, err
 	}
 	line := q.lineFor(ctx)
-	cur := slices.Index(line, j)
+	cur = slices.Index(line, j)
 	if cur < 0 {
-		return 0, fmt.Errorf("%w: job %d is %s, not waiting", ErrConflict, id, apiState(j.state))
+		return 0, 0, nil, fmt.Errorf("%w: job %d is %s, not waiting", ErrConflict, id, apiState(j.state))
 	}
 	last := len(line) - 1
-	var dest int
 	switch from {
 	case FromStart:
 		dest = pos
@@ -92,24 +121,17 @@ func (q *Queue) Move(ctx context.Context, id uint64, pos int, from Whence) (int,
 	case FromEnd:
 		dest = last + pos
 	default:
-		return 0, fmt.Errorf("%w: unknown whence %d", ErrInvalid, from)
+		return 0, 0, nil, fmt.Errorf("%w: unknown whence %d", ErrInvalid, from)
 	}
 	dest = max(0, min(dest, last))
-	// The ranks the caller's jobs hold, handed out again in the new
-	// order: the others keep theirs, and so their places.
-	ranks := make([]int64, len(line))
-	for i, l := range line {
-		ranks[i] = l.rank
+	moved := slices.Insert(slices.Delete(slices.Clone(line), cur, cur+1), dest, j)
+	ranks = make(map[uint64]uint64)
+	for i, l := range moved {
+		if r := line[i].rank(); l.rank() != r {
+			ranks[l.id] = r
+		}
 	}
-	line = slices.Insert(slices.Delete(line, cur, cur+1), dest, j)
-	for i, l := range line {
-		l.rank = ranks[i]
-	}
-	if dest != cur {
-		q.events.send(api.EventState, id, nil)
-		q.log.Info("job moved in the line", "job", id, "from", cur, "to", dest)
-	}
-	return dest, nil
+	return cur, dest, ranks, nil
 }
 
 // mayChange reports whether the caller of ctx may change job j, as

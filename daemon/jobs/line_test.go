@@ -119,6 +119,53 @@ func TestQueue_Move(t *testing.T) {
 	}
 }
 
+// The line outlasts the daemon: after a restart the waiting jobs are in
+// the order Move left them, and a job made after goes to the end of it.
+func TestQueue_Move_KeptAcrossRestart(t *testing.T) {
+	q := lineQueue(t)
+	ctx := context.Background()
+	for _, m := range []struct {
+		id   uint64
+		pos  int
+		from Whence
+	}{{5, 0, FromStart}, {2, 0, FromEnd}} {
+		if _, err := q.Move(ctx, m.id, m.pos, m.from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen := func() {
+		t.Helper()
+		q.Close()
+		var err error
+		if q, err = Open(Config{StateDir: q.cfg.StateDir, MaxActive: 1, Logger: quietLog()}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		waitFor(t, "job 1 started", 10*time.Second, func() bool {
+			j, _ := q.Job(1)
+			return j.State == api.StateDownloading || j.State == api.StateWaiting
+		})
+	}
+	reopen()
+	if got := lineIDs(q.Waiting(ctx)); !slices.Equal(got, []uint64{5, 3, 4, 2}) {
+		t.Fatalf("after a restart the line is %v, want [5 3 4 2]", got)
+	}
+	j, _, err := q.Create(ctx, api.CreateRequest{Sources: []string{"idm://127.0.0.1:6"}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lineIDs(q.Waiting(ctx)); !slices.Equal(got, []uint64{5, 3, 4, 2, j.ID}) {
+		t.Fatalf("with a new job the line is %v, want it last", got)
+	}
+	if _, err := q.Move(ctx, j.ID, 1, FromStart); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if got := lineIDs(q.Waiting(ctx)); !slices.Equal(got, []uint64{5, j.ID, 3, 4, 2}) {
+		t.Errorf("after a second restart the line is %v, want [5 %d 3 4 2]", got, j.ID)
+	}
+}
+
 // An RPC caller sees and moves only the jobs it may change: places count
 // among those, and the other jobs keep theirs.
 func TestQueue_Move_RPCCaller(t *testing.T) {

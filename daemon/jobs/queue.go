@@ -131,9 +131,6 @@ type Queue struct {
 	same   map[string][]uint64 // unfinished jobs by sameKey
 	active map[uint64]*job     // jobs with a transfer
 	closed bool
-	// nextRank is the rank of the next job created: it goes to the end
-	// of the line (see job.rank).
-	nextRank int64
 
 	wg       sync.WaitGroup
 	stopTick context.CancelFunc
@@ -154,11 +151,19 @@ type job struct {
 	bad     error    // the record cannot be read; nothing else is known
 	run     *running // the transfer, while the job is Running
 	recheck bool     // the partial file may be ahead of the record
-	// rank is the job's place in the line of jobs waiting for a slot:
-	// the queue starts the queued job of least rank first. It is the
-	// order of creation until Move changes it, and lives only in memory:
-	// after a restart the line is in the order of creation again.
-	rank int64
+}
+
+// rank is job j's place in the line of jobs waiting for a slot: the
+// queue starts the queued job of least rank first. It is the order of
+// creation, the job's ID, until Move hands the ranks of the jobs it
+// moves past around among them; so ranks stay distinct, and a new job,
+// whose ID is greater than every other, goes to the end. Not for a job
+// that cannot be read.
+func (j *job) rank() uint64 {
+	if j.rec.Rank != 0 {
+		return uint64(j.rec.Rank)
+	}
+	return j.id
 }
 
 // running is one job's transfer in progress.
@@ -292,10 +297,6 @@ func (q *Queue) load() error {
 		q.ids = append(q.ids, id)
 	}
 	slices.Sort(q.ids)
-	for i, id := range q.ids {
-		q.jobs[id].rank = int64(i)
-	}
-	q.nextRank = int64(len(q.ids))
 	q.log.Info("state opened", "dir", q.cfg.StateDir, "jobs", len(recs), "unreadable", len(bad), "clean_shutdown", clean, "to_resume", resumed)
 	return nil
 }
@@ -406,7 +407,7 @@ func (q *Queue) schedule() {
 		}
 		var j *job
 		for _, id := range q.ids {
-			if c := q.jobs[id]; c.bad == nil && c.state == Queued && (j == nil || c.rank < j.rank) {
+			if c := q.jobs[id]; c.bad == nil && c.state == Queued && (j == nil || c.rank() < j.rank()) {
 				j = c
 			}
 		}
@@ -799,8 +800,6 @@ func (q *Queue) add(ctx context.Context, rec *store.Record, hashes []byte, resum
 // streams. Called with mu held.
 func (q *Queue) insertLocked(rec *store.Record) {
 	j := &job{id: rec.ID, rec: rec, state: Queued}
-	j.rank = q.nextRank
-	q.nextRank++
 	q.jobs[j.id] = j
 	q.ids = append(q.ids, j.id) // IDs only grow
 	q.index(j)
