@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -483,6 +484,7 @@ func TestQueue_Metalink_Refused(t *testing.T) {
 		{"not selected", meta4("a.iso", data, 4096, "http://127.0.0.1:1/f"), []string{"b.iso"}, "no file \"b.iso\""},
 		{"not a Metalink", "<html>404</html>", nil, "metalink"},
 		{"no usable mirror", meta4("a.iso", data, 4096, "ftp://127.0.0.1:1/f"), nil, "a.iso"},
+		{"too many files", manyFiles(maxMetalinkJobs + 1), nil, fmt.Sprintf("%d files", maxMetalinkJobs+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: tt.doc, Dir: out, MetalinkOptions: api.MetalinkOptions{Select: tt.sel}})
@@ -496,6 +498,37 @@ func TestQueue_Metalink_Refused(t *testing.T) {
 	}
 	if names := dirNames(t, out); len(names) != 0 {
 		t.Errorf("refused Metalinks left files: %v", names)
+	}
+}
+
+// manyFiles returns a Metalink of n files of 1000 bytes, f0.bin to
+// f<n-1>.bin, each on a mirror that is never there.
+func manyFiles(n int) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<metalink xmlns="urn:ietf:params:xml:ns:metalink">` + "\n")
+	for i := range n {
+		fmt.Fprintf(&b, "<file name=\"f%d.bin\"><size>1000</size><url>http://127.0.0.1:1/f%d.bin</url></file>\n", i, i)
+	}
+	b.WriteString("</metalink>\n")
+	return b.String()
+}
+
+// A Metalink of more files than one Metalink may make jobs of is taken
+// when only some are selected, and the jobs come in the document's
+// order, whatever the order of the selection.
+func TestQueue_Metalink_SelectFromMany(t *testing.T) {
+	q := mirrorQueue(t)
+	names := []string{fmt.Sprintf("f%d.bin", maxMetalinkJobs), "f7.bin", "f7.bin"}
+	js, _, err := q.CreateMetalink(context.Background(), api.MetalinkRequest{Document: manyFiles(maxMetalinkJobs + 1), Dir: t.TempDir(), MetalinkOptions: api.MetalinkOptions{Select: names}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, j := range js {
+		got = append(got, j.Name)
+	}
+	if want := []string{"f7.bin", names[0]}; !slices.Equal(got, want) {
+		t.Errorf("jobs of %q, want %q", got, want)
 	}
 }
 
