@@ -105,6 +105,7 @@ func commaList(s string) []string {
 func (c *cli) runAdd(ctx context.Context, args []string) error {
 	fs := newFlagSet("add")
 	dir := fs.String("o", ".", "download into `DIR` (default: the current directory)")
+	name := fs.String("name", "", "save the file as `NAME` in DIR (default: the name its sources give)")
 	resume := fs.Bool("r", false, "resume the unfinished download of the same sources into the same directory instead")
 	var limit rateFlag
 	fs.Var(&limit, "limit", "the job's own cap of `RATE` bytes per second, such as 10M or 5Mi")
@@ -124,6 +125,9 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if len(src.metalinks) > 0 {
 		if len(src.metalinks) > 1 || len(src.sources) > 0 || len(src.ports) > 0 || content != "" || *checksum != "" {
 			return usagef(fs, "a Metalink brings its own mirrors and hashes: give it alone, without --content or --checksum")
+		}
+		if *name != "" {
+			return usagef(fs, "a Metalink names its own files: --name is for one file")
 		}
 		path := src.metalinks[0]
 		req := api.MetalinkRequest{Dir: *dir, Limit: int64(limit), Connections: *conns, Resume: *resume,
@@ -153,7 +157,7 @@ func (c *cli) runAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := api.CreateRequest{Sources: sources, Dir: abs, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow,
+	req := api.CreateRequest{Sources: sources, Dir: abs, Name: *name, Limit: int64(limit), Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow,
 		MetalinkOptions: api.MetalinkOptions{Select: commaList(*sel), Locations: commaList(*loc)}}
 	if err := hf.apply(&req); err != nil {
 		return err

@@ -34,6 +34,11 @@ func TestAdd_LoneURLFollowsMetalink(t *testing.T) {
 			want: api.CreateRequest{Sources: []string{"http://dl.example.org/f.iso"}, Dir: dir, Resume: true, FollowMetalink: true},
 		},
 		{
+			name: "named",
+			args: []string{"-o", dir, "--name", "debian.iso", "https://dl.example.org/download?id=5"},
+			want: api.CreateRequest{Sources: []string{"https://dl.example.org/download?id=5"}, Dir: dir, Name: "debian.iso", FollowMetalink: true},
+		},
+		{
 			name: "an idm server follows nothing",
 			args: []string{"-o", dir, "idm://127.0.0.1:9001"},
 			want: api.CreateRequest{Sources: []string{"idm://127.0.0.1:9001"}, Dir: dir},
@@ -105,6 +110,11 @@ func TestAdd_MetalinkFile(t *testing.T) {
 	want := api.MetalinkRequest{Document: doc, Dir: dir, Resume: true, MetalinkOptions: api.MetalinkOptions{Select: []string{"a.iso"}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("sent %+v, want %+v", got, want)
+	}
+	// A Metalink names its files: a name for one is refused.
+	r := run(t, d, "add", "--name", "x.iso", path)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "a Metalink names its own files") || len(d.requests()) != 1 {
+		t.Errorf("exit %d, stderr %q, daemon got %q; want a usage error and no request", r.code, r.stderr, d.requests())
 	}
 }
 

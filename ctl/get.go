@@ -35,6 +35,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 		return err
 	})
 	dir := fs.String("o", "", "download into `DIR`")
+	name := fs.String("name", "", "save the file as `NAME` in DIR (default: the name its sources give)")
 	var content contentFlag
 	content.register(fs)
 	var hf httpFlags
@@ -64,7 +65,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	// A lone URL may be a Metalink's, as for add: its jobs are reported
 	// once they are made.
 	follow := len(sources) == 1 && !strings.HasPrefix(sources[0], "idm://")
-	req := api.CreateRequest{Sources: sources, Dir: abs, Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow}
+	req := api.CreateRequest{Sources: sources, Dir: abs, Name: *name, Content: string(content), Checksum: *checksum, Connections: *conns, Resume: *resume, FollowMetalink: follow}
 	if err := hf.apply(&req); err != nil {
 		return err
 	}

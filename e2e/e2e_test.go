@@ -184,7 +184,8 @@ func TestTwoJobsAtOnce(t *testing.T) {
 	d := proctest.NewDaemon(t)
 	d.Start()
 	outA, outB := t.TempDir(), t.TempDir()
-	a, b := d.Add(outA, srvA), d.Add(outB, srvB)
+	// The second is named as the user says, not as its servers do.
+	a, b := d.Add(outA, srvA), d.Add(outB, srvB, "--name", "named.bin")
 	proctest.WaitFor(t, "both running", 10*time.Second, func() bool {
 		return d.Job(a).Progress.Verified > 0 && d.Job(b).Progress.Verified > 0
 	})
@@ -195,6 +196,9 @@ func TestTwoJobsAtOnce(t *testing.T) {
 	}
 	proctest.SameFile(t, outA, wantA)
 	proctest.SameFile(t, outB, wantB)
+	if j := d.Job(b); j.Path != filepath.Join(outB, "named.bin") {
+		t.Errorf("job %d's file is %s, want named.bin in %s", b, j.Path, outB)
+	}
 	r := d.Idmctl("ls")
 	if r.Code != 0 || strings.Count(r.Stdout, "completed") != 2 {
 		t.Errorf("ls after two jobs: exit %d\n%s", r.Code, r.Stdout)
@@ -217,6 +221,7 @@ func TestBadInput(t *testing.T) {
 		{"duplicate sources", []string{"add", "-o", out, "idm://127.0.0.1:9", "idm://127.0.0.1:9"}, "twice"},
 		{"missing directory", []string{"add", "-o", filepath.Join(out, "nope"), "idm://127.0.0.1:9"}, "does not exist"},
 		{"no sources", []string{"add", "-o", out}, ""},
+		{"a path for a name", []string{"add", "-o", out, "--name", "../escape.bin", "idm://127.0.0.1:9"}, "not a path"},
 		{"unknown job", []string{"status", "99"}, "no such job"},
 		{"pause unknown job", []string{"pause", "99"}, "no such job"},
 	} {
