@@ -366,6 +366,26 @@ func TestWait_FollowedBy(t *testing.T) {
 			}
 		})
 	}
+	// With --json, every job waited for is printed as it ends.
+	d := newFakeDaemon(t)
+	d.stream("GET /v1/jobs/4/events", stateEvent(done))
+	d.stream("GET /v1/jobs/8/events", stateEvent(failed))
+	d.stream("GET /v1/jobs/9/events", stateEvent(testJob(9, api.StateCompleted)))
+	r := run(t, d, "wait", "--json", "4")
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	var got []string
+	for {
+		var j api.Job
+		if err := dec.Decode(&j); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("stdout is not JSON objects: %v\n%s", err, r.stdout)
+		}
+		got = append(got, fmt.Sprint(j.ID, " ", j.State))
+	}
+	if want := []string{"4 completed", "8 failed", "9 completed"}; r.code != ExitError || !reflect.DeepEqual(got, want) {
+		t.Errorf("wait --json: exit %d, jobs %q; want exit %d and %q", r.code, got, ExitError, want)
+	}
 }
 
 func TestJobActions(t *testing.T) {

@@ -24,7 +24,7 @@ meanwhile, wait tries to reach it again for a minute.`,
 
 func (c *cli) runWait(ctx context.Context, args []string) error {
 	fs := newFlagSet("wait")
-	fs.BoolVar(&c.json, "json", c.json, "print the job as JSON when it ends")
+	fs.BoolVar(&c.json, "json", c.json, "print the job as JSON when it ends, and each job of its Metalink when that ends")
 	id, err := parseOneID(fs, args)
 	if err != nil {
 		return err
@@ -33,10 +33,8 @@ func (c *cli) runWait(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if c.json && last.Type != api.EventRemoved {
-		if err := c.printJSON(&last.Job); err != nil {
-			return err
-		}
+	if err := c.printEnded(last); err != nil {
+		return err
 	}
 	if err := jobOutcome(last); err != nil || len(last.Job.FollowedBy) == 0 {
 		return err
@@ -46,6 +44,9 @@ func (c *cli) runWait(ctx context.Context, args []string) error {
 	for _, f := range last.Job.FollowedBy {
 		ev, err := c.waitJob(ctx, f)
 		if err != nil {
+			return err
+		}
+		if err := c.printEnded(ev); err != nil {
 			return err
 		}
 		var ee *exitError
@@ -62,6 +63,16 @@ func (c *cli) runWait(ctx context.Context, args []string) error {
 		return first
 	}
 	return nil
+}
+
+// printEnded prints the job of ev, its final event, as JSON when asked
+// to: one object for each job waited for, in the order they are waited
+// for. A job removed is not there to print.
+func (c *cli) printEnded(ev api.Event) error {
+	if !c.json || ev.Type == api.EventRemoved {
+		return nil
+	}
+	return c.printJSON(&ev.Job)
 }
 
 // waitJob waits for job id to end and returns its final event.
