@@ -244,6 +244,15 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.ID != 2 || len(got.Progress.Sources) != 2 {
 		t.Errorf("--json: %v, stdout:\n%s", err, r.stdout)
 	}
+	// A source a server named says so.
+	named := progressed(testJob(3, api.StateDownloading), t0, 1000000, 300000, 170000)
+	named.Progress.Sources[1].Source = "http://127.0.0.2:8080/f.bin"
+	named.Progress.Sources[1].Reach = "public"
+	d.reply("GET /v1/jobs/3", 200, named)
+	r = run(t, d, "status", "3")
+	if !strings.Contains(r.stdout, "\n1  idm://127.0.0.1:9001    ") || !strings.Contains(r.stdout, "\n2  http://127.0.0.2:8080/f.bin (named by a server)  ") {
+		t.Errorf("stdout:\n%s\nwant source 2, only, marked as named by a server", r.stdout)
+	}
 }
 
 func TestWait(t *testing.T) {

@@ -107,7 +107,11 @@ func writeStatus(w io.Writer, j *api.Job, now time.Time) error {
 				last += " (" + retry + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, s.Source, orDash(s.State), bytesize.Format(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
+		src := s.Source
+		if s.Reach != "" {
+			src += " (named by a server)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", i+1, src, orDash(s.State), bytesize.Format(s.Verified), formatRate(s.Speed), s.Corrupt, orDash(last))
 	}
 	return tw.Flush()
 }

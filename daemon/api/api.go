@@ -89,6 +89,12 @@ type SourceProgress struct {
 	NextRetry time.Time `json:"next_retry,omitzero"`
 	// LastError is the last failure seen, or why it was set aside.
 	LastError string `json:"last_error,omitempty"`
+	// Reach is set for a source a server named rather than the user (a
+	// mirror a mirror announced, one a Metalink fetched from a URL
+	// listed): the most internal addresses it may make idmd connect to,
+	// "internal" (not this machine) or "public". Empty for the user's
+	// own, which may connect anywhere.
+	Reach string `json:"reach,omitempty"`
 }
 
 // WriteReport prints the seed's client report for cur: one line per

@@ -97,6 +97,7 @@ func (q *Queue) view(j *job) api.Job {
 	if j.run != nil {
 		p := j.run.tr.Progress()
 		out.Progress = apiProgress(p)
+		viewReach(&out.Progress, r)
 		out.State = out.Progress.State
 		if p.Size > 0 {
 			out.Size, out.OwnHashes = p.Size, p.OwnPieces
@@ -117,7 +118,23 @@ func (q *Queue) view(j *job) api.Job {
 	for _, s := range r.SourceStats {
 		out.Progress.Sources = append(out.Progress.Sources, apiSource(s, storedState(s), 0, time.Time{}))
 	}
+	viewReach(&out.Progress, r)
 	return out
+}
+
+// viewReach gives each source of p that a server named, rather than the
+// user, its reach as job r's record keeps it.
+func viewReach(p *api.Progress, r *store.Record) {
+	if len(r.SourceReach) == 0 {
+		return
+	}
+	shown := make(map[string]string, len(r.SourceReach))
+	for raw, w := range r.SourceReach {
+		shown[addr.Redact(raw)] = w
+	}
+	for i := range p.Sources {
+		p.Sources[i].Reach = shown[p.Sources[i].Source]
+	}
 }
 
 // apiState is a job's state in the API's words. A running job's word is

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -253,6 +254,17 @@ func TestQueue_Reach_KeptAcrossRestart(t *testing.T) {
 		j, _ = q.Job(j.ID)
 		return len(j.Sources) == 2 && len(j.Progress.Sources) == 2 && j.Progress.Sources[1].Verified > 0
 	})
+	// The view says which source a server named, and where it may lead.
+	shownReach := func(j api.Job) []string {
+		var out []string
+		for _, s := range j.Progress.Sources {
+			out = append(out, s.Reach)
+		}
+		return out
+	}
+	if got := shownReach(j); !slices.Equal(got, []string{"", "public"}) {
+		t.Errorf("the running job shows reach %q, want the user's source none and the announced one public", got)
+	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +281,9 @@ func TestQueue_Reach_KeptAcrossRestart(t *testing.T) {
 	}
 	j = finish(t, q, j.ID)
 	sameFile(t, j.Path, data)
+	if got := shownReach(j); !slices.Equal(got, []string{"", "public"}) {
+		t.Errorf("the ended job shows reach %q, want the user's source none and the announced one public", got)
+	}
 	if evilAsked.Load() != 0 {
 		t.Errorf("after the restart, the announced mirror's name led to this machine: %d requests there", evilAsked.Load())
 	}
