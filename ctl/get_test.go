@@ -64,6 +64,11 @@ func TestGet_Args(t *testing.T) {
 			want: api.CreateRequest{Sources: []string{"idm://10.0.0.1:9001", "idm://10.0.0.1:9002", "idm://10.0.0.1:9003"}, Dir: dir},
 		},
 		{
+			name: "named",
+			args: []string{"-i", "1", "-o", dir, "--name", "f.iso", "-a", "10.0.0.1", "-p", "9001"},
+			want: api.CreateRequest{Sources: []string{"idm://10.0.0.1:9001"}, Dir: dir, Name: "f.iso"},
+		},
+		{
 			name: "relative directory made absolute",
 			args: []string{"-i", "1", "-o", ".", "-a", "10.0.0.1", "-p", "9001"},
 			want: api.CreateRequest{Sources: []string{"idm://10.0.0.1:9001"}, Dir: cwd},
