@@ -113,6 +113,8 @@ func (q *Queue) planMove(ctx context.Context, id uint64, pos int, from Whence) (
 		return 0, 0, nil, fmt.Errorf("%w: job %d is %s, not waiting", ErrConflict, id, apiState(j.state))
 	}
 	last := len(line) - 1
+	// Past either end is that end: bounded so, no sum below wraps.
+	pos = max(-len(line), min(pos, len(line)))
 	switch from {
 	case FromStart:
 		dest = pos

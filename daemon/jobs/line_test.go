@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,12 @@ func TestQueue_Move(t *testing.T) {
 		{3, -10, FromCurrent, 0, []uint64{3, 2, 4, 5}},
 		{3, 99, FromStart, 3, []uint64{2, 4, 5, 3}},
 		{4, -1, FromCurrent, 0, []uint64{4, 2, 5, 3}},
+		// Positions far beyond either end are that end, never a sum
+		// that wraps around.
+		{4, math.MaxInt, FromCurrent, 3, []uint64{2, 5, 3, 4}},
+		{4, math.MinInt, FromEnd, 0, []uint64{4, 2, 5, 3}},
+		{2, math.MaxInt, FromEnd, 3, []uint64{4, 5, 3, 2}},
+		{2, math.MinInt, FromCurrent, 0, []uint64{2, 4, 5, 3}},
 	} {
 		dest, err := q.Move(ctx, step.id, step.pos, step.from)
 		if err != nil {
@@ -94,8 +101,8 @@ func TestQueue_Move(t *testing.T) {
 	if _, err := q.Pause(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if got := lineIDs(q.Waiting(ctx)); !slices.Equal(got, []uint64{4, 2, 5, 3}) {
-		t.Errorf("after pausing job 2 the line is %v, want [4 2 5 3]", got)
+	if got := lineIDs(q.Waiting(ctx)); !slices.Equal(got, []uint64{2, 4, 5, 3}) {
+		t.Errorf("after pausing job 2 the line is %v, want [2 4 5 3]", got)
 	}
 	if _, err := q.Move(ctx, 1, 0, FromStart); !errors.Is(err, ErrConflict) {
 		t.Errorf("Move of the running job: %v, want ErrConflict", err)
