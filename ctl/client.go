@@ -93,6 +93,26 @@ func (c *Client) Summaries(ctx context.Context) ([]api.JobSummary, error) {
 	return jobs, nil
 }
 
+// Line returns the waiting jobs the caller may change, in brief, in the
+// order they start.
+func (c *Client) Line(ctx context.Context) ([]api.JobSummary, error) {
+	var line []api.JobSummary
+	if err := c.do(ctx, "GET", "/v1/line", nil, &line); err != nil {
+		return nil, err
+	}
+	return line, nil
+}
+
+// Move changes a waiting job's place in the line and returns its new
+// one, 0 for the front.
+func (c *Client) Move(ctx context.Context, id uint64, req api.MoveRequest) (int, error) {
+	var res api.MoveResponse
+	if err := c.do(ctx, "POST", jobPath(id, "/move"), req, &res); err != nil {
+		return 0, err
+	}
+	return res.Position, nil
+}
+
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, id uint64) (*api.Job, error) {
 	return c.doJob(ctx, "GET", jobPath(id, ""), nil)

@@ -28,6 +28,8 @@ func TestMain_DaemonNotRunning(t *testing.T) {
 		{"pause", "1", "2"},
 		{"limit"},
 		{"limit", "1M"},
+		{"line"},
+		{"move", "1", "first"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			r := runCLI(t, t.Context(), nil, nil, append([]string{"--socket", sock}, args...)...)

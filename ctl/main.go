@@ -100,7 +100,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		getCmd, addCmd, lsCmd, statusCmd, waitCmd, watchCmd,
-		pauseCmd, resumeCmd, cancelCmd, rmCmd, limitCmd, mirrorsCmd, rpcSecretCmd, versionCmd,
+		pauseCmd, resumeCmd, cancelCmd, rmCmd, lineCmd, moveCmd, limitCmd, mirrorsCmd, rpcSecretCmd, versionCmd,
 	}
 }
 

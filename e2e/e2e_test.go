@@ -451,3 +451,77 @@ func TestJobLimitRunningAndAfterRestart(t *testing.T) {
 		t.Fatalf("after a kill and a restart the limit is %d, want none", j.Limit)
 	}
 }
+
+// idmctl move reorders the line of waiting jobs that idmctl line shows;
+// the order is idmd's to keep, across a stop and a kill -9, and the
+// first in line starts when a slot frees.
+func TestLineMoveAndRestart(t *testing.T) {
+	file, want := proctest.Sample(t, 1<<20, 8)
+	srv := proctest.StartServers(t, file, 1, "")
+	d := proctest.NewDaemon(t)
+	d.Start("--max-active", "1")
+	// A source that is never there holds the one slot.
+	hold := d.AddArgs("-o", t.TempDir(), "idm://127.0.0.1:1")
+	proctest.WaitFor(t, "the first job to hold the slot", 10*time.Second, func() bool { return d.Job(hold).State != api.StateQueued })
+	outs := make(map[uint64]string)
+	var ids []string
+	for range 3 {
+		out := t.TempDir()
+		id := d.Add(out, srv)
+		outs[id] = out
+		ids = append(ids, strconv.FormatUint(id, 10))
+	}
+	line := func() string {
+		t.Helper()
+		r := d.Idmctl("line")
+		if r.Code != 0 {
+			t.Fatalf("idmctl line: exit %d: %s", r.Code, r.Stderr)
+		}
+		var order []string
+		for _, l := range proctest.Lines(r.Stdout)[1:] {
+			order = append(order, strings.Fields(l)[1])
+		}
+		return strings.Join(order, " ")
+	}
+	if got, want := line(), strings.Join(ids, " "); got != want {
+		t.Fatalf("line %q, want %q", got, want)
+	}
+	if r := d.Idmctl("move", ids[2], "first"); r.Code != 0 || r.Stdout != "job "+ids[2]+" is number 1 in line\n" {
+		t.Fatalf("idmctl move: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := d.Idmctl("move", ids[0], "+5"); r.Code != 0 || r.Stdout != "job "+ids[0]+" is number 3 in line\n" {
+		t.Fatalf("idmctl move: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	moved := ids[2] + " " + ids[1] + " " + ids[0]
+	if got := line(); got != moved {
+		t.Fatalf("line %q, want %q", got, moved)
+	}
+	d.Stop()
+	d.Start("--max-active", "1")
+	if got := line(); got != moved {
+		t.Errorf("after a stop the line is %q, want %q", got, moved)
+	}
+	d.Kill()
+	d.Start("--max-active", "1")
+	if got := line(); got != moved {
+		t.Errorf("after a kill -9 the line is %q, want %q", got, moved)
+	}
+	if r := d.Idmctl("move", strconv.FormatUint(hold, 10), "first"); r.Code != 1 || !strings.Contains(r.Stderr, "not waiting") {
+		t.Errorf("moving the job that runs: exit %d, stderr %q; want one error saying it is not waiting", r.Code, r.Stderr)
+	}
+	// The slot frees: the first in line starts, and ends, before the
+	// others.
+	if r := d.Idmctl("cancel", strconv.FormatUint(hold, 10)); r.Code != 0 {
+		t.Fatalf("idmctl cancel: exit %d: %s", r.Code, r.Stderr)
+	}
+	first, _ := strconv.ParseUint(ids[2], 10, 64)
+	proctest.WaitFor(t, "the first in line to complete", time.Minute, func() bool { return d.Job(first).State == api.StateCompleted })
+	done := d.Job(first).Finished
+	for _, id := range ids[:2] {
+		n, _ := strconv.ParseUint(id, 10, 64)
+		if j := d.Job(n); j.State == api.StateCompleted && j.Finished.Before(done) {
+			t.Errorf("job %s finished at %v, before the first in line (%v)", id, j.Finished, done)
+		}
+	}
+	proctest.SameFile(t, outs[first], want)
+}

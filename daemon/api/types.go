@@ -248,6 +248,23 @@ type CreateRequest struct {
 	MetalinkOptions
 }
 
+// MoveRequest is the body of POST /v1/jobs/{id}/move: the job's new
+// place in the line of waiting jobs, as aria2's changePosition takes it.
+type MoveRequest struct {
+	// Position counts from From: from "start", 0 is the first place;
+	// from "current", -1 is one place ahead; from "end", 0 is the last.
+	// A position past either end of the line is that end.
+	Position int `json:"position"`
+	// From is "start", "current" or "end"; empty means "start".
+	From string `json:"from,omitempty"`
+}
+
+// MoveResponse answers POST /v1/jobs/{id}/move.
+type MoveResponse struct {
+	// Position is the job's new place in the line, 0 for the first.
+	Position int `json:"position"`
+}
+
 // LimitRequest is the body of PUT /v1/limit and PUT /v1/jobs/{id}/limit.
 type LimitRequest struct {
 	// Limit is bytes per second; 0 removes the cap.

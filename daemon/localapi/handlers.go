@@ -206,6 +206,46 @@ func (s *Server) serveJobLimit(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, j)
 }
 
+// whence names the places a move counts from, as MoveRequest.From.
+var whence = map[string]jobs.Whence{"": jobs.FromStart, "start": jobs.FromStart, "current": jobs.FromCurrent, "end": jobs.FromEnd}
+
+func (s *Server) serveMove(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(http.MethodPost)
+	}
+	var req api.MoveRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	from, ok := whence[req.From]
+	if !ok {
+		return badRequest("from %q: want start, current or end", req.From)
+	}
+	pos, err := s.Queue.Move(r.Context(), id, req.Position, from)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.MoveResponse{Position: pos})
+}
+
+// serveLine answers the line of waiting jobs the caller may change, in
+// the order they start, in brief.
+func (s *Server) serveLine(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(http.MethodGet)
+	}
+	line := s.Queue.Waiting(r.Context())
+	out := make([]api.JobSummary, len(line))
+	for i := range line {
+		out[i] = line[i].Summary()
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 func (s *Server) serveLimit(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:

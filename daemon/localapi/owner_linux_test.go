@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,49 @@ func TestServer_JobOwner(t *testing.T) {
 		}
 		if status, eb := asRoot.do("PUT", "/v1/limit", `{"limit":0}`, &l); status != http.StatusOK {
 			t.Errorf("root sets the global limit: %d %+v", status, eb)
+		}
+	})
+
+	// The line of waiting jobs is each caller's own: bob sees and moves
+	// his jobs, not ann's; root sees and moves both.
+	t.Run("line", func(t *testing.T) {
+		anns, _ := newJob(t, asAnn)
+		bobs, _ := newJob(t, asBob)
+		for _, j := range []api.Job{anns, bobs} {
+			if status, eb := asRoot.do("POST", fmt.Sprintf("/v1/jobs/%d/pause", j.ID), "", nil); status != http.StatusOK {
+				t.Fatalf("pause: %d %+v", status, eb)
+			}
+		}
+		lineOf := func(c *apiClient) []uint64 {
+			t.Helper()
+			var line []api.JobSummary
+			if status, eb := c.do("GET", "/v1/line", "", &line); status != http.StatusOK {
+				t.Fatalf("GET /v1/line: %d %+v", status, eb)
+			}
+			var ids []uint64
+			for _, j := range line {
+				ids = append(ids, j.ID)
+			}
+			return ids
+		}
+		if got := lineOf(asBob); slices.Contains(got, anns.ID) || !slices.Contains(got, bobs.ID) {
+			t.Errorf("bob's line is %v: want his job %d, not ann's %d", got, bobs.ID, anns.ID)
+		}
+		if got := lineOf(asRoot); !slices.Contains(got, anns.ID) || !slices.Contains(got, bobs.ID) {
+			t.Errorf("root's line is %v: want jobs %d and %d", got, anns.ID, bobs.ID)
+		}
+		says := fmt.Sprintf("job %d belongs to uid %d; only its owner, root or the daemon's user may change it", anns.ID, uidAnn)
+		if status, eb := asBob.do("POST", fmt.Sprintf("/v1/jobs/%d/move", anns.ID), `{"position":0}`, nil); status != http.StatusForbidden || eb.Error != says {
+			t.Errorf("bob moves ann's job: %d %+v, want 403 saying %q", status, eb, says)
+		}
+		for _, c := range []*apiClient{asAnn, asRoot} {
+			var m api.MoveResponse
+			if status, eb := c.do("POST", fmt.Sprintf("/v1/jobs/%d/move", anns.ID), `{"position":0}`, &m); status != http.StatusOK || m.Position != 0 {
+				t.Errorf("move ann's job to the front: %d %+v, position %d", status, eb, m.Position)
+			}
+		}
+		if got := lineOf(asRoot); len(got) == 0 || got[0] != anns.ID {
+			t.Errorf("root's line is %v, want ann's job %d first", got, anns.ID)
 		}
 	})
 

@@ -60,6 +60,8 @@ func (s *Server) routes() *http.ServeMux {
 		"/v1/jobs/{id}/resume":  s.serveAction((*jobs.Queue).Resume),
 		"/v1/jobs/{id}/cancel":  s.serveAction((*jobs.Queue).Cancel),
 		"/v1/jobs/{id}/limit":   s.serveJobLimit,
+		"/v1/jobs/{id}/move":    s.serveMove,
+		"/v1/line":              s.serveLine,
 		"/v1/jobs/{id}/sources": s.serveSources,
 		"/v1/jobs/{id}/events":  s.serveJobEvents,
 		"/v1/events":            s.serveEvents,

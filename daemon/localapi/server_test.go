@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,75 @@ func TestServer_RPC(t *testing.T) {
 		if status, eb := c.do("POST", "/v1/rpc", "", nil); status != http.StatusMethodNotAllowed {
 			t.Errorf("POST: %d %+v", status, eb)
 		}
+	}
+}
+
+// GET /v1/line answers the waiting jobs in the order they start, and
+// POST /v1/jobs/{id}/move changes it as aria2's changePosition does;
+// what cannot move, and a move that makes no sense, change nothing.
+func TestServer_Line_Move(t *testing.T) {
+	var recs []*store.Record
+	for i := range 4 {
+		// No source is ever there: job 1 holds the one slot, and the
+		// others wait behind it.
+		recs = append(recs, &store.Record{Sources: []string{fmt.Sprintf("idm://127.0.0.1:%d", 1+i)}, Dir: t.TempDir(), State: api.StateQueued, Name: fmt.Sprintf("f%d.bin", i+1)})
+	}
+	d, c := startControl(t, jobs.Config{StateDir: stateDir(t, recs...), MaxActive: 1})
+	waitFor(t, "job 1 to start", 10*time.Second, func() bool {
+		j, _ := d.Job(1)
+		return j.State == api.StateDownloading || j.State == api.StateWaiting
+	})
+	line := func() []uint64 {
+		t.Helper()
+		var got []api.JobSummary
+		if status, eb := c.do("GET", "/v1/line", "", &got); status != 200 {
+			t.Fatalf("GET /v1/line: %d %+v", status, eb)
+		}
+		var ids []uint64
+		for _, j := range got {
+			ids = append(ids, j.ID)
+		}
+		return ids
+	}
+	if got := line(); !slices.Equal(got, []uint64{2, 3, 4}) {
+		t.Fatalf("line %v, want [2 3 4]", got)
+	}
+	for _, step := range []struct {
+		id   uint64
+		body string
+		pos  int
+		line []uint64
+	}{
+		{4, `{"position":0}`, 0, []uint64{4, 2, 3}},
+		{3, `{"position":-1,"from":"current"}`, 1, []uint64{4, 3, 2}},
+		{4, `{"position":0,"from":"end"}`, 2, []uint64{3, 2, 4}},
+	} {
+		var got api.MoveResponse
+		if status, eb := c.do("POST", fmt.Sprintf("/v1/jobs/%d/move", step.id), step.body, &got); status != 200 || got.Position != step.pos {
+			t.Fatalf("move job %d by %s: %d %+v, position %d; want 200 and %d", step.id, step.body, status, eb, got.Position, step.pos)
+		}
+		if got := line(); !slices.Equal(got, step.line) {
+			t.Fatalf("after moving job %d by %s the line is %v, want %v", step.id, step.body, got, step.line)
+		}
+	}
+	for _, bad := range []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"POST", "/v1/jobs/2/move", `{"position":0,"from":"middle"}`, 400, api.CodeBadRequest},
+		{"POST", "/v1/jobs/2/move", `{"position":"first"}`, 400, api.CodeBadRequest},
+		{"POST", "/v1/jobs/2/move", `{"position":0,"by":1}`, 400, api.CodeBadRequest},
+		{"POST", "/v1/jobs/1/move", `{"position":0}`, 409, api.CodeConflict},
+		{"POST", "/v1/jobs/99/move", `{"position":0}`, 404, api.CodeNotFound},
+		{"GET", "/v1/jobs/2/move", "", 405, api.CodeMethod},
+		{"POST", "/v1/line", "", 405, api.CodeMethod},
+	} {
+		if status, eb := c.do(bad.method, bad.path, bad.body, nil); status != bad.status || eb.Code != bad.code || strings.Contains(eb.Error, "\n") {
+			t.Errorf("%s %s %s: %d %+v; want %d %s in one line", bad.method, bad.path, bad.body, status, eb, bad.status, bad.code)
+		}
+	}
+	if got := line(); !slices.Equal(got, []uint64{3, 2, 4}) {
+		t.Errorf("refused moves left the line %v, want [3 2 4]", got)
 	}
 }
