@@ -13,37 +13,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/idmproject/idm/ctl"
+	"github.com/idmproject/idm/internal/proctest"
 )
-
-// syncBuffer is a bytes.Buffer safe to write in one goroutine while the
-// test reads it in another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // daemon is idmd run in the test's own process.
 type daemon struct {
 	sock   string
-	stderr *syncBuffer
+	stderr *proctest.LockedBuffer
 	cancel context.CancelFunc
 	done   chan int
 }
@@ -56,7 +37,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	old := stopContext
 	stopContext = func() (context.Context, func()) { return ctx, func() {} }
 	t.Cleanup(func() { stopContext = old })
-	d := &daemon{sock: filepath.Join(t.TempDir(), "idmd.sock"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	d := &daemon{sock: filepath.Join(t.TempDir(), "idmd.sock"), stderr: &proctest.LockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		d.done <- run(append([]string{"run", "--socket", d.sock, "--system=false"}, args...), io.Discard, d.stderr)
 	}()

@@ -21,6 +21,7 @@ import (
 	"github.com/idmproject/idm/internal/dnstest"
 	"github.com/idmproject/idm/internal/nethook"
 	"github.com/idmproject/idm/internal/proctest"
+	"github.com/idmproject/idm/internal/servertest"
 	"github.com/idmproject/idm/transport/httpsrc"
 )
 
@@ -38,31 +39,6 @@ func pretendPublic(t *testing.T) {
 		netip.MustParseAddr(publicIP):  uint8(httpsrc.Public),
 		netip.MustParseAddr(publicIP2): uint8(httpsrc.Public),
 	}))
-}
-
-// serveAt starts h on a port of the loopback address ip, for the test.
-func serveAt(t *testing.T, ip string, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv, err := serveOn(t, net.JoinHostPort(ip, "0"), h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
-
-// serveOn starts h on hostport, a loopback address and port.
-func serveOn(t *testing.T, hostport string, h http.Handler) (*httptest.Server, error) {
-	t.Helper()
-	ln, err := net.Listen("tcp", hostport)
-	if err != nil {
-		return nil, err
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, nil
 }
 
 // countingHandler counts the requests h gets.
@@ -130,10 +106,10 @@ func TestQueue_Reach_AnnouncedMirrorOnThisMachineRefused(t *testing.T) {
 	h, insideAsked := countingHandler(http.FileServer(http.Dir(dir)))
 	inside := httptest.NewServer(h)
 	t.Cleanup(inside.Close)
-	far := serveAt(t, publicIP2, http.FileServer(http.Dir(dir)))
+	far := servertest.HTTPAt(t, publicIP2, http.FileServer(http.Dir(dir)))
 	slow := new(atomic.Bool)
 	slow.Store(true)
-	announcer := serveAt(t, publicIP, announcing(dir, "<"+inside.URL+"/video.bin>; rel=duplicate; pri=1, <"+far.URL+"/video.bin>; rel=duplicate; pri=2", slow))
+	announcer := servertest.HTTPAt(t, publicIP, announcing(dir, "<"+inside.URL+"/video.bin>; rel=duplicate; pri=1, <"+far.URL+"/video.bin>; rel=duplicate; pri=2", slow))
 	var log proctest.LockedBuffer
 	q, err := Open(Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, nil)), FlushInterval: 50 * time.Millisecond, StallTimeout: 5 * time.Second})
 	if err != nil {
@@ -174,12 +150,12 @@ func TestQueue_Reach_MetalinkFromPublicServer(t *testing.T) {
 	h, insideAsked := countingHandler(http.FileServer(http.Dir(dir)))
 	inside := httptest.NewServer(h)
 	t.Cleanup(inside.Close)
-	far := serveAt(t, publicIP2, http.FileServer(http.Dir(dir)))
+	far := servertest.HTTPAt(t, publicIP2, http.FileServer(http.Dir(dir)))
 	docs := map[string]string{
 		"/release.meta4": meta4("release.iso", data, 256<<10, inside.URL+"/video.bin", far.URL+"/video.bin"),
 		"/inside.meta4":  meta4("release.iso", data, 256<<10, inside.URL+"/video.bin", "http://localhost:1/video.bin"),
 	}
-	meta := serveAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	meta := servertest.HTTPAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/metalink4+xml")
 		io.WriteString(w, docs[r.URL.Path])
 	}))
@@ -219,9 +195,9 @@ func TestQueue_Reach_KeptAcrossRestart(t *testing.T) {
 	evil, evilAsked := countingHandler(http.FileServer(http.Dir(dir)))
 	var port string
 	for range 10 {
-		good := serveAt(t, publicIP2, announcing(dir, "", slow))
+		good := servertest.HTTPAt(t, publicIP2, announcing(dir, "", slow))
 		_, port, _ = net.SplitHostPort(good.Listener.Addr().String())
-		if _, err := serveOn(t, "127.0.0.1:"+port, evil); err == nil {
+		if _, err := servertest.HTTPOn(t, "127.0.0.1:"+port, evil); err == nil {
 			break
 		}
 		good.Close()
@@ -239,7 +215,7 @@ func TestQueue_Reach_KeptAcrossRestart(t *testing.T) {
 		return netip.Addr{}
 	})))
 	learned := "http://learned.test:" + port + "/video.bin"
-	announcer := serveAt(t, publicIP, announcing(dir, "<"+learned+">; rel=duplicate", slow))
+	announcer := servertest.HTTPAt(t, publicIP, announcing(dir, "<"+learned+">; rel=duplicate", slow))
 	cfg := Config{StateDir: t.TempDir(), Logger: quietLog(), FlushInterval: 50 * time.Millisecond, StallTimeout: 5 * time.Second}
 	q, err := Open(cfg)
 	if err != nil {
@@ -321,7 +297,7 @@ func TestQueue_Reach_UserAddedMirrorOnThisMachine(t *testing.T) {
 	t.Cleanup(inside.Close)
 	slow := new(atomic.Bool)
 	slow.Store(true)
-	public := serveAt(t, publicIP, announcing(dir, "", slow))
+	public := servertest.HTTPAt(t, publicIP, announcing(dir, "", slow))
 	q := mirrorQueue(t)
 	j, _, err := q.Create(context.Background(), api.CreateRequest{Sources: []string{public.URL + "/video.bin"}, Dir: t.TempDir()})
 	if err != nil {
@@ -351,9 +327,9 @@ func TestQueue_Reach_FollowedMetalinkFromPublicServer(t *testing.T) {
 	h, insideAsked := countingHandler(http.FileServer(http.Dir(dir)))
 	inside := httptest.NewServer(h)
 	t.Cleanup(inside.Close)
-	far := serveAt(t, publicIP2, http.FileServer(http.Dir(dir)))
+	far := servertest.HTTPAt(t, publicIP2, http.FileServer(http.Dir(dir)))
 	doc := meta4("release.iso", data, 256<<10, inside.URL+"/video.bin", far.URL+"/video.bin")
-	meta := serveAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	meta := servertest.HTTPAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/metalink4+xml")
 		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
 	}))

@@ -1,11 +1,15 @@
-// Package servertest starts idm servers on loopback, in the test's own
-// process, for the tests of the engine, the job queue and the control
-// API. It is imported only by tests.
+// Package servertest starts idm servers, and HTTP servers on a loopback
+// address of the test's choosing, in the test's own process, for the
+// tests of the engine, the job queue, the control API and the HTTP
+// source. It is imported only by tests.
 package servertest
 
 import (
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,4 +75,31 @@ func SourcesOf(addrs ...string) []string {
 		out = append(out, "idm://"+a)
 	}
 	return out
+}
+
+// HTTPAt starts h on a port of the loopback address ip (127.0.0.2, say,
+// which a test may make stand for a public server), until the test ends.
+func HTTPAt(t testing.TB, ip string, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv, err := HTTPOn(t, net.JoinHostPort(ip, "0"), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// HTTPOn starts h on hostport, a loopback address and port, until the
+// test ends; it fails when the port is taken.
+func HTTPOn(t testing.TB, hostport string, h http.Handler) (*httptest.Server, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", hostport)
+	if err != nil {
+		return nil, err
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, nil
 }

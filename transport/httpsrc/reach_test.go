@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/idmproject/idm/internal/servertest"
 )
 
 // The loopback addresses the tests make stand for other networks.
@@ -27,39 +29,14 @@ func pretendNetworks(t *testing.T) {
 	pretend(t, map[string]Class{publicIP: Public, publicIP2: Public, internalIP: Internal})
 }
 
-// serveAt starts h on a port of the loopback address ip, for the test.
-func serveAt(t *testing.T, ip string, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv, err := serveOn(t, net.JoinHostPort(ip, "0"), h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
-
-// serveOn starts h on hostport, a loopback address and port.
-func serveOn(t *testing.T, hostport string, h http.Handler) (*httptest.Server, error) {
-	t.Helper()
-	ln, err := net.Listen("tcp", hostport)
-	if err != nil {
-		return nil, err
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, nil
-}
-
 // twins starts a on a port of ipA and b on the same port of ipB, as one
 // name that resolves to either finds them, and returns the port.
 func twins(t *testing.T, ipA string, a http.Handler, ipB string, b http.Handler) string {
 	t.Helper()
 	for range 10 {
-		srv := serveAt(t, ipA, a)
+		srv := servertest.HTTPAt(t, ipA, a)
 		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-		if _, err := serveOn(t, net.JoinHostPort(ipB, port), b); err == nil {
+		if _, err := servertest.HTTPOn(t, net.JoinHostPort(ipB, port), b); err == nil {
 			return port
 		}
 		srv.Close()
@@ -255,7 +232,7 @@ func TestSource_Reach_Redirects(t *testing.T) {
 	files := map[string]*atomic.Int64{}
 	for _, ip := range []string{"127.0.0.1", publicIP, internalIP} {
 		h, n := redirector(data)
-		srv[ip], files[ip] = serveAt(t, ip, h), n
+		srv[ip], files[ip] = servertest.HTTPAt(t, ip, h), n
 	}
 	const local = "127.0.0.1"
 	for _, tt := range []struct {
@@ -309,7 +286,7 @@ func TestSource_Reach_PublicRedirectToThisMachine(t *testing.T) {
 	pretendNetworks(t)
 	var asked atomic.Int64
 	inside := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1) }))
-	public := serveAt(t, publicIP, http.RedirectHandler(inside.URL+"/f", http.StatusFound))
+	public := servertest.HTTPAt(t, publicIP, http.RedirectHandler(inside.URL+"/f", http.StatusFound))
 	_, err := open(t, newSource(t, public.URL+"/f", Options{})).Describe(t.Context())
 	checkErr(t, err, true, ErrRefused)
 	want := public.URL + "/f?sig=xxxxx: refused: " + public.URL + "/f?sig=xxxxx redirected to 127.0.0.1, an address of this machine, which a public server may not send idmd to"
@@ -331,7 +308,7 @@ func TestSource_Reach_RedirectToNameRefused(t *testing.T) {
 	h, asked := counted(data)
 	inside := serve(t, h)
 	_, port, _ := net.SplitHostPort(inside.Listener.Addr().String())
-	public := serveAt(t, publicIP, http.RedirectHandler("http://inside.test:"+port+"/f", http.StatusFound))
+	public := servertest.HTTPAt(t, publicIP, http.RedirectHandler("http://inside.test:"+port+"/f", http.StatusFound))
 	_, err := open(t, newSource(t, public.URL+"/f", Options{})).Describe(t.Context())
 	checkErr(t, err, true, ErrRefused)
 	if want := "redirected to inside.test (127.0.0.1), an address of this machine, which a public server may not send idmd to"; err != nil && !strings.Contains(err.Error(), want) {
@@ -370,7 +347,7 @@ func TestSource_Reach_KeptAliveConnectionNotReused(t *testing.T) {
 	t.Cleanup(inside.Close)
 	_, port, _ := net.SplitHostPort(inside.Listener.Addr().String())
 	target := "http://inside.test:" + port + "/f"
-	public := serveAt(t, publicIP, http.RedirectHandler(target, http.StatusFound))
+	public := servertest.HTTPAt(t, publicIP, http.RedirectHandler(target, http.StatusFound))
 
 	client := NewClient()
 	t.Cleanup(client.CloseIdleConnections)
@@ -405,7 +382,7 @@ func TestSource_Reach_RememberedRedirectKeepsItsReach(t *testing.T) {
 	evil, servedEvil := counted(data)
 	port := twins(t, publicIP2, good, "127.0.0.1", evil)
 	to := resolveTo(t, "next.test", publicIP2)
-	public := serveAt(t, publicIP, http.RedirectHandler("http://next.test:"+port+"/f", http.StatusFound))
+	public := servertest.HTTPAt(t, publicIP, http.RedirectHandler("http://next.test:"+port+"/f", http.StatusFound))
 	client := NewClient()
 	c := open(t, newSource(t, public.URL+"/f", Options{Client: client}))
 	if _, err := c.Describe(t.Context()); err != nil {
@@ -459,8 +436,8 @@ func TestSource_Reach_Duplicates(t *testing.T) {
 		mirror(data, "")(w, r)
 	}
 	local := serve(t, http.HandlerFunc(announcing))
-	internal := serveAt(t, internalIP, http.HandlerFunc(announcing))
-	public := serveAt(t, publicIP, http.HandlerFunc(announcing))
+	internal := servertest.HTTPAt(t, internalIP, http.HandlerFunc(announcing))
+	public := servertest.HTTPAt(t, publicIP, http.HandlerFunc(announcing))
 	redir, _ := redirector(data)
 	toPublic := serve(t, redir).URL + "/r?to=" + url.QueryEscape(public.URL+"/f")
 	for _, tt := range []struct {
@@ -495,7 +472,7 @@ func TestSource_Reach_DescribedByNotFetched(t *testing.T) {
 	data := randomData(1000, 37)
 	var asked atomic.Int64
 	inside := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1) }))
-	public := serveAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	public := servertest.HTTPAt(t, publicIP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "<"+inside.URL+`/f.meta4>; rel=describedby; type="application/metalink4+xml"`)
 		mirror(data, "")(w, r)
 	}))
@@ -519,7 +496,7 @@ func TestSource_Reach_Proxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	public := serveAt(t, publicIP, mirror(data, ""))
+	public := servertest.HTTPAt(t, publicIP, mirror(data, ""))
 	c := open(t, newSource(t, public.URL+"/f", Options{Client: client, Reach: Public}))
 	if err := c.Fetch(t.Context(), 0, 100, io.Discard); err != nil || connects.Load() == 0 {
 		t.Fatalf("through the proxy: %v, %d connects", err, connects.Load())
@@ -555,7 +532,7 @@ func TestSource_Reach_OwnClient(t *testing.T) {
 func TestNewClient_ReachOfPlainRequests(t *testing.T) {
 	pretendNetworks(t)
 	data := randomData(100, 40)
-	public := serveAt(t, publicIP, mirror(data, ""))
+	public := servertest.HTTPAt(t, publicIP, mirror(data, ""))
 	h, asked := counted(data)
 	inside := serve(t, h)
 	client := NewClient()
