@@ -264,8 +264,9 @@ func (c *chunkedReader) beginChunk() error {
 	if err != nil {
 		return err
 	}
-	size, _, _ := strings.Cut(line, ";")
-	size = strings.TrimRight(size, " \t")
+	// White space may end the line, as net/http allows, but not stand
+	// between the size and an extension: net/http refuses that.
+	size, _, _ := strings.Cut(strings.TrimRight(line, " \t"), ";")
 	n, err := strconv.ParseInt(size, 16, 64)
 	if err != nil || n < 0 || size == "" || size[0] == '+' || size[0] == '-' {
 		return fmt.Errorf("%w: chunk size %q", errMalformed, clip(line))
